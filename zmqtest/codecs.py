@@ -1,0 +1,88 @@
+"""Body encodings: how a ``send`` event turns a body into a frame, and a ``recv`` back.
+
+A codec is any object with ``encode(body) -> bytes`` and ``decode(frame) -> body``
+(``decode`` raises :class:`ValueError` on a frame it cannot read). JSON is the
+default, written the way pyzmq's ``send_json`` writes it, so processes may use
+``recv_json``/``send_json`` on their side. Set ``codec`` on a ProcessTest subclass to
+use another one (msgpack, protobuf, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from zmqtest.errors import MessageError
+
+
+class Codec(Protocol):
+    """What ProcessTest needs to encode and decode message bodies."""
+
+    def encode(self, body: Any) -> bytes: ...
+
+    def decode(self, frame: bytes) -> Any: ...
+
+
+class JsonCodec:
+    """UTF-8 JSON, compact, as ``zmq.Socket.send_json`` writes it."""
+
+    name = "json"
+
+    def __init__(self) -> None:
+        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+    def encode(self, body: Any) -> bytes:
+        try:
+            return self._encoder.encode(body).encode()
+        except (TypeError, ValueError) as exc:
+            where = _find_unencodable(body) or "body"
+            raise MessageError(f"body is not JSON-serialisable: {where} ({exc})") from None
+
+    def decode(self, frame: bytes) -> Any:
+        return json.loads(frame)
+
+    def __repr__(self) -> str:
+        return "JsonCodec()"
+
+
+class RawCodec:
+    """Bodies are frames already: bytes pass through, str is UTF-8 encoded."""
+
+    name = "raw"
+
+    def encode(self, body: Any) -> bytes:
+        if isinstance(body, str):
+            return body.encode()
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            return bytes(body)
+        raise MessageError(f"body must be bytes or str for the raw codec, got {type(body).__name__}")
+
+    def decode(self, frame: bytes) -> Any:
+        return frame
+
+    def __repr__(self) -> str:
+        return "RawCodec()"
+
+
+def _find_unencodable(body: Any, path: str = "body") -> str:
+    """Name the first value inside ``body`` that JSON cannot encode, e.g. ``body['ts'] = datetime(...)``."""
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                return f"key {key!r} of {path} ({type(key).__name__})"
+            found = _find_unencodable(value, f"{path}[{key!r}]")
+            if found:
+                return found
+        return ""
+    if isinstance(body, (list, tuple)):
+        for index, value in enumerate(body):
+            found = _find_unencodable(value, f"{path}[{index}]")
+            if found:
+                return found
+        return ""
+    if body is None or isinstance(body, (str, int, float, bool)):
+        return ""
+    text = repr(body)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{path} = {text} ({type(body).__name__})"

@@ -1,0 +1,79 @@
+"""The exceptions zmqtest raises, so that users can catch them by kind.
+
+Every message says what was expected, on which socket, and where in the test.
+"""
+
+from __future__ import annotations
+
+import zmq
+
+
+class ZmqTestError(Exception):
+    """Root of zmqtest's own errors.
+
+    ``context`` holds lines added on the way up (the event being performed and the
+    test line that yielded it); they print after the message.
+    """
+
+    context: list[str]
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.message = message
+        self.context = []
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *self.context])
+
+
+class SocketTimeout(ZmqTestError, zmq.Again):
+    """A send or receive on a mimic socket did not complete within its timeout.
+
+    It is a :class:`zmq.Again` (and so a :class:`zmq.ZMQError` with ``errno`` EAGAIN),
+    so code written against plain pyzmq keeps catching it.
+    """
+
+    def __init__(self, message: str, *, operation: str = "", timeout: float = 0.0) -> None:
+        ZmqTestError.__init__(self, message)
+        self.errno = zmq.EAGAIN
+        self.operation = operation
+        self.timeout = timeout
+
+    @property
+    def strerror(self) -> str:  # zmq.ZMQError keeps its message here
+        return str(self)
+
+    @strerror.setter
+    def strerror(self, value: str) -> None:
+        self.message = value
+
+
+class EventError(ZmqTestError, TypeError):
+    """A test generator yielded something that is not a valid event, or misused the protocol."""
+
+
+class MessageError(ZmqTestError, ValueError):
+    """A message body could not be encoded, or a received frame could not be decoded."""
+
+
+def add_context(exc: BaseException, line: str) -> None:
+    """Append ``line`` to the message of ``exc``, keeping its type and traceback.
+
+    zmqtest's own errors print their ``context``; pyzmq's errors print ``strerror``;
+    anything else gets a PEP 678 note (shown by Python 3.11+ and by pytest).
+    """
+    if isinstance(exc, ZmqTestError):
+        exc.context.append(line)
+    elif isinstance(exc, zmq.ZMQError):
+        exc.strerror = f"{exc.strerror}\n{line}"
+    elif hasattr(exc, "add_note"):
+        exc.add_note(line)
+    else:  # Python 3.10: keep it where pytest and traceback look for it
+        notes = getattr(exc, "__notes__", None)
+        if not isinstance(notes, list):
+            notes = []
+            try:
+                exc.__notes__ = notes  # type: ignore[attr-defined,unused-ignore]  # 3.10 lacks it
+            except AttributeError:
+                return
+        notes.append(line)

@@ -1,0 +1,151 @@
+"""The pytest plugin (entry point ``pytest11: zmqtest``): the only pytest glue in zmqtest.
+
+Generator tests. ProcessTest tests are generators by design, and pytest 8.4 made any
+test containing ``yield`` a collection error (pytest #12960: "'yield' keyword is
+allowed in fixtures, but not in tests"). So, for methods of ProcessTest subclasses
+only, :func:`pytest_pycollect_makeitem` hands pytest a plain stand-in function
+(``functools.wraps`` of the generator: same name, signature and marks) and lets
+pytest build its ordinary items from it, so fixtures, parametrize, marks, ``-k`` and
+``--lf`` work as for any test. pytest still looks the real method up on the class
+by name when it runs the item, and :func:`pytest_pyfunc_call` (``tryfirst``) drives
+that generator through :meth:`ProcessTest.run`. Public pytest API only.
+
+Inert where unused: this module imports neither pyzmq nor the rest of zmqtest. A
+class can only subclass ProcessTest once ``zmqtest.runner`` is imported, so the
+hooks look for it in ``sys.modules`` and return at once when it is not there.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+
+from zmqtest import __version__
+from zmqtest.settings import DEFAULT_TIMEOUT, default_timeout, parse_timeout
+
+TIMEOUT_HELP = f"Seconds a mimic socket waits for a send or receive (default: {DEFAULT_TIMEOUT:g})"
+MARKERS = (
+    "process: a process test (starts the real process under test); deselect with -m 'not process'",
+    "system: a system test (runs the whole program); deselect with -m 'not system'",
+    "zmqtest(timeout=None): zmqtest settings for this test; timeout in seconds for mimic sockets",
+)
+_MARKER_KEYWORDS = ("timeout",)
+
+_SESSION_TIMEOUT = pytest.StashKey[tuple[float, str]]()
+_MARKER_PROBLEM = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("zmqtest", "ZeroMQ process testing (zmqtest)")
+    group.addoption("--zmqtest-timeout", dest="zmqtest_timeout", metavar="SECONDS", default=None, help=TIMEOUT_HELP)
+    parser.addini("zmqtest_timeout", TIMEOUT_HELP, default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    config.stash[_SESSION_TIMEOUT] = _session_timeout(config)
+
+
+def _session_timeout(config: pytest.Config) -> tuple[float, str]:
+    """The timeout from the command line, else the ini file, else the default, and where it came from."""
+    value: Any = config.getoption("zmqtest_timeout")
+    where = "command line option --zmqtest-timeout"
+    if value is None:
+        value = config.getini("zmqtest_timeout")
+        inifile = config.inipath.name if config.inipath else "the ini file"
+        where = f"ini option zmqtest_timeout in {inifile}"
+    if value in (None, ""):
+        return DEFAULT_TIMEOUT, "default"
+    try:
+        return parse_timeout(value, where), where
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _item_timeout(item: pytest.Item, session_timeout: float) -> float:
+    """Apply a ``@pytest.mark.zmqtest(timeout=...)`` marker over the session's timeout."""
+    marker = item.get_closest_marker("zmqtest")
+    if marker is None:
+        return session_timeout
+    where = f"@pytest.mark.zmqtest on {item.nodeid}"
+    unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYWORDS))
+    if marker.args or unknown:
+        given = ", ".join([*map(repr, marker.args), *unknown])
+        raise ValueError(f"{where} takes only the keyword arguments {', '.join(_MARKER_KEYWORDS)}; got {given}")
+    if "timeout" not in marker.kwargs:
+        return session_timeout
+    return parse_timeout(marker.kwargs["timeout"], f"{where} (timeout=...)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """Make the test's timeout the mimic sockets' default for its setup, call and teardown."""
+    timeout, _ = item.config.stash[_SESSION_TIMEOUT]
+    try:
+        timeout = _item_timeout(item, timeout)
+    except ValueError as exc:
+        item.stash[_MARKER_PROBLEM] = str(exc)
+    with default_timeout(timeout):
+        return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = item.stash.get(_MARKER_PROBLEM, None)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> object:
+    """Collect the generator methods of ProcessTest subclasses as ordinary test items."""
+    runner = sys.modules.get("zmqtest.runner")
+    if runner is None or not isinstance(collector, pytest.Class) or not inspect.isgeneratorfunction(obj):
+        return None
+    if not issubclass(collector.obj, runner.ProcessTest):
+        return None
+    return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=name, obj=_stand_in(obj))
+
+
+def _stand_in(generator_function: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain function that looks like ``generator_function`` to pytest's collection."""
+
+    @functools.wraps(generator_function)
+    def stand_in(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("zmqtest: the collection stand-in was called instead of the generator test")
+
+    return stand_in
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Drive a ProcessTest generator test with its fixtures as arguments."""
+    __tracebackhide__ = True
+    test = pyfuncitem.obj
+    runner = sys.modules.get("zmqtest.runner")
+    if runner is None or not isinstance(pyfuncitem.instance, runner.ProcessTest):
+        return None
+    if not inspect.isgeneratorfunction(test):
+        return None
+    funcargs = pyfuncitem.funcargs
+    arguments = {name: funcargs[name] for name in inspect.signature(test).parameters}
+    pyfuncitem.instance.run(test, **arguments)
+    return True
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    """One line with the versions and the timeout, in runs that use pyzmq at all."""
+    zmq = sys.modules.get("zmq")
+    if zmq is None:
+        return None
+    timeout, where = config.stash[_SESSION_TIMEOUT]
+    return (
+        f"zmqtest {__version__}, pyzmq {zmq.pyzmq_version()}, libzmq {zmq.zmq_version()}, "
+        f"timeout {timeout:g} s ({where})"
+    )

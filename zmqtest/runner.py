@@ -1,0 +1,233 @@
+"""ProcessTest: a test written as the conversation it has with the process under test.
+
+A test method is a generator that yields events::
+
+    def test_ping(self):
+        yield ("send", self.sock, [], ["ping", 1])
+        reply = yield ("recv", self.sock)
+        assert reply == [["pong", 1]]
+
+Each event is ``(action, *args)``; the action is a method of the test class (``send``
+and ``recv`` are built in, subclasses add their own) and its result is sent back
+into the generator. A failure (timeout, bad message, error in an action) is thrown
+*into* the generator, so the traceback ends at the ``yield`` line that asked for it
+and the test may even catch it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import types
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import zmq
+
+from zmqtest.codecs import Codec, JsonCodec
+from zmqtest.errors import EventError, MessageError, ZmqTestError, add_context
+from zmqtest.sockets import TestSocket
+
+__all__ = ["ProcessTest"]
+
+Event = tuple[Any, ...]
+
+EVENT_FORMS = (
+    "an event is a tuple (action, *args): ('send', sock, header, body[, extra_frames]), "
+    "('recv', sock[, json_load_index]) or (name_of_a_method_of_this_class, *args)"
+)
+_NOT_ACTIONS = frozenset({"run", "setup_method", "teardown_method", "setup_class", "teardown_class"})
+
+
+class ProcessTest:
+    """Base class for process tests: drives generator tests and provides the built-in actions.
+
+    Set ``codec`` to change how bodies are encoded (JSON by default). Any public
+    method of a subclass is an action: ``yield ("my_action", arg)`` calls
+    ``self.my_action(arg)`` and sends its return value back.
+    """
+
+    codec: ClassVar[Codec] = JsonCodec()
+
+    def send(
+        self, sock: TestSocket, header: Sequence[bytes | str], body: Any, extra_frames: Sequence[bytes | str] = ()
+    ) -> None:
+        """Send ``header + [encoded body] + extra_frames`` as one multipart message on ``sock``."""
+        _require_socket(sock, "send")
+        if not isinstance(header, (list, tuple)):
+            raise EventError(f"the header of a send must be a list of frames, got {_short(header)}; use [] for none")
+        if not isinstance(extra_frames, (list, tuple)):
+            raise EventError(f"extra_frames of a send must be a list of frames, got {_short(extra_frames)}")
+        frames = [*header, self.codec.encode(body), *extra_frames]
+        for index, frame in enumerate(frames):
+            if isinstance(frame, str):
+                frames[index] = frame.encode()
+        sock.send_multipart(frames)
+
+    def recv(self, sock: TestSocket, json_load_index: int | None = -1) -> list[Any]:
+        """Receive a multipart message on ``sock``; decode the frame at ``json_load_index``.
+
+        Returns the list of frames with that one replaced by its decoded body
+        (``None``: all frames stay raw bytes).
+        """
+        _require_socket(sock, "recv")
+        frames: list[Any] = sock.recv_multipart()
+        if json_load_index is not None:
+            try:
+                frame = frames[json_load_index]
+            except (IndexError, TypeError):
+                raise MessageError(
+                    f"cannot decode frame {json_load_index!r} of a {len(frames)}-frame message "
+                    f"on {sock.describe()}: {_frames_preview(frames)}"
+                ) from None
+            try:
+                frames[json_load_index] = self.codec.decode(frame)
+            except ValueError as exc:
+                problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"is not valid ({exc})"
+                raise MessageError(
+                    f"frame {json_load_index} of the message on {sock.describe()} {problem} for {self.codec!r}: "
+                    f"{_preview(frame)}; whole message: {_frames_preview(frames)} "
+                    "(pass json_load_index=None to get raw frames)"
+                ) from None
+        return frames
+
+    def run(self, testfunc: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """Drive the generator test ``testfunc(*args, **kwargs)`` to its end."""
+        __tracebackhide__ = True
+        gen = testfunc(*args, **kwargs)
+        if not isinstance(gen, types.GeneratorType):
+            name = getattr(testfunc, "__qualname__", repr(testfunc))
+            raise EventError(f"{name} is not a generator function: a ProcessTest test yields events ({EVENT_FORMS})")
+        try:
+            self._drive(gen)
+        except BaseException as failure:
+            _close_after_failure(gen, failure)
+            raise
+
+    def _drive(self, gen: types.GeneratorType[Event, Any, None]) -> None:
+        __tracebackhide__ = True
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is None:
+                    event = gen.send(value)
+                else:
+                    event, error = gen.throw(error), None
+            except StopIteration as stop:
+                if stop.value is not None:
+                    code = gen.gi_code
+                    raise EventError(
+                        f"test generator {gen.__qualname__} ({_relative(code.co_filename)}:{code.co_firstlineno}) "
+                        f"returned {_short(stop.value)}: "
+                        "a ProcessTest test ends without a value (assert on what it received instead)"
+                    ) from None
+                return
+            try:
+                value = self._perform(event)
+            except Exception as exc:
+                value, error = None, _at_yield(exc, event, gen)
+
+    def _perform(self, event: Event) -> Any:
+        __tracebackhide__ = True
+        if type(event) is not tuple or not event:
+            raise EventError(f"yielded {_short(event)}, which is not an event: {EVENT_FORMS}")
+        name = event[0]
+        action = getattr(self, name, None) if isinstance(name, str) and not name.startswith("_") else None
+        if action is None or not callable(action) or name in _NOT_ACTIONS:
+            raise EventError(self._unknown_action(name))
+        try:
+            return action(*event[1:])
+        except TypeError as exc:
+            if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+                raise EventError(_arity_problem(action, name, event, exc)) from None
+            raise
+
+    def _unknown_action(self, name: object) -> str:
+        known = sorted(_actions(type(self)))
+        text = f"unknown action {name!r}"
+        close = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
+        if close:
+            text += f"; did you mean {close[0]!r}?"
+        return f"{text} (known actions: {', '.join(known)}; {EVENT_FORMS})"
+
+
+def _actions(cls: type) -> list[str]:
+    return [
+        name
+        for name, value in inspect.getmembers(cls)
+        if callable(value)
+        and not name.startswith("_")
+        and name not in _NOT_ACTIONS
+        and not name.startswith("test")
+        and not isinstance(value, type)
+    ]
+
+
+def _arity_problem(action: Callable[..., Any], name: str, event: Event, exc: TypeError) -> str:
+    try:
+        signature = inspect.signature(action)
+    except ValueError:
+        return f"event {_short(event)} does not fit action {name!r}: {exc}"
+    plain = signature.replace(
+        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty,
+    )
+    try:
+        signature.bind(*event[1:])
+    except TypeError as problem:
+        return f"event {_short(event)} does not fit {name}{plain}: {problem}"
+    return f"event {_short(event)} does not fit {name}{plain}: {exc}"
+
+
+def _at_yield(exc: Exception, event: Event, gen: types.GeneratorType[Event, Any, None]) -> Exception:
+    """Prepare ``exc`` to be thrown into ``gen``: name the event and the yield line.
+
+    zmqtest's and pyzmq's errors lose their traceback (their message says it all), so
+    the traceback ends at the user's ``yield``; errors from user actions keep theirs.
+    """
+    frame = gen.gi_frame
+    where = f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}" if frame is not None else gen.__qualname__
+    add_context(exc, f"  event: {_short(event)} at {where}")
+    if isinstance(exc, (ZmqTestError, zmq.ZMQError)):
+        exc = exc.with_traceback(None)
+    return exc
+
+
+def _close_after_failure(gen: types.GeneratorType[Event, Any, None], failure: BaseException) -> None:
+    """Close a generator that the failure left suspended, without masking the failure."""
+    try:
+        gen.close()
+    except Exception as problem:
+        add_context(failure, f"  also, closing the test generator failed: {problem!r}")
+
+
+def _require_socket(sock: object, action: str) -> None:
+    if not isinstance(sock, TestSocket):
+        kind = "a plain zmq.Socket, which could wait forever" if isinstance(sock, zmq.Socket) else _short(sock)
+        raise EventError(f"{action} needs a TestSocket (make_sock(...)), got {kind}")
+
+
+def _relative(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return relative if not relative.startswith("..") else path
+
+
+def _short(value: object, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _preview(frame: bytes, limit: int = 40) -> str:
+    return repr(frame[:limit]) + (f"... ({len(frame)} bytes)" if len(frame) > limit else "")
+
+
+def _frames_preview(frames: list[Any], limit: int = 4) -> str:
+    shown = [_preview(f) if isinstance(f, bytes) else _short(f, 60) for f in frames[:limit]]
+    if len(frames) > limit:
+        shown.append(f"... {len(frames) - limit} more")
+    return "[" + ", ".join(shown) + "]"

@@ -1,0 +1,307 @@
+"""Mimic sockets: pyzmq sockets that play a peer of the process under test.
+
+A :class:`TestSocket` is a :class:`zmq.Socket` (so pollers, monitors, options and
+``isinstance`` work as usual) whose sends and receives wait at most a timeout and
+then raise :class:`~zmqtest.errors.SocketTimeout`, naming the operation, the socket,
+its endpoints and the timeout. A message that is already there comes back at once.
+
+The wait is libzmq's own (``RCVTIMEO``/``SNDTIMEO``, set only when the timeout
+changes), so a mimic costs next to nothing over a raw socket: no polling loop, no
+sleeping. Only "nothing yet" (EAGAIN) is waited on; any other ZMQ error (EFSM,
+EHOSTUNREACH, ETERM, ...) surfaces at once with the socket named in its message.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from zmqtest.errors import SocketTimeout, add_context
+from zmqtest.settings import current_timeout, parse_timeout
+
+__all__ = ["TestSocket", "make_sock", "parse_endpoint"]
+
+Endpoint = str | tuple[str | None, int | str]
+"""An endpoint string (``"tcp://127.0.0.1:5555"``, ``"ipc:///tmp/x"``) or a ``(host, port)`` tuple."""
+
+LOOPBACK = "127.0.0.1"
+RECONNECT_IVL_MS = 10
+"""libzmq's default (100 ms) would make a mimic that connects before the process has bound wait that long."""
+
+_SEND_HINTS = {
+    "REQ": "no peer took the request",
+    "DEALER": "no connected peer took the message",
+    "PUSH": "no connected peer took the message",
+    "ROUTER": "the peer is not reading",
+}
+_RECV_HINTS = {
+    "REQ": "no reply",
+    "SUB": "nothing was published to this subscriber (has its subscription reached the publisher yet?)",
+}
+
+
+def parse_endpoint(spec: Endpoint, *, bind: bool = False) -> str:
+    """Turn ``spec`` into an endpoint string.
+
+    ``(host, port)`` becomes ``tcp://host:port``; an empty or missing host means
+    127.0.0.1 (loopback unless the user says otherwise). When binding, port 0 or
+    ``"*"`` asks the system for a free port (read it back from ``sock.endpoint``).
+    """
+    if isinstance(spec, str):
+        if "://" not in spec:
+            raise ValueError(
+                f"endpoint {spec!r} has no transport: write it like 'tcp://127.0.0.1:5555' or 'ipc:///path'"
+            )
+        if spec.startswith("tcp://:"):
+            return f"tcp://{LOOPBACK}{spec[5:]}"
+        return spec
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        host, port = spec
+        if host is None or host == "":
+            host = LOOPBACK
+        if not isinstance(host, str):
+            raise ValueError(f"host in {spec!r} must be a string")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # IPv6 literal
+        if port == "*" or (port == 0 and bind):
+            if not bind:
+                raise ValueError(f"cannot connect to {spec!r}: a connect needs the port number")
+            return f"tcp://{host}:*"
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port in {spec!r} must be a number from 1 to 65535" + (" (or 0 for any)" if bind else ""))
+        return f"tcp://{host}:{port}"
+    raise ValueError(f"expected an endpoint string like 'tcp://127.0.0.1:5555' or a (host, port) tuple, got {spec!r}")
+
+
+def _waiting(name: str, flags_at: int | None) -> Any:
+    """Wrap ``zmq.Socket.<name>`` so that it waits at most the socket's timeout.
+
+    pyzmq's composite calls (``send_multipart`` -> ``send``) re-enter the wrapper;
+    only the outermost call arms the timeout and translates errors.
+    """
+    base: Callable[..., Any] = getattr(zmq.Socket, name)
+
+    @functools.wraps(base)
+    def method(self: TestSocket, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        state = self.__dict__
+        if state["_busy"]:
+            return base(self, *args, **kwargs)
+        state["_busy"] = True
+        try:
+            seconds = self._arm(timeout)
+            return base(self, *args, **kwargs)
+        except zmq.Again:
+            flags = kwargs.get("flags", args[flags_at] if flags_at is not None and len(args) > flags_at else 0)
+            if flags & zmq.NOBLOCK:
+                raise
+            raise SocketTimeout(self._timeout_message(name, seconds), operation=name, timeout=seconds) from None
+        except zmq.ZMQError as exc:
+            add_context(exc, f"  in {name} on {self.describe()}")
+            raise
+        finally:
+            state["_busy"] = False
+
+    method.__doc__ = (
+        f"{base.__doc__ or ''}\n\n"
+        "zmqtest: waits at most ``timeout`` seconds (this call's, else the socket's, else the\n"
+        "harness default), then raises :class:`zmqtest.SocketTimeout`."
+    )
+    return method
+
+
+class TestSocket(zmq.Socket):  # type: ignore[type-arg]
+    """A pyzmq socket for tests: bounded waits, clear errors, nothing left behind.
+
+    ``TestSocket(context, zmq.REQ, timeout=0.5, name="client", subscribe=b"")``:
+    ``timeout`` (seconds) bounds every send and receive (``None``: the harness
+    default, 1 s unless set by the pytest plugin); ``name`` appears in errors; any
+    other keyword sets the socket option of that name.
+
+    Mimic sockets use LINGER 0 (closing never blocks), a 10 ms reconnect interval
+    (connecting before the peer has bound costs nothing), and per type: REQ is
+    relaxed and correlated (it stays usable after a timed-out receive), ROUTER is
+    mandatory (a message to an unknown identity fails instead of vanishing),
+    REQ/DEALER/PUSH queue only on completed connections (a send to nobody times
+    out and says so instead of queueing forever).
+    """
+
+    __test__ = False  # not a test class, whatever pytest's name patterns say
+
+    name: str | None
+    bound: list[str]
+    connected: list[str]
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        socket_type: int,
+        *,
+        timeout: float | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(context, socket_type)
+        state = self.__dict__
+        state.update(_busy=False, _armed_ms=None, _timeout=None, name=name, bound=[], connected=[])
+        try:
+            self.timeout = timeout
+            self.setsockopt(zmq.LINGER, 0)
+            self.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+            if socket_type == zmq.REQ:
+                self.setsockopt(zmq.REQ_RELAXED, 1)
+                self.setsockopt(zmq.REQ_CORRELATE, 1)
+            if socket_type == zmq.ROUTER:
+                self.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            if socket_type in (zmq.REQ, zmq.DEALER, zmq.PUSH):
+                self.setsockopt(zmq.IMMEDIATE, 1)
+            for option, value in options.items():
+                try:
+                    setattr(self, option, value)
+                except AttributeError:
+                    raise TypeError(f"TestSocket() got an unknown keyword {option!r}: not a socket option") from None
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a send or receive waits; ``None`` uses the harness default."""
+        return self.__dict__["_timeout"]  # type: ignore[no-any-return]
+
+    @timeout.setter
+    def timeout(self, seconds: float | None) -> None:
+        if seconds is not None:
+            seconds = parse_timeout(seconds, f"the timeout of {self.describe()}", allow_zero=True)
+        self.__dict__["_timeout"] = seconds
+
+    @property
+    def endpoint(self) -> str:
+        """The one endpoint this socket is bound or connected to (with the real port after a random bind)."""
+        endpoints = self.bound + self.connected
+        if len(endpoints) != 1:
+            raise ValueError(f"{self.describe()} has {len(endpoints)} endpoints; use .bound or .connected")
+        return endpoints[0]
+
+    def bind(self, addr: Endpoint) -> Any:
+        """Bind to ``addr`` (a string or ``(host, port)``; port 0 picks a free one)."""
+        addr = parse_endpoint(addr, bind=True)
+        try:
+            result = super().bind(addr)
+        except zmq.ZMQError as exc:
+            add_context(exc, f"  in bind({addr!r}) on {self.describe()}")
+            raise
+        self.bound.append(self.getsockopt_string(zmq.LAST_ENDPOINT))
+        return result
+
+    def connect(self, addr: Endpoint) -> Any:
+        """Connect to ``addr`` (a string or ``(host, port)``)."""
+        addr = parse_endpoint(addr)
+        try:
+            result = super().connect(addr)
+        except zmq.ZMQError as exc:
+            add_context(exc, f"  in connect({addr!r}) on {self.describe()}")
+            raise
+        self.connected.append(addr)
+        return result
+
+    def unbind(self, addr: str | bytes) -> None:
+        super().unbind(addr)
+        _discard(self.bound, addr)
+
+    def disconnect(self, addr: str | bytes) -> None:
+        super().disconnect(addr)
+        _discard(self.connected, addr)
+
+    send = _waiting("send", 1)
+    send_multipart = _waiting("send_multipart", 1)
+    send_json = _waiting("send_json", 1)
+    send_string = _waiting("send_string", 1)
+    send_pyobj = _waiting("send_pyobj", 1)
+    send_serialized = _waiting("send_serialized", 2)
+    recv = _waiting("recv", 0)
+    recv_multipart = _waiting("recv_multipart", 0)
+    recv_json = _waiting("recv_json", 0)
+    recv_string = _waiting("recv_string", 0)
+    recv_pyobj = _waiting("recv_pyobj", 0)
+    recv_serialized = _waiting("recv_serialized", 1)
+    recv_into = _waiting("recv_into", None)
+
+    def _arm(self, timeout: float | None) -> float:
+        """Set RCVTIMEO/SNDTIMEO for this call (only when it changes) and return the timeout."""
+        if timeout is None:
+            seconds = self.__dict__["_timeout"]
+            if seconds is None:
+                seconds = current_timeout()
+        else:
+            seconds = parse_timeout(timeout, "the timeout= argument", allow_zero=True)
+        millis = math.ceil(seconds * 1000)
+        if millis != self.__dict__["_armed_ms"]:
+            self.setsockopt(zmq.RCVTIMEO, millis)
+            self.setsockopt(zmq.SNDTIMEO, millis)
+            self.__dict__["_armed_ms"] = millis
+        return seconds  # type: ignore[no-any-return]
+
+    def _timeout_message(self, operation: str, seconds: float) -> str:
+        if operation.startswith("send"):
+            hint = _SEND_HINTS.get(self._type_name, "the message could not be queued")
+            what = f"could not send within {seconds:g} s: {hint}"
+            if self.connected and not self.bound:
+                what += f" (is a process bound to {', '.join(self.connected)} and running?)"
+            elif self.bound and not self.connected:
+                what += " (has the process connected?)"
+        else:
+            hint = _RECV_HINTS.get(self._type_name, "no message")
+            what = (
+                f"{hint} within {seconds:g} s" if hint.startswith("no ") else f"no message within {seconds:g} s: {hint}"
+            )
+        return f"{operation} on {self.describe()}: {what}"
+
+    def describe(self) -> str:
+        """``REQ socket 'client' connected to tcp://127.0.0.1:5555``: for messages."""
+        text = f"{self._type_name} socket"
+        if self.name:
+            text += f" {self.name!r}"
+        places = []
+        if self.bound:
+            places.append("bound to " + ", ".join(self.bound))
+        if self.connected:
+            places.append("connected to " + ", ".join(self.connected))
+        text += " " + " and ".join(places) if places else " (not bound or connected)"
+        return text + (" [closed]" if self.closed else "")
+
+    def __repr__(self) -> str:
+        return f"<TestSocket {self.describe()}>"
+
+
+def _discard(endpoints: list[str], addr: str | bytes) -> None:
+    text = addr.decode() if isinstance(addr, bytes) else addr
+    if text in endpoints:
+        endpoints.remove(text)
+
+
+def make_sock(
+    context: zmq.Context[Any],
+    sock_type: int,
+    bind: Endpoint | None = None,
+    connect: Endpoint | None = None,
+    **options: Any,
+) -> TestSocket:
+    """Create a :class:`TestSocket` and bind and/or connect it.
+
+    ``bind``/``connect`` take ``(host, port)`` or an endpoint string; ``options``
+    go to :class:`TestSocket` (``timeout``, ``name``, socket options).
+    """
+    sock = TestSocket(context, sock_type, **options)
+    try:
+        if bind is not None:
+            sock.bind(bind)
+        if connect is not None:
+            sock.connect(connect)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
