@@ -54,15 +54,15 @@ class ProcessTest:
         self, sock: TestSocket, header: Sequence[bytes | str], body: Any, extra_frames: Sequence[bytes | str] = ()
     ) -> None:
         """Send ``header + [encoded body] + extra_frames`` as one multipart message on ``sock``."""
-        _require_socket(sock, "send")
+        if not isinstance(sock, TestSocket):
+            raise _not_a_socket(sock, "send")
         if not isinstance(header, (list, tuple)):
             raise EventError(f"the header of a send must be a list of frames, got {_short(header)}; use [] for none")
         if not isinstance(extra_frames, (list, tuple)):
             raise EventError(f"extra_frames of a send must be a list of frames, got {_short(extra_frames)}")
         frames = [*header, self.codec.encode(body), *extra_frames]
-        for index, frame in enumerate(frames):
-            if isinstance(frame, str):
-                frames[index] = frame.encode()
+        if header or extra_frames:
+            frames = [frame.encode() if isinstance(frame, str) else frame for frame in frames]
         sock.send_multipart(frames)
 
     def recv(self, sock: TestSocket, json_load_index: int | None = -1) -> list[Any]:
@@ -71,7 +71,8 @@ class ProcessTest:
         Returns the list of frames with that one replaced by its decoded body
         (``None``: all frames stay raw bytes).
         """
-        _require_socket(sock, "recv")
+        if not isinstance(sock, TestSocket):
+            raise _not_a_socket(sock, "recv")
         frames: list[Any] = sock.recv_multipart()
         if json_load_index is not None:
             try:
@@ -107,6 +108,7 @@ class ProcessTest:
 
     def _drive(self, gen: types.GeneratorType[Event, Any, None]) -> None:
         __tracebackhide__ = True
+        actions: dict[str, Callable[..., Any]] = {}  # resolved once per run: the hot path is a dict hit
         value: Any = None
         error: BaseException | None = None
         while True:
@@ -125,24 +127,30 @@ class ProcessTest:
                     ) from None
                 return
             try:
-                value = self._perform(event)
+                try:
+                    action = actions[event[0]] if type(event) is tuple else None
+                except (KeyError, IndexError, TypeError):
+                    action = None
+                if action is None:
+                    action = actions[event[0]] = self._action(event)
+                try:
+                    value = action(*event[1:])
+                except TypeError as exc:
+                    if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+                        raise EventError(_arity_problem(action, event, exc)) from None
+                    raise
             except Exception as exc:
                 value, error = None, _at_yield(exc, event, gen)
 
-    def _perform(self, event: Event) -> Any:
-        __tracebackhide__ = True
+    def _action(self, event: object) -> Callable[..., Any]:
+        """The bound method an event names, or an EventError that says what is wrong with the event."""
         if type(event) is not tuple or not event:
             raise EventError(f"yielded {_short(event)}, which is not an event: {EVENT_FORMS}")
         name = event[0]
         action = getattr(self, name, None) if isinstance(name, str) and not name.startswith("_") else None
         if action is None or not callable(action) or name in _NOT_ACTIONS:
             raise EventError(self._unknown_action(name))
-        try:
-            return action(*event[1:])
-        except TypeError as exc:
-            if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
-                raise EventError(_arity_problem(action, name, event, exc)) from None
-            raise
+        return action  # type: ignore[no-any-return]
 
     def _unknown_action(self, name: object) -> str:
         known = sorted(_actions(type(self)))
@@ -165,7 +173,8 @@ def _actions(cls: type) -> list[str]:
     ]
 
 
-def _arity_problem(action: Callable[..., Any], name: str, event: Event, exc: TypeError) -> str:
+def _arity_problem(action: Callable[..., Any], event: Event, exc: TypeError) -> str:
+    name = event[0]
     try:
         signature = inspect.signature(action)
     except ValueError:
@@ -203,10 +212,9 @@ def _close_after_failure(gen: types.GeneratorType[Event, Any, None], failure: Ba
         add_context(failure, f"  also, closing the test generator failed: {problem!r}")
 
 
-def _require_socket(sock: object, action: str) -> None:
-    if not isinstance(sock, TestSocket):
-        kind = "a plain zmq.Socket, which could wait forever" if isinstance(sock, zmq.Socket) else _short(sock)
-        raise EventError(f"{action} needs a TestSocket (make_sock(...)), got {kind}")
+def _not_a_socket(sock: object, action: str) -> EventError:
+    kind = "a plain zmq.Socket, which could wait forever" if isinstance(sock, zmq.Socket) else _short(sock)
+    return EventError(f"{action} needs a TestSocket (make_sock(...)), got {kind}")
 
 
 def _relative(path: str) -> str:

@@ -77,36 +77,75 @@ def parse_endpoint(spec: Endpoint, *, bind: bool = False) -> str:
     raise ValueError(f"expected an endpoint string like 'tcp://127.0.0.1:5555' or a (host, port) tuple, got {spec!r}")
 
 
+def _send_multipart(
+    sock: zmq.Socket[Any], msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False
+) -> Any:
+    """pyzmq's send_multipart, calling the base ``send`` directly (no re-entry into the wrapper)."""
+    for part in msg_parts[:-1]:
+        _SEND(sock, part, zmq.SNDMORE | flags, copy=copy, track=track)
+    return _SEND(sock, msg_parts[-1], flags, copy=copy, track=track)
+
+
+def _recv_multipart(sock: zmq.Socket[Any], flags: int = 0, copy: bool = True, track: bool = False) -> list[Any]:
+    """pyzmq's recv_multipart, calling the base ``recv`` directly (no re-entry into the wrapper)."""
+    parts = [_RECV(sock, flags, copy=copy, track=track)]
+    while sock.getsockopt(zmq.RCVMORE):
+        parts.append(_RECV(sock, flags, copy=copy, track=track))
+    return parts
+
+
+_SEND: Callable[..., Any] = zmq.Socket.send
+_RECV: Callable[..., Any] = zmq.Socket.recv
+_OWN: dict[str, Callable[..., Any]] = {"send_multipart": _send_multipart, "recv_multipart": _recv_multipart}
+
+
 def _waiting(name: str, flags_at: int | None) -> Any:
     """Wrap ``zmq.Socket.<name>`` so that it waits at most the socket's timeout.
 
-    pyzmq's composite calls (``send_multipart`` -> ``send``) re-enter the wrapper;
-    only the outermost call arms the timeout and translates errors.
+    Only the outermost call arms the timeout and translates errors. pyzmq's
+    ``send_json`` and friends re-enter through ``send``/``recv``, so they mark the
+    socket busy while they run; the hot multipart calls do not re-enter at all.
     """
-    base: Callable[..., Any] = getattr(zmq.Socket, name)
+    base: Callable[..., Any] = _OWN.get(name) or getattr(zmq.Socket, name)
+    reentrant = name not in _OWN and name not in ("send", "recv")
 
-    @functools.wraps(base)
+    def translate(self: TestSocket, exc: zmq.ZMQError, args: Any, kwargs: Any, seconds: float) -> BaseException:
+        if isinstance(exc, zmq.Again):
+            flags = kwargs.get("flags", args[flags_at] if flags_at is not None and len(args) > flags_at else 0)
+            if not flags & zmq.NOBLOCK:
+                return SocketTimeout(self._timeout_message(name, seconds), operation=name, timeout=seconds)
+        add_context(exc, f"  in {name} on {self.describe()}")
+        return exc
+
+    @functools.wraps(getattr(zmq.Socket, name))
     def method(self: TestSocket, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         state = self.__dict__
         if state["_busy"]:
             return base(self, *args, **kwargs)
-        state["_busy"] = True
+        if timeout is None:
+            seconds = state["_timeout"]
+            if seconds is None:
+                seconds = current_timeout()
+        else:
+            seconds = parse_timeout(timeout, f"the timeout= argument of {name}", allow_zero=True)
         try:
-            seconds = self._arm(timeout)
-            return base(self, *args, **kwargs)
-        except zmq.Again:
-            flags = kwargs.get("flags", args[flags_at] if flags_at is not None and len(args) > flags_at else 0)
-            if flags & zmq.NOBLOCK:
-                raise
-            raise SocketTimeout(self._timeout_message(name, seconds), operation=name, timeout=seconds) from None
+            if seconds != state["_armed"]:
+                self._arm(seconds)
+            if not reentrant:
+                return base(self, *args, **kwargs)
+            state["_busy"] = True
+            try:
+                return base(self, *args, **kwargs)
+            finally:
+                state["_busy"] = False
         except zmq.ZMQError as exc:
-            add_context(exc, f"  in {name} on {self.describe()}")
-            raise
-        finally:
-            state["_busy"] = False
+            error = translate(self, exc, args, kwargs, seconds)
+            if error is exc:
+                raise
+            raise error from None
 
     method.__doc__ = (
-        f"{base.__doc__ or ''}\n\n"
+        f"{getattr(zmq.Socket, name).__doc__ or ''}\n\n"
         "zmqtest: waits at most ``timeout`` seconds (this call's, else the socket's, else the\n"
         "harness default), then raises :class:`zmqtest.SocketTimeout`."
     )
@@ -146,7 +185,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     ) -> None:
         super().__init__(context, socket_type)
         state = self.__dict__
-        state.update(_busy=False, _armed_ms=None, _timeout=None, name=name, bound=[], connected=[])
+        state.update(_busy=False, _armed=None, _timeout=None, name=name, bound=[], connected=[])
         try:
             self.timeout = timeout
             self.setsockopt(zmq.LINGER, 0)
@@ -230,20 +269,12 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     recv_serialized = _waiting("recv_serialized", 1)
     recv_into = _waiting("recv_into", None)
 
-    def _arm(self, timeout: float | None) -> float:
-        """Set RCVTIMEO/SNDTIMEO for this call (only when it changes) and return the timeout."""
-        if timeout is None:
-            seconds = self.__dict__["_timeout"]
-            if seconds is None:
-                seconds = current_timeout()
-        else:
-            seconds = parse_timeout(timeout, "the timeout= argument", allow_zero=True)
+    def _arm(self, seconds: float) -> None:
+        """Make libzmq wait ``seconds`` in sends and receives (called only when it changes)."""
         millis = math.ceil(seconds * 1000)
-        if millis != self.__dict__["_armed_ms"]:
-            self.setsockopt(zmq.RCVTIMEO, millis)
-            self.setsockopt(zmq.SNDTIMEO, millis)
-            self.__dict__["_armed_ms"] = millis
-        return seconds  # type: ignore[no-any-return]
+        self.setsockopt(zmq.RCVTIMEO, millis)
+        self.setsockopt(zmq.SNDTIMEO, millis)
+        self.__dict__["_armed"] = seconds
 
     def _timeout_message(self, operation: str, seconds: float) -> str:
         if operation.startswith("send"):
