@@ -19,6 +19,7 @@ _EXPORTS = {
     "make_sock": "zmqtest.sockets",
     "parse_endpoint": "zmqtest.sockets",
     "ProcessTest": "zmqtest.runner",
+    "Conversation": "zmqtest.runner",
     "Codec": "zmqtest.codecs",
     "JsonCodec": "zmqtest.codecs",
     "RawCodec": "zmqtest.codecs",
@@ -34,6 +35,7 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Codec",
+    "Conversation",
     "EventError",
     "JsonCodec",
     "MessageError",
@@ -52,7 +54,7 @@ __all__ = [
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec, JsonCodec, RawCodec
     from zmqtest.errors import EventError, MessageError, SocketTimeout, ZmqTestError
-    from zmqtest.runner import ProcessTest
+    from zmqtest.runner import Conversation, ProcessTest
     from zmqtest.settings import DEFAULT_TIMEOUT, current_timeout, default_timeout
     from zmqtest.sockets import TestSocket, make_sock, parse_endpoint
 

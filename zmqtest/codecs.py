@@ -2,9 +2,10 @@
 
 A codec is any object with ``encode(body) -> bytes`` and ``decode(frame) -> body``
 (``decode`` raises :class:`ValueError` on a frame it cannot read). JSON is the
-default, written the way pyzmq's ``send_json`` writes it, so processes may use
-``recv_json``/``send_json`` on their side. Set ``codec`` on a ProcessTest subclass to
-use another one (msgpack, protobuf, ...).
+default: compact UTF-8 that pyzmq's ``recv_json`` reads, and it reads what
+``send_json`` writes, so processes may use ``recv_json``/``send_json`` on their
+side. Set ``codec`` on a ProcessTest subclass to use another one (msgpack,
+protobuf, ...).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Codec(Protocol):
 
 
 class JsonCodec:
-    """UTF-8 JSON, compact, as ``zmq.Socket.send_json`` writes it."""
+    """Compact UTF-8 JSON (non-ASCII kept as is), readable by ``zmq.Socket.recv_json``."""
 
     name = "json"
 
@@ -39,7 +40,7 @@ class JsonCodec:
             raise MessageError(f"body is not JSON-serialisable: {where} ({exc})") from None
 
     def decode(self, frame: bytes) -> Any:
-        return json.loads(frame)
+        return json.loads(frame.decode())  # UTF-8 only, as recv_json (json.loads(bytes) would guess UTF-16/32)
 
     def __repr__(self) -> str:
         return "JsonCodec()"
@@ -64,19 +65,23 @@ class RawCodec:
         return "RawCodec()"
 
 
-def _find_unencodable(body: Any, path: str = "body") -> str:
+def _find_unencodable(body: Any, path: str = "body", _outer: tuple[int, ...] = ()) -> str:
     """Name the first value inside ``body`` that JSON cannot encode, e.g. ``body['ts'] = datetime(...)``."""
+    if isinstance(body, (dict, list, tuple)):
+        if id(body) in _outer:
+            return f"{path} (a circular reference)"
+        _outer = (*_outer, id(body))
     if isinstance(body, dict):
         for key, value in body.items():
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 return f"key {key!r} of {path} ({type(key).__name__})"
-            found = _find_unencodable(value, f"{path}[{key!r}]")
+            found = _find_unencodable(value, f"{path}[{key!r}]", _outer)
             if found:
                 return found
         return ""
     if isinstance(body, (list, tuple)):
         for index, value in enumerate(body):
-            found = _find_unencodable(value, f"{path}[{index}]")
+            found = _find_unencodable(value, f"{path}[{index}]", _outer)
             if found:
                 return found
         return ""

@@ -10,9 +10,10 @@ pytest build its ordinary items from it, so fixtures, parametrize, marks, ``-k``
 by name when it runs the item, and :func:`pytest_pyfunc_call` (``tryfirst``) drives
 that generator through :meth:`ProcessTest.run`. Public pytest API only.
 
-Inert where unused: this module imports neither pyzmq nor the rest of zmqtest. A
-class can only subclass ProcessTest once ``zmqtest.runner`` is imported, so the
-hooks look for it in ``sys.modules`` and return at once when it is not there.
+Inert where unused: this module imports neither pyzmq nor the rest of zmqtest. The
+hooks recognise ProcessTest subclasses by the name of the class in their MRO rather
+than through ``sys.modules``, which may have dropped ``zmqtest.runner`` while its
+classes live on (pytester's in-process runs restore ``sys.modules`` after each run).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def _session_timeout(config: pytest.Config) -> tuple[float, str]:
         value = config.getini("zmqtest_timeout")
         inifile = config.inipath.name if config.inipath else "the ini file"
         where = f"ini option zmqtest_timeout in {inifile}"
+        overrides = config.getoption("override_ini") or []  # -o name=value beats the ini file
+        if any(override.split("=", 1)[0].strip() == "zmqtest_timeout" for override in overrides):
+            where = "command line option -o zmqtest_timeout"
     if value in (None, ""):
         return DEFAULT_TIMEOUT, "default"
     try:
@@ -105,10 +109,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> object:
     """Collect the generator methods of ProcessTest subclasses as ordinary test items."""
-    runner = sys.modules.get("zmqtest.runner")
-    if runner is None or not isinstance(collector, pytest.Class) or not inspect.isgeneratorfunction(obj):
+    if not isinstance(collector, pytest.Class) or not inspect.isgeneratorfunction(obj):
         return None
-    if not issubclass(collector.obj, runner.ProcessTest):
+    if not _is_process_test(collector.obj):
         return None
     return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=name, obj=_stand_in(obj))
 
@@ -128,15 +131,28 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Drive a ProcessTest generator test with its fixtures as arguments."""
     __tracebackhide__ = True
     test = pyfuncitem.obj
-    runner = sys.modules.get("zmqtest.runner")
-    if runner is None or not isinstance(pyfuncitem.instance, runner.ProcessTest):
-        return None
-    if not inspect.isgeneratorfunction(test):
+    instance = pyfuncitem.instance
+    if instance is None or not _is_process_test(type(instance)) or not inspect.isgeneratorfunction(test):
         return None
     funcargs = pyfuncitem.funcargs
-    arguments = {name: funcargs[name] for name in inspect.signature(test).parameters}
-    pyfuncitem.instance.run(test, **arguments)
+    arguments = {name: funcargs[name] for name in _fixture_names(test)}
+    instance.run(test, **arguments)
     return True
+
+
+def _is_process_test(cls: type) -> bool:
+    """Whether ``cls`` subclasses zmqtest's ProcessTest (by name: it may come from a dropped copy of the module)."""
+    return any(base.__module__ == "zmqtest.runner" and base.__qualname__ == "ProcessTest" for base in cls.__mro__)
+
+
+def _fixture_names(test: Callable[..., Any]) -> list[str]:
+    """The parameters pytest fills with fixtures: those without a default, as in its own pytest_pyfunc_call."""
+    return [
+        name
+        for name, parameter in inspect.signature(test).parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and parameter.default is parameter.empty
+    ]
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:

@@ -20,7 +20,7 @@ import difflib
 import inspect
 import os
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, ClassVar
 
 import zmq
@@ -29,9 +29,11 @@ from zmqtest.codecs import Codec, JsonCodec
 from zmqtest.errors import EventError, MessageError, ZmqTestError, add_context
 from zmqtest.sockets import TestSocket
 
-__all__ = ["ProcessTest"]
+__all__ = ["Conversation", "ProcessTest"]
 
 Event = tuple[Any, ...]
+Conversation = Generator[Event, Any, None]
+"""The type of a generator test: ``def test_ping(self) -> Conversation:``."""
 
 EVENT_FORMS = (
     "an event is a tuple (action, *args): ('send', sock, header, body[, extra_frames]), "
@@ -195,7 +197,10 @@ def _at_yield(exc: Exception, event: Event, gen: types.GeneratorType[Event, Any,
 
     zmqtest's and pyzmq's errors lose their traceback (their message says it all), so
     the traceback ends at the user's ``yield``; errors from user actions keep theirs.
+    The place named is that of the innermost generator (``yield from`` helpers).
     """
+    while isinstance(gen.gi_yieldfrom, types.GeneratorType):
+        gen = gen.gi_yieldfrom
     frame = gen.gi_frame
     where = f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}" if frame is not None else gen.__qualname__
     add_context(exc, f"  event: {_short(event)} at {where}")

@@ -53,7 +53,10 @@ def parse_timeout(value: object, where: str, *, allow_zero: bool = False) -> flo
             raise ValueError(problem) from None
     if not isinstance(value, (int, float)):
         raise ValueError(problem)
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(problem) from None
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"{problem} (an endless wait would let a test hang)" if seconds == math.inf else problem)
     return seconds

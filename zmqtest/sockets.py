@@ -31,6 +31,8 @@ Endpoint = str | tuple[str | None, int | str]
 LOOPBACK = "127.0.0.1"
 RECONNECT_IVL_MS = 10
 """libzmq's default (100 ms) would make a mimic that connects before the process has bound wait that long."""
+MAX_WAIT_MS = 2**31 - 1
+"""RCVTIMEO/SNDTIMEO are C ints: longer timeouts (about 24.8 days) wait this long."""
 
 _SEND_HINTS = {
     "REQ": "no peer took the request",
@@ -57,7 +59,7 @@ def parse_endpoint(spec: Endpoint, *, bind: bool = False) -> str:
                 f"endpoint {spec!r} has no transport: write it like 'tcp://127.0.0.1:5555' or 'ipc:///path'"
             )
         if spec.startswith("tcp://:"):
-            return f"tcp://{LOOPBACK}{spec[5:]}"
+            return f"tcp://{LOOPBACK}{spec[6:]}"
         return spec
     if isinstance(spec, (tuple, list)) and len(spec) == 2:
         host, port = spec
@@ -67,7 +69,7 @@ def parse_endpoint(spec: Endpoint, *, bind: bool = False) -> str:
             raise ValueError(f"host in {spec!r} must be a string")
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # IPv6 literal
-        if port == "*" or (port == 0 and bind):
+        if port == "*" or (bind and port == 0 and type(port) is int):  # not False or 0.0
             if not bind:
                 raise ValueError(f"cannot connect to {spec!r}: a connect needs the port number")
             return f"tcp://{host}:*"
@@ -81,6 +83,12 @@ def _send_multipart(
     sock: zmq.Socket[Any], msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False
 ) -> Any:
     """pyzmq's send_multipart, calling the base ``send`` directly (no re-entry into the wrapper)."""
+    for index, part in enumerate(msg_parts):  # check all frames first: never leave half a message queued
+        if not isinstance(part, (bytes, zmq.Frame, memoryview)):
+            try:
+                memoryview(part)
+            except TypeError:
+                raise TypeError(f"frame {index} ({part!r:.40}) of send_multipart is not bytes-like") from None
     for part in msg_parts[:-1]:
         _SEND(sock, part, zmq.SNDMORE | flags, copy=copy, track=track)
     return _SEND(sock, msg_parts[-1], flags, copy=copy, track=track)
@@ -184,6 +192,9 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         **options: Any,
     ) -> None:
         super().__init__(context, socket_type)
+        register = getattr(context, "_add_socket", None)  # what context.socket() does, so destroy() closes us too
+        if register is not None:
+            register(self)
         state = self.__dict__
         state.update(_busy=False, _armed=None, _timeout=None, name=name, bound=[], connected=[])
         try:
@@ -198,6 +209,8 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             if socket_type in (zmq.REQ, zmq.DEALER, zmq.PUSH):
                 self.setsockopt(zmq.IMMEDIATE, 1)
             for option, value in options.items():
+                if not _is_option(self, option):
+                    raise TypeError(f"TestSocket() got an unknown keyword {option!r}: not a socket option")
                 try:
                     setattr(self, option, value)
                 except AttributeError:
@@ -229,6 +242,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         """Bind to ``addr`` (a string or ``(host, port)``; port 0 picks a free one)."""
         addr = parse_endpoint(addr, bind=True)
         try:
+            self._allow_ipv6(addr)
             result = super().bind(addr)
         except zmq.ZMQError as exc:
             add_context(exc, f"  in bind({addr!r}) on {self.describe()}")
@@ -240,6 +254,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         """Connect to ``addr`` (a string or ``(host, port)``)."""
         addr = parse_endpoint(addr)
         try:
+            self._allow_ipv6(addr)
             result = super().connect(addr)
         except zmq.ZMQError as exc:
             add_context(exc, f"  in connect({addr!r}) on {self.describe()}")
@@ -247,13 +262,30 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         self.connected.append(addr)
         return result
 
-    def unbind(self, addr: str | bytes) -> None:
-        super().unbind(addr)
+    def unbind(self, addr: Endpoint | bytes) -> None:
+        """Stop listening on ``addr`` (an entry of ``.bound``, or as given to :meth:`bind` with its port)."""
+        addr = parse_endpoint(addr.decode() if isinstance(addr, bytes) else addr)
+        try:
+            super().unbind(addr)
+        except zmq.ZMQError as exc:
+            add_context(exc, f"  in unbind({addr!r}) on {self.describe()}")
+            raise
         _discard(self.bound, addr)
 
-    def disconnect(self, addr: str | bytes) -> None:
-        super().disconnect(addr)
+    def disconnect(self, addr: Endpoint | bytes) -> None:
+        """Disconnect from ``addr`` (an entry of ``.connected``, or as given to :meth:`connect`)."""
+        addr = parse_endpoint(addr.decode() if isinstance(addr, bytes) else addr)
+        try:
+            super().disconnect(addr)
+        except zmq.ZMQError as exc:
+            add_context(exc, f"  in disconnect({addr!r}) on {self.describe()}")
+            raise
         _discard(self.connected, addr)
+
+    def _allow_ipv6(self, addr: str) -> None:
+        """libzmq resolves IPv6 literals (``tcp://[::1]:5555``) only on sockets with IPV6 set."""
+        if addr.startswith("tcp://["):
+            self.setsockopt(zmq.IPV6, 1)
 
     send = _waiting("send", 1)
     send_multipart = _waiting("send_multipart", 1)
@@ -271,7 +303,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
 
     def _arm(self, seconds: float) -> None:
         """Make libzmq wait ``seconds`` in sends and receives (called only when it changes)."""
-        millis = math.ceil(seconds * 1000)
+        millis = min(math.ceil(seconds * 1000), MAX_WAIT_MS)
         self.setsockopt(zmq.RCVTIMEO, millis)
         self.setsockopt(zmq.SNDTIMEO, millis)
         self.__dict__["_armed"] = seconds
@@ -308,10 +340,21 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         return f"<TestSocket {self.describe()}>"
 
 
-def _discard(endpoints: list[str], addr: str | bytes) -> None:
-    text = addr.decode() if isinstance(addr, bytes) else addr
-    if text in endpoints:
-        endpoints.remove(text)
+def _discard(endpoints: list[str], addr: str) -> None:
+    if addr in endpoints:
+        endpoints.remove(addr)
+
+
+def _is_option(sock: TestSocket, name: str) -> bool:
+    """Whether ``TestSocket(..., name=value)`` names a socket option (not a method or attribute it would hide)."""
+    if name.lower() in ("subscribe", "unsubscribe"):
+        return True
+    if name in sock.__dict__:
+        return False
+    attribute = getattr(type(sock), name, None)
+    if attribute is not None:
+        return isinstance(attribute, property)  # pyzmq's own option properties, e.g. hwm
+    return name.upper() in zmq.SocketOption.__members__
 
 
 def make_sock(
