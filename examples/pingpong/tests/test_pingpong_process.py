@@ -22,7 +22,6 @@ import select
 import shutil
 import signal
 import tempfile
-from collections.abc import Generator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -30,10 +29,7 @@ import pytest
 import zmq
 from pingpong.pong import KILL, PongProc, start_pong
 
-from zmqtest import ProcessTest, TestSocket, make_sock
-
-Conversation = Generator[tuple[Any, ...], Any, None]
-"""The type of a ProcessTest test: it yields events and is sent their results."""
+from zmqtest import Conversation, ProcessTest, TestSocket, make_sock
 
 STOP_TIMEOUT = 5.0
 """Seconds a start or a stop may take (each stage of a stop: kill message, SIGINT, SIGTERM, SIGKILL)."""
