@@ -458,7 +458,7 @@ def test_markers_are_registered(pytester: pytest.Pytester) -> None:
         [
             "@pytest.mark.process: a process test *",
             "@pytest.mark.system: a system test *",
-            "@pytest.mark.zmqtest(timeout=None): zmqtest settings for this test*",
+            "@pytest.mark.zmqtest(timeout=None, start_method=None, *): zmqtest settings for this test*",
         ]
     )
 
@@ -556,7 +556,7 @@ def test_timeout_precedence_is_marker_then_option_then_ini_then_default(
     doubler.makepyfile(test_timeouts=TIMEOUTS.format(expected=expected))
     result = run(doubler, *args)
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines([f"{SESSION_LINE} {expected:g} s ({source})"])
+    result.stdout.fnmatch_lines([f"{SESSION_LINE} {expected:g} s ({source}), start method *"])
 
 
 BAD_TIMEOUT_CONFIG = {
@@ -656,8 +656,8 @@ def test_a_bad_zmqtest_marker_errors_that_test_only(doubler: pytest.Pytester) ->
     result.stdout.fnmatch_lines_random(
         [
             f"invalid timeout 'soon' from {where}test_bad_value (timeout=...): expected a number of seconds*",
-            f"{where}test_unknown_keyword takes only the keyword arguments timeout; got retries",
-            f"{where}test_positional takes only the keyword arguments timeout; got 2",
+            f"{where}test_unknown_keyword takes only the keyword arguments timeout, start_method, *; got retries",
+            f"{where}test_positional takes only the keyword arguments timeout, start_method, *; got 2",
             f"invalid timeout 0 from {where}TestGenerator::test_zero (timeout=...): expected a number of seconds*",
         ]
     )
@@ -699,7 +699,9 @@ def test_a_project_that_uses_zmq_gets_the_version_and_timeout_line(doubler: pyte
     )
     result = run_subprocess(doubler, "--zmqtest-timeout=2.5")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["collected 1 item", f"{SESSION_LINE} 2.5 s (command line option --zmqtest-timeout)"])
+    result.stdout.fnmatch_lines(
+        ["collected 1 item", f"{SESSION_LINE} 2.5 s (command line option --zmqtest-timeout), start method forkserver"]
+    )
 
 
 def test_generator_tests_pass_under_xdist(pytester: pytest.Pytester) -> None:

@@ -77,3 +77,15 @@ def add_context(exc: BaseException, line: str) -> None:
             except AttributeError:
                 return
         notes.append(line)
+
+
+class ProcessError(ZmqTestError):
+    """A process under test could not start, ended when it should not have, or would not stop."""
+
+
+class StartError(ProcessError):
+    """A process under test could not be started, or did not become ready in time."""
+
+
+class ProcessExited(ProcessError):
+    """A process under test ended unexpectedly: during a wait, or with an exit status the test did not expect."""

@@ -18,6 +18,7 @@ classes live on (pytester's in-process runs restore ``sys.modules`` after each r
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import sys
@@ -27,75 +28,93 @@ from typing import Any
 import pytest
 
 from zmqtest import __version__
-from zmqtest.settings import DEFAULT_TIMEOUT, default_timeout, parse_timeout
+from zmqtest import settings as zsettings
+from zmqtest.settings import Settings
 
-TIMEOUT_HELP = f"Seconds a mimic socket waits for a send or receive (default: {DEFAULT_TIMEOUT:g})"
 MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
     "system: a system test (runs the whole program); deselect with -m 'not system'",
-    "zmqtest(timeout=None): zmqtest settings for this test; timeout in seconds for mimic sockets",
+    "zmqtest(timeout=None, start_method=None, startup_timeout=None, stop_grace=None): zmqtest settings "
+    "for this test (see --help, group zmqtest)",
 )
-_MARKER_KEYWORDS = ("timeout",)
+_NAMES = tuple(field.name for field in dataclasses.fields(Settings))
 
-_SESSION_TIMEOUT = pytest.StashKey[tuple[float, str]]()
+_SESSION_SETTINGS = pytest.StashKey[tuple[Settings, dict[str, str]]]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zmqtest", "ZeroMQ process testing (zmqtest)")
-    group.addoption("--zmqtest-timeout", dest="zmqtest_timeout", metavar="SECONDS", default=None, help=TIMEOUT_HELP)
-    parser.addini("zmqtest_timeout", TIMEOUT_HELP, default="")
+    for name in _NAMES:
+        option = f"--zmqtest-{name.replace('_', '-')}"
+        group.addoption(
+            option, dest=f"zmqtest_{name}", metavar=zsettings.METAVARS[name], default=None, help=zsettings.HELP[name]
+        )
+        parser.addini(f"zmqtest_{name}", zsettings.HELP[name], default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    config.stash[_SESSION_TIMEOUT] = _session_timeout(config)
+    config.stash[_SESSION_SETTINGS] = _session_settings(config)
 
 
-def _session_timeout(config: pytest.Config) -> tuple[float, str]:
-    """The timeout from the command line, else the ini file, else the default, and where it came from."""
-    value: Any = config.getoption("zmqtest_timeout")
-    where = "command line option --zmqtest-timeout"
-    if value is None:
-        value = config.getini("zmqtest_timeout")
-        inifile = config.inipath.name if config.inipath else "the ini file"
-        where = f"ini option zmqtest_timeout in {inifile}"
-        overrides = config.getoption("override_ini") or []  # -o name=value beats the ini file
-        if any(override.split("=", 1)[0].strip() == "zmqtest_timeout" for override in overrides):
-            where = "command line option -o zmqtest_timeout"
-    if value in (None, ""):
-        return DEFAULT_TIMEOUT, "default"
-    try:
-        return parse_timeout(value, where), where
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+def _session_settings(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
+    """Settings from the command line, else the ini file, else the defaults; and where each came from."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    overrides = {item.split("=", 1)[0].strip() for item in config.getoption("override_ini") or []}
+    inifile = config.inipath.name if config.inipath else "the ini file"
+    for name in _NAMES:
+        key = f"zmqtest_{name}"
+        value: Any = config.getoption(key)
+        where = f"command line option --zmqtest-{name.replace('_', '-')}"
+        if value is None:
+            value = config.getini(key)
+            # -o name=value beats the ini file
+            where = f"command line option -o {key}" if key in overrides else f"ini option {key} in {inifile}"
+        if value in (None, ""):
+            continue
+        try:
+            values[name] = zsettings.parse(name, value, where)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        sources[name] = where
+    return Settings(**values), sources
 
 
-def _item_timeout(item: pytest.Item, session_timeout: float) -> float:
-    """Apply a ``@pytest.mark.zmqtest(timeout=...)`` marker over the session's timeout."""
+def _item_settings(item: pytest.Item, session: Settings) -> Settings:
+    """Apply a ``@pytest.mark.zmqtest(...)`` marker over the session's settings."""
     marker = item.get_closest_marker("zmqtest")
     if marker is None:
-        return session_timeout
+        return session
     where = f"@pytest.mark.zmqtest on {item.nodeid}"
-    unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYWORDS))
+    unknown = sorted(set(marker.kwargs) - set(_NAMES))
     if marker.args or unknown:
         given = ", ".join([*map(repr, marker.args), *unknown])
-        raise ValueError(f"{where} takes only the keyword arguments {', '.join(_MARKER_KEYWORDS)}; got {given}")
-    if "timeout" not in marker.kwargs:
-        return session_timeout
-    return parse_timeout(marker.kwargs["timeout"], f"{where} (timeout=...)")
+        raise ValueError(f"{where} takes only the keyword arguments {', '.join(_NAMES)}; got {given}")
+    changes = {name: zsettings.parse(name, value, f"{where} ({name}=...)") for name, value in marker.kwargs.items()}
+    return session.replace(**changes) if changes else session
+
+
+def item_settings(item: pytest.Item) -> Settings:
+    """The settings in force for ``item`` (for fixtures: marker > command line > ini > default)."""
+    session, _ = item.config.stash[_SESSION_SETTINGS]
+    try:
+        return _item_settings(item, session)
+    except ValueError:
+        return session
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    """Make the test's timeout the mimic sockets' default for its setup, call and teardown."""
-    timeout, _ = item.config.stash[_SESSION_TIMEOUT]
+    """Make the test's settings the ones in force for its setup, call and teardown."""
+    settings, _ = item.config.stash[_SESSION_SETTINGS]
     try:
-        timeout = _item_timeout(item, timeout)
+        settings = _item_settings(item, settings)
     except ValueError as exc:
         item.stash[_MARKER_PROBLEM] = str(exc)
-    with default_timeout(timeout):
+    with zsettings.using(settings):
         return (yield)
 
 
@@ -160,8 +179,8 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     zmq = sys.modules.get("zmq")
     if zmq is None:
         return None
-    timeout, where = config.stash[_SESSION_TIMEOUT]
+    settings, sources = config.stash[_SESSION_SETTINGS]
     return (
         f"zmqtest {__version__}, pyzmq {zmq.pyzmq_version()}, libzmq {zmq.zmq_version()}, "
-        f"timeout {timeout:g} s ({where})"
+        f"timeout {settings.timeout:g} s ({sources.get('timeout', 'default')}), start method {settings.start_method}"
     )

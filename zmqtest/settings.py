@@ -1,39 +1,77 @@
-"""Harness settings: their validation, and the timeout in force.
+"""Harness settings: what they are, their validation, and the values in force.
 
 This module imports nothing heavy, so that the pytest plugin can read and check
 options in every project without importing pyzmq.
 
-The default timeout of mimic sockets lives in a :class:`contextvars.ContextVar`: the
-pytest plugin sets it for each test (marker > command line > ini > default), and
-code that runs without pytest can use :func:`default_timeout`.
+The settings in force live in a :class:`contextvars.ContextVar`: the pytest plugin
+sets them for each test (marker > command line > ini > default), and code that runs
+without pytest can use :func:`using` or :func:`default_timeout`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 DEFAULT_TIMEOUT = 1.0
 """Seconds a mimic socket waits for a send or receive when nothing else is set."""
+START_METHODS = ("fork", "forkserver", "spawn")
 
-_timeout: ContextVar[float] = ContextVar("zmqtest_timeout", default=DEFAULT_TIMEOUT)
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """zmqtest's settings; each field is also a command-line option, an ini key and a marker keyword."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds a mimic socket waits for a send or receive."""
+    start_method: str = "forkserver"
+    """How multiprocessing children start: fork, forkserver or spawn (not the interpreter's default)."""
+    startup_timeout: float = 10.0
+    """Seconds a process under test may take to start and become ready."""
+    stop_grace: float = 2.0
+    """Seconds each stop stage (stop message or SIGINT, then SIGTERM, then SIGKILL) waits for the process."""
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_settings: ContextVar[Settings] = ContextVar("zmqtest_settings", default=Settings())  # noqa: B039 (frozen)
+
+
+def current() -> Settings:
+    """The settings in force."""
+    return _settings.get()
 
 
 def current_timeout() -> float:
     """The default timeout (seconds) for mimic sockets that have none of their own."""
-    return _timeout.get()
+    return _settings.get().timeout
+
+
+@contextmanager
+def using(settings: Settings) -> Iterator[Settings]:
+    """Make ``settings`` the ones in force inside the ``with`` block."""
+    token = _settings.set(settings)
+    try:
+        yield settings
+    finally:
+        _settings.reset(token)
 
 
 @contextmanager
 def default_timeout(seconds: float) -> Iterator[None]:
     """Make ``seconds`` the default timeout of mimic sockets inside the ``with`` block."""
-    token = _timeout.set(parse_timeout(seconds, "default_timeout()"))
-    try:
+    with using(current().replace(timeout=parse_timeout(seconds, "default_timeout()"))):
         yield
-    finally:
-        _timeout.reset(token)
+
+
+def parse(name: str, value: object, where: str) -> Any:
+    """Check the value of setting ``name``; ``where`` names its source for the error message."""
+    return PARSERS[name](value, where)
 
 
 def parse_timeout(value: object, where: str, *, allow_zero: bool = False) -> float:
@@ -60,3 +98,27 @@ def parse_timeout(value: object, where: str, *, allow_zero: bool = False) -> flo
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"{problem} (an endless wait would let a test hang)" if seconds == math.inf else problem)
     return seconds
+
+
+def parse_start_method(value: object, where: str) -> str:
+    """Check a multiprocessing start method name."""
+    if isinstance(value, str) and value.strip() in START_METHODS:
+        return value.strip()
+    raise ValueError(f"invalid start method {value!r} from {where}: expected one of {', '.join(START_METHODS)}")
+
+
+PARSERS: dict[str, Callable[[object, str], Any]] = {
+    "timeout": parse_timeout,
+    "start_method": parse_start_method,
+    "startup_timeout": parse_timeout,
+    "stop_grace": parse_timeout,
+}
+HELP = {
+    "timeout": f"Seconds a mimic socket waits for a send or receive (default: {Settings.timeout:g})",
+    "start_method": (
+        f"How multiprocessing children start: {', '.join(START_METHODS)} (default: {Settings.start_method})"
+    ),
+    "startup_timeout": f"Seconds a process under test may take to become ready (default: {Settings.startup_timeout:g})",
+    "stop_grace": f"Seconds each stop stage waits before the next, harder one (default: {Settings.stop_grace:g})",
+}
+METAVARS = {"timeout": "SECONDS", "start_method": "METHOD", "startup_timeout": "SECONDS", "stop_grace": "SECONDS"}
