@@ -10,6 +10,7 @@ import errno
 import gc
 import json
 import math
+import multiprocessing
 import pickle
 import re
 import socket
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import zmq
+from apps.last_word import reply_once_and_exit
 
 import zmqtest
 from zmqtest import SocketTimeout, TestSocket, ZmqTestError, make_sock, parse_endpoint
@@ -134,7 +136,7 @@ def test_mimic_defaults(socks: Sockets) -> None:
         sock = socks(sock_type)
         assert sock.linger == 0
         assert sock.reconnect_ivl == 10
-        assert sock.immediate == (1 if sock_type in (zmq.REQ, zmq.DEALER, zmq.PUSH) else 0)
+        assert sock.immediate == (1 if sock_type in (zmq.DEALER, zmq.PUSH) else 0)
         assert sock.timeout is None
 
 
@@ -416,15 +418,28 @@ def test_sub_timeout_hints_at_the_slow_joiner(socks: Sockets) -> None:
 @pytest.mark.parametrize("operation", sorted(SEND_CALLS))
 def test_send_to_nobody_times_out_naming_the_endpoint(socks: Sockets, ipc_dir: Path, operation: str) -> None:
     nobody = f"ipc://{ipc_dir}/nobody"
-    req = socks(zmq.REQ, connect=nobody, name="client", timeout=0.02)
+    dealer = socks(zmq.DEALER, connect=nobody, name="client", timeout=0.02)
     with pytest.raises(SocketTimeout) as excinfo:
-        SEND_CALLS[operation](req)
+        SEND_CALLS[operation](dealer)
     exc = excinfo.value
     assert exc.operation == operation
     assert exc.timeout == 0.02
     assert str(exc) == (
-        f"{operation} on REQ socket 'client' connected to {nobody}: could not send within 0.02 s: "
-        f"no peer took the request (is a process bound to {nobody} and running?)"
+        f"{operation} on DEALER socket 'client' connected to {nobody}: could not send within 0.02 s: "
+        f"no connected peer took the message (is a process bound to {nobody} and running?)"
+    )
+
+
+def test_a_req_to_nobody_queues_and_its_reply_times_out_naming_the_endpoint(socks: Sockets, ipc_dir: Path) -> None:
+    """A REQ mimic does not set IMMEDIATE (it would lose replies), so the wait is on the reply."""
+    nobody = f"ipc://{ipc_dir}/nobody"
+    req = socks(zmq.REQ, connect=nobody, name="client", timeout=0.02)
+    req.send(b"anyone?")
+    with pytest.raises(SocketTimeout) as excinfo:
+        req.recv()
+    assert str(excinfo.value) == (
+        f"recv on REQ socket 'client' connected to {nobody}: no reply within 0.02 s "
+        f"(is a process bound to {nobody} and running?)"
     )
 
 
@@ -441,7 +456,10 @@ def test_req_recv_timeout_says_no_reply(socks: Sockets) -> None:
     assert rep.recv() == b"q"
     with pytest.raises(SocketTimeout) as excinfo:
         req.recv(timeout=0.01)
-    assert str(excinfo.value) == f"recv on REQ socket 'client' connected to {rep.endpoint}: no reply within 0.01 s"
+    assert str(excinfo.value) == (
+        f"recv on REQ socket 'client' connected to {rep.endpoint}: no reply within 0.01 s "
+        f"(is a process bound to {rep.endpoint} and running?)"
+    )
 
 
 # --- which timeout applies ----------------------------------------------------------------------------------------
@@ -603,9 +621,9 @@ def test_noblock_recv_raises_plain_again(socks: Sockets, call: str) -> None:
 
 @pytest.mark.parametrize("call", sorted(NOBLOCK_SEND))
 def test_noblock_send_raises_plain_again(socks: Sockets, ipc_dir: Path, call: str) -> None:
-    req = socks(zmq.REQ, connect=f"ipc://{ipc_dir}/nobody", timeout=30)
+    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=30)
     with pytest.raises(zmq.Again) as excinfo:
-        NOBLOCK_SEND[call](req)
+        NOBLOCK_SEND[call](dealer)
     assert type(excinfo.value) is zmq.Again
 
 
@@ -817,21 +835,21 @@ def test_send_multipart_accepts_buffers_and_frames(socks: Sockets) -> None:
 
 
 def test_multipart_honours_the_call_timeout(socks: Sockets, ipc_dir: Path) -> None:
-    req = socks(zmq.REQ, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5)
+    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5)
     with pytest.raises(SocketTimeout) as excinfo:
-        req.send_multipart([b"a", b"b", b"c"], timeout=0.02)
+        dealer.send_multipart([b"a", b"b", b"c"], timeout=0.02)
     assert excinfo.value.operation == "send_multipart"
     assert excinfo.value.timeout == 0.02
-    assert req.sndtimeo == 20
+    assert dealer.sndtimeo == 20
 
 
 def test_composite_call_honours_the_call_timeout(socks: Sockets, ipc_dir: Path) -> None:
-    req = socks(zmq.REQ, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5)
+    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5)
     with pytest.raises(SocketTimeout) as excinfo:
-        req.send_json({"a": 1}, timeout=0.02)
+        dealer.send_json({"a": 1}, timeout=0.02)
     assert excinfo.value.operation == "send_json"
     assert excinfo.value.timeout == 0.02
-    assert req.sndtimeo == 20  # the inner send did not re-arm the socket's own 0.5 s
+    assert dealer.sndtimeo == 20  # the inner send did not re-arm the socket's own 0.5 s
 
 
 @pytest.mark.parametrize(
@@ -895,3 +913,26 @@ def test_socket_timeout_pickles(socks: Sockets) -> None:
     copy = pickle.loads(pickle.dumps(exc))
     assert type(copy) is SocketTimeout
     assert (str(copy), copy.operation, copy.timeout, copy.errno) == (str(exc), "recv", 0.01, zmq.EAGAIN)
+
+
+def test_a_req_keeps_the_reply_of_a_peer_that_has_already_exited(ctx: zmq.Context[Any]) -> None:
+    """With IMMEDIATE set, a REQ dropped such a reply (0 of 30 kept): REQ mimics must not set it."""
+    method = multiprocessing.get_context("forkserver")
+    for _ in range(5):
+        ours, theirs = method.Pipe()
+        peer = method.Process(target=reply_once_and_exit, args=(theirs,))
+        peer.start()
+        try:
+            assert ours.poll(30), "the peer did not report its endpoint"
+            sock = make_sock(ctx, zmq.REQ, connect=ours.recv(), timeout=5)
+            sock.send(b"anything there?")
+            peer.join(30)
+            assert peer.exitcode == 0
+            assert sock.recv() == b"last word"
+            sock.close()
+        finally:
+            if peer.is_alive():
+                peer.kill()
+            peer.join(5)
+            ours.close()
+            theirs.close()

@@ -89,3 +89,23 @@ class StartError(ProcessError):
 
 class ProcessExited(ProcessError):
     """A process under test ended unexpectedly: during a wait, or with an exit status the test did not expect."""
+
+
+class WaitTimeout(ZmqTestError, TimeoutError):
+    """A wait for something other than a send or receive (a condition, a connection) ran out of time.
+
+    It is a :class:`TimeoutError`, so generic code that catches timeouts catches it;
+    ``what`` names what was awaited and ``timeout`` is the limit in seconds.
+    """
+
+    def __init__(self, message: str, *, what: str = "", timeout: float = 0.0) -> None:
+        ZmqTestError.__init__(self, message)
+        self.what = what
+        self.timeout = timeout
+
+
+class HandshakeFailed(ZmqTestError):
+    """A peer reached a mimic socket but the ZMTP handshake failed (mechanism mismatch, rejected credentials).
+
+    Retrying does not help with these, so a connection wait fails at once instead of at its deadline.
+    """

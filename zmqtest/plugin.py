@@ -10,10 +10,14 @@ pytest build its ordinary items from it, so fixtures, parametrize, marks, ``-k``
 by name when it runs the item, and :func:`pytest_pyfunc_call` (``tryfirst``) drives
 that generator through :meth:`ProcessTest.run`. Public pytest API only.
 
-Inert where unused: this module imports neither pyzmq nor the rest of zmqtest. The
-hooks recognise ProcessTest subclasses by the name of the class in their MRO rather
-than through ``sys.modules``, which may have dropped ``zmqtest.runner`` while its
-classes live on (pytester's in-process runs restore ``sys.modules`` after each run).
+Fixtures: :mod:`zmqtest.fixtures`, imported here so that pytest finds them on this
+plugin; they import pyzmq only when a test uses them.
+
+Inert where unused: this module imports neither pyzmq nor the rest of zmqtest beyond
+the light settings and fixtures modules. The hooks recognise ProcessTest subclasses
+by the name of the class in their MRO rather than through ``sys.modules``, which may
+have dropped ``zmqtest.runner`` while its classes live on (pytester's in-process runs
+restore ``sys.modules`` after each run).
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ import pytest
 
 from zmqtest import __version__
 from zmqtest import settings as zsettings
+from zmqtest.fixtures import zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_socket_factory
 from zmqtest.settings import Settings
+
+FIXTURES = (zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_socket_factory)
+"""The public fixtures, found by pytest as attributes of this plugin module."""
 
 MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",

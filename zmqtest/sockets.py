@@ -9,12 +9,19 @@ The wait is libzmq's own (``RCVTIMEO``/``SNDTIMEO``, set only when the timeout
 changes), so a mimic costs next to nothing over a raw socket: no polling loop, no
 sleeping. Only "nothing yet" (EAGAIN) is waited on; any other ZMQ error (EFSM,
 EHOSTUNREACH, ETERM, ...) surfaces at once with the socket named in its message.
+
+While processes are watched (:func:`zmqtest.waiting.watching`), the wait is one
+``zmq_poll`` (what ``zmq.Poller`` runs) over the socket and their sentinels instead,
+with the poll items cached per socket while the watched set stays the same: a process
+that dies ends the wait at once with :class:`~zmqtest.errors.ProcessExited`, and a
+timeout says what each watched process was doing. It costs one poll per receive.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +29,7 @@ import zmq
 
 from zmqtest.errors import SocketTimeout, add_context
 from zmqtest.settings import current_timeout, parse_timeout
+from zmqtest.waiting import describe_watched, ended, poll_items, watched
 
 __all__ = ["TestSocket", "make_sock", "parse_endpoint"]
 
@@ -31,8 +39,17 @@ Endpoint = str | tuple[str | None, int | str]
 LOOPBACK = "127.0.0.1"
 RECONNECT_IVL_MS = 10
 """libzmq's default (100 ms) would make a mimic that connects before the process has bound wait that long."""
+DEATH_GRACE_MS = 50
+"""After a watched process ends, how long a wait still gives a message it sent just before to arrive."""
 MAX_WAIT_MS = 2**31 - 1
 """RCVTIMEO/SNDTIMEO are C ints: longer timeouts (about 24.8 days) wait this long."""
+_RECV_FIRST = frozenset({zmq.REQ, zmq.REP, zmq.PUB, zmq.PUSH})
+"""Types whose receive can fail at once (EFSM out of turn, ENOTSUP): a watched receive tries before it polls."""
+_current_watched = watched  # the processes whose end cuts a wait short; () when none
+"""The watched processes now: one C call on the fast path."""
+_monotonic = time.monotonic
+_ceil = math.ceil
+_zmq_poll = zmq.zmq_poll
 
 _SEND_HINTS = {
     "REQ": "no peer took the request",
@@ -107,6 +124,12 @@ _RECV: Callable[..., Any] = zmq.Socket.recv
 _OWN: dict[str, Callable[..., Any]] = {"send_multipart": _send_multipart, "recv_multipart": _recv_multipart}
 
 
+def _flags(args: tuple[Any, ...], kwargs: dict[str, Any], flags_at: int | None) -> int:
+    """The ``flags`` argument of a send/recv call, wherever it was passed."""
+    flags = kwargs.get("flags", args[flags_at] if flags_at is not None and len(args) > flags_at else 0)
+    return int(flags)
+
+
 def _waiting(name: str, flags_at: int | None) -> Any:
     """Wrap ``zmq.Socket.<name>`` so that it waits at most the socket's timeout.
 
@@ -116,14 +139,77 @@ def _waiting(name: str, flags_at: int | None) -> Any:
     """
     base: Callable[..., Any] = _OWN.get(name) or getattr(zmq.Socket, name)
     reentrant = name not in _OWN and name not in ("send", "recv")
+    sending = name.startswith("send")
+    event = zmq.POLLOUT if sending else zmq.POLLIN
+    slot = "_poll_out" if sending else "_poll_in"
 
     def translate(self: TestSocket, exc: zmq.ZMQError, args: Any, kwargs: Any, seconds: float) -> BaseException:
-        if isinstance(exc, zmq.Again):
-            flags = kwargs.get("flags", args[flags_at] if flags_at is not None and len(args) > flags_at else 0)
-            if not flags & zmq.NOBLOCK:
-                return SocketTimeout(self._timeout_message(name, seconds), operation=name, timeout=seconds)
+        if isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
+            return SocketTimeout(self._timeout_message(name, seconds), operation=name, timeout=seconds)
         add_context(exc, f"  in {name} on {self.describe()}")
         return exc
+
+    def call(self: TestSocket, state: dict[str, Any], args: Any, kwargs: Any) -> Any:
+        """The base call; composite ones mark the socket busy so their inner sends/receives pass straight through."""
+        if not reentrant:
+            return base(self, *args, **kwargs)
+        state["_busy"] = True
+        try:
+            return base(self, *args, **kwargs)
+        finally:
+            state["_busy"] = False
+
+    def watched_call(
+        self: TestSocket, state: dict[str, Any], args: Any, kwargs: Any, seconds: float, processes: tuple[Any, ...]
+    ) -> Any:
+        """The wait raced against the watched processes: one poll of the socket and their sentinels, then the call.
+
+        The call itself never blocks (the timeouts are armed at 0). A send is tried at
+        once (when it can go, that is the same answer as a poll, for less); so is a
+        receive on a socket whose receive can fail outright (REQ/REP out of turn: EFSM;
+        PUB/PUSH: ENOTSUP), which a poll would turn into a timeout; other receives poll
+        first. Whatever the poll says, a ready socket wins over a death.
+        """
+        if state["_armed"] != 0.0:
+            self._arm(0.0)
+        if (args or kwargs) and _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
+            return call(self, state, args, kwargs)  # the caller asked not to wait: nothing to race
+        if sending or state["_recv_first"]:
+            try:
+                return call(self, state, args, kwargs)
+            except zmq.Again:
+                pass
+        cached = state[slot]
+        if cached is None or (cached[0] is not processes and cached[0] != processes):
+            cached = state[slot] = (processes, poll_items(self, event, processes))
+        items = cached[1]
+        start = _monotonic()
+        millis = min(_ceil(seconds * 1000), MAX_WAIT_MS)
+        refused = 0
+        while True:
+            ready = _zmq_poll(items, millis)
+            if ready and (ready[0][0] is self or int(self.getsockopt(zmq.EVENTS)) & event):
+                try:
+                    return call(self, state, args, kwargs)
+                except zmq.Again:
+                    # Ready, yet refused: a ROUTER's POLLOUT means "some peer can take a message", maybe
+                    # not this one. Polling again would spin: wait on the sentinels alone, 1, 2, 4 ... 64 ms.
+                    pause = min(1 << min(refused, 6), _ceil(max(seconds - (_monotonic() - start), 0) * 1000))
+                    refused += 1
+                    ready = _zmq_poll(items[1:], pause)
+            if ready:  # only sentinels are left in it: a watched process ended
+                # What it sent just before its end may still be on its way: give that a moment.
+                if _zmq_poll(items[:1], DEATH_GRACE_MS):
+                    try:
+                        return call(self, state, args, kwargs)
+                    except zmq.Again:
+                        pass
+                raise ended(processes, [item for item, _ in ready]).exit_error(f"{name} on {self.describe()}")
+            remaining = seconds - (_monotonic() - start)
+            if remaining <= 0:
+                message = self._timeout_message(name, seconds) + describe_watched(processes)
+                raise SocketTimeout(message, operation=name, timeout=seconds)
+            millis = min(_ceil(remaining * 1000), MAX_WAIT_MS)
 
     @functools.wraps(getattr(zmq.Socket, name))
     def method(self: TestSocket, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
@@ -137,6 +223,9 @@ def _waiting(name: str, flags_at: int | None) -> Any:
         else:
             seconds = parse_timeout(timeout, f"the timeout= argument of {name}", allow_zero=True)
         try:
+            processes = _current_watched()
+            if processes:
+                return watched_call(self, state, args, kwargs, seconds, processes)
             if seconds != state["_armed"]:
                 self._arm(seconds)
             if not reentrant:
@@ -146,6 +235,8 @@ def _waiting(name: str, flags_at: int | None) -> Any:
                 return base(self, *args, **kwargs)
             finally:
                 state["_busy"] = False
+        except SocketTimeout:
+            raise  # the watched wait's own, complete message
         except zmq.ZMQError as exc:
             error = translate(self, exc, args, kwargs, seconds)
             if error is exc:
@@ -155,7 +246,8 @@ def _waiting(name: str, flags_at: int | None) -> Any:
     method.__doc__ = (
         f"{getattr(zmq.Socket, name).__doc__ or ''}\n\n"
         "zmqtest: waits at most ``timeout`` seconds (this call's, else the socket's, else the\n"
-        "harness default), then raises :class:`zmqtest.SocketTimeout`."
+        "harness default), then raises :class:`zmqtest.SocketTimeout`; a watched process that\n"
+        "ends meanwhile raises its :class:`zmqtest.errors.ProcessExited` at once."
     )
     return method
 
@@ -172,8 +264,8 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     (connecting before the peer has bound costs nothing), and per type: REQ is
     relaxed and correlated (it stays usable after a timed-out receive), ROUTER is
     mandatory (a message to an unknown identity fails instead of vanishing),
-    REQ/DEALER/PUSH queue only on completed connections (a send to nobody times
-    out and says so instead of queueing forever).
+    DEALER/PUSH queue only on completed connections (a send to nobody times out
+    and says so instead of queueing forever).
     """
 
     __test__ = False  # not a test class, whatever pytest's name patterns say
@@ -196,7 +288,17 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         if register is not None:
             register(self)
         state = self.__dict__
-        state.update(_busy=False, _armed=None, _timeout=None, name=name, bound=[], connected=[])
+        state.update(
+            _busy=False,
+            _armed=None,
+            _timeout=None,
+            _poll_in=None,
+            _poll_out=None,
+            _recv_first=socket_type in _RECV_FIRST,
+            name=name,
+            bound=[],
+            connected=[],
+        )
         try:
             self.timeout = timeout
             self.setsockopt(zmq.LINGER, 0)
@@ -206,7 +308,8 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
                 self.setsockopt(zmq.REQ_CORRELATE, 1)
             if socket_type == zmq.ROUTER:
                 self.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            if socket_type in (zmq.REQ, zmq.DEALER, zmq.PUSH):
+            if socket_type in (zmq.DEALER, zmq.PUSH):
+                # Not REQ: with IMMEDIATE a REQ drops a reply whose sender has already exited (0 of 30 kept).
                 self.setsockopt(zmq.IMMEDIATE, 1)
             for option, value in options.items():
                 if not _is_option(self, option):
@@ -282,6 +385,12 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             raise
         _discard(self.connected, addr)
 
+    def close(self, linger: int | None = None) -> None:
+        """Close the socket, and drop its cached pollers (they refer back to it)."""
+        state = self.__dict__
+        state["_poll_in"] = state["_poll_out"] = None
+        super().close(linger)
+
     def _allow_ipv6(self, addr: str) -> None:
         """libzmq resolves IPv6 literals (``tcp://[::1]:5555``) only on sockets with IPV6 set."""
         if addr.startswith("tcp://["):
@@ -321,6 +430,8 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             what = (
                 f"{hint} within {seconds:g} s" if hint.startswith("no ") else f"no message within {seconds:g} s: {hint}"
             )
+            if self._type_name == "REQ" and self.connected and not self.bound:
+                what += f" (is a process bound to {', '.join(self.connected)} and running?)"
         return f"{operation} on {self.describe()}: {what}"
 
     def describe(self) -> str:

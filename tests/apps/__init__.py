@@ -1,0 +1,1 @@
+"""Small programs that the tests start as processes under test."""

@@ -1,0 +1,125 @@
+"""Processes under test that end in every way a process can, for zmqtest's own tests.
+
+One behaviour per mode, the same as a ``multiprocessing.Process`` (:class:`Behave`) and
+as a command line (``python behave.py MODE [ARG]``). Each mode that keeps running
+prints ``ready`` once its signal handling is in place, so a test never signals it
+too early. Only the standard library is imported at the top: spawned children and
+command lines start fast.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+
+MODES = ("return", "exit3", "raise", "obey", "ignore-int", "ignore-int-term", "grandchild")
+
+
+def behave(mode: str, arg: str = "") -> None:
+    """Act out ``mode``; ``arg`` is mode-specific."""
+    if mode == "return":
+        print("ready", flush=True)
+        return
+    if mode == "exit3":
+        print("ready", flush=True)
+        sys.exit(3)
+    if mode == "raise":
+        print("ready", flush=True)
+        raise RuntimeError("boom from behave")
+    if mode == "ignore-int":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if mode == "ignore-int-term":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode == "grandchild":
+        grandchild()
+        return
+    if mode == "twice":  # exits on the second SIGINT only: shows that SIGINT is repeated
+        count: list[int] = []
+        signal.signal(signal.SIGINT, lambda signum, frame: count.append(signum) if not count else sys.exit(0))
+    if mode == "print":
+        print(f"out {arg}", flush=True)
+        print(f"err {arg}", file=sys.stderr, flush=True)
+        print("unflushed at exit", arg)
+        return
+    if mode == "die":  # dies without saying it is ready; prints when, for the test to measure the report's delay
+        print(f"dying at {time.time():.6f}", file=sys.stderr, flush=True)
+        os._exit(2)
+    if mode == "bind":  # bind arg (a tcp endpoint) with zmq, then wait for SIGINT
+        import zmq
+
+        context = zmq.Context()
+        sock = context.socket(zmq.REP)
+        sock.linger = 0
+        sock.bind(arg)
+        print(f"bound {sock.getsockopt_string(zmq.LAST_ENDPOINT)}", flush=True)
+    if mode == "kill-message":  # a REP server that stops on b"kill"
+        import zmq
+
+        context = zmq.Context()
+        sock = context.socket(zmq.REP)
+        sock.linger = 0
+        sock.bind("tcp://127.0.0.1:*")
+        print(f"listening on {sock.getsockopt_string(zmq.LAST_ENDPOINT)}", flush=True)
+        while sock.recv() != b"kill":
+            sock.send(b"pong")
+        sock.close()
+        context.term()
+        return
+    if mode == "env":
+        print(f"env {os.environ.get(arg, '<unset>')} cwd {os.getcwd()}", flush=True)
+        return
+    if mode == "patched":
+        import json
+
+        print(f"patched {json.dumps([1])}", flush=True)
+        return
+    if mode == "silent":  # runs without ever printing
+        pass
+    else:
+        print("ready", flush=True)
+    while True:
+        time.sleep(60)
+
+
+def grandchild() -> None:
+    """Fork a grandchild that holds a listening tcp port and ignores SIGINT and SIGTERM; obey SIGINT ourselves."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(60)
+    listener.close()
+    print(f"ready port={port} grandchild={pid}", flush=True)
+    while True:
+        time.sleep(60)
+
+
+def fake_dumps(obj: object, *args: object, **kwargs: object) -> str:
+    """A replacement for json.dumps, patched into a child by the tests (module level: picklable)."""
+    return f"fake dumps of {obj!r}"
+
+
+class Behave(multiprocessing.Process):
+    """:func:`behave` as a Process."""
+
+    def __init__(self, mode: str, arg: str = "") -> None:
+        super().__init__()
+        self.mode = mode
+        self.arg = arg
+
+    def run(self) -> None:
+        behave(self.mode, self.arg)
+
+
+if __name__ == "__main__":
+    behave(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")

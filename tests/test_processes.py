@@ -1,0 +1,786 @@
+"""Processes under test: start (three start methods and command lines), readiness, output, stop, no orphans.
+
+Every test starts real processes. None sleeps to synchronise: they wait for a line
+of output, for the process's end, or for a bounded condition.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import zmq
+from apps.behave import Behave
+
+from zmqtest.errors import ProcessError, ProcessExited, StartError
+from zmqtest.processes import ManagedProcess, ProcessManager
+from zmqtest.settings import Settings, using
+from zmqtest.waiting import watched
+
+APPS = Path(__file__).parent / "apps"
+BEHAVE = str(APPS / "behave.py")
+METHODS = ["fork", "forkserver", "spawn"]
+KINDS = [*METHODS, "command"]
+GRACE = 0.3
+SETTINGS = Settings(stop_grace=GRACE, startup_timeout=30.0)
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[ProcessManager]:
+    """A manager writing output under tmp_path, closed at teardown (a no-op if the test closed it)."""
+    procs = ProcessManager(tmp_path / "out", settings=SETTINGS)
+    yield procs
+    procs.close()
+
+
+def start(procs: ProcessManager, kind: str, mode: str, arg: str = "", **options: Any) -> ManagedProcess:
+    """Start behave.py's ``mode`` as a Process with start method ``kind``, or as a command line."""
+    if kind == "command":
+        return procs.start([sys.executable, BEHAVE, mode, *([arg] if arg else [])], **options)
+    return procs.start(Behave(mode, arg), start_method=kind, **options)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not: it holds nothing but its exit status)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def group(pgid: int) -> list[int]:
+    """Live members of process group ``pgid``."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (OSError, psutil.Error):
+            pass
+    return members
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bind_port(port: int) -> None:
+    """Listen on ``port`` as servers (and libzmq) do: fails with EADDRINUSE while anything else listens there.
+
+    SO_REUSEADDR, because without it a TIME_WAIT left by any connection that happened to
+    use this port number (a client of another xdist worker, say) would fail it too.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+
+
+# --------------------------------------------------------------------------------------- the exit-path matrix
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mode", ["return", "exit3", "raise", "obey", "ignore-int", "ignore-int-term", "grandchild"])
+def test_exit_path(tmp_path: Path, kind: str, mode: str) -> None:
+    """Each way a process can end is stopped (or reported) correctly, with nothing of its group left."""
+    procs = ProcessManager(tmp_path, settings=SETTINGS)
+    handle = start(procs, kind, mode, ready=r"^ready( port=(?P<endpoint>\d+) grandchild=(\d+))?$")
+    assert handle.kind == ("command" if kind == "command" else "process")
+    if mode in ("return", "exit3", "raise"):
+        expected = {"return": 0, "exit3": 3, "raise": 1}[mode]
+        assert handle.wait(30) == expected
+        assert handle.is_alive() is False
+        if expected == 0:
+            procs.close()
+        else:
+            with pytest.raises(ProcessExited) as info:
+                procs.close()
+            message = str(info.value)
+            assert f"{handle.name} (pid {handle.pid}, exited with code {expected}) ended before" in message
+            assert ("RuntimeError: boom from behave" in message) is (mode == "raise")
+        assert handle.stopped_by == "exited by itself"
+    else:
+        assert handle.is_alive()
+        procs.close()  # SIGINT, SIGTERM and SIGKILL stops are the harness's doing: no error
+        stage = {"ignore-int": "SIGTERM", "ignore-int-term": "SIGKILL"}.get(mode, "SIGINT")
+        assert handle.stopped_by == stage
+        assert handle.stop_seconds is not None
+        if stage == "SIGINT":  # multiprocessing turns KeyboardInterrupt into 1; a repeated SIGINT during exit: -2
+            assert handle.returncode in ((-signal.SIGINT,) if kind == "command" else (1, -signal.SIGINT))
+        else:
+            assert handle.returncode == -getattr(signal, stage)
+            stages = 1 if stage == "SIGTERM" else 2
+            assert stages * GRACE <= handle.stop_seconds < stages * GRACE + 3
+    assert group(handle.pid) == []
+    if mode == "grandchild":
+        assert handle.match is not None
+        grandchild = int(handle.match.group(3))
+        assert not alive(grandchild)
+        assert handle.endpoint is not None
+        bind_port(int(handle.endpoint))  # the grandchild's port is free at once
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sentinel_is_readable_once_the_process_dies_even_if_a_grandchild_lives(
+    manager: ProcessManager, kind: str
+) -> None:
+    """A forked grandchild holds multiprocessing's sentinel pipe open; the pidfd says the truth at once."""
+    handle = start(manager, kind, "grandchild", ready=r"grandchild=(\d+)")
+    os.kill(handle.pid, signal.SIGKILL)
+    assert multiprocessing.connection.wait([handle.sentinel], 10)
+    assert handle.returncode == -signal.SIGKILL
+    assert handle.endpoint is not None
+    assert alive(int(handle.endpoint))  # the grandchild is still there, until the stop
+    error = handle.exit_error("waiting for a reply on REQ socket 'client'")
+    assert isinstance(error, ProcessExited)
+    assert str(error).startswith(
+        f"{handle.name} (pid {handle.pid}) killed by SIGKILL while waiting for a reply on REQ socket 'client'\n"
+    )
+    assert "ready port=" in str(error)  # the output's tail
+    with pytest.raises(ProcessExited, match=r"killed by SIGKILL\) ended before the test stopped it"):
+        manager.close()
+    assert not alive(int(handle.endpoint))
+
+
+# --------------------------------------------------------------------------------------------- start methods
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_start_method_is_the_one_asked_for(manager: ProcessManager, method: str) -> None:
+    handle = manager.start(Behave("obey"), start_method=method, ready="ready")
+    assert handle.start_method == method
+    child = psutil.Process(handle.pid)
+    assert ("spawn_main" in " ".join(child.cmdline())) is (method == "spawn")
+    assert (child.ppid() == os.getpid()) is (method != "forkserver")  # a forkserver child is the forkserver's
+    assert os.getpgid(handle.pid) == handle.pid  # its own process group, whatever the method
+    assert os.getsid(handle.pid) == handle.pid
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_start_method_comes_from_the_settings(tmp_path: Path, method: str) -> None:
+    with using(SETTINGS.replace(start_method=method)), ProcessManager(tmp_path) as procs:
+        assert procs.start(Behave("obey"), ready="ready").start_method == method
+
+
+def make_local_process() -> multiprocessing.Process:
+    class LocalProc(multiprocessing.Process):
+        def run(self) -> None:
+            print("ready", flush=True)
+
+    return LocalProc()
+
+
+def return_none() -> None:
+    return None
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+@pytest.mark.parametrize(
+    ("make", "name", "problem"),
+    [
+        (make_local_process, "LocalProc", "local object"),
+        (lambda: Behave("obey", threading.Lock()), "Behave", "_thread.lock"),  # type: ignore[arg-type]
+        (lambda: multiprocessing.Process(target=lambda: None), "<lambda>", "lambda"),
+    ],
+    ids=["local-class", "holds-lock", "lambda-target"],
+)
+def test_unpicklable_process_says_why_and_how_to_fix(
+    manager: ProcessManager, method: str, make: Callable[[], multiprocessing.Process], name: str, problem: str
+) -> None:
+    with pytest.raises(StartError) as info:
+        manager.start(make(), start_method=method)
+    message = str(info.value)
+    assert message.startswith(f"cannot start {name} (")
+    assert f"with start method {method!r}" in message
+    assert problem in message
+    assert "define the class at module level" in message
+    assert "create them in run()" in message
+    assert "start_method='fork'" in message
+    assert manager.processes == []
+    assert list((manager.output_dir).iterdir()) == []
+
+
+def test_a_local_class_starts_under_fork(manager: ProcessManager) -> None:
+    handle = manager.start(make_local_process(), start_method="fork", ready="ready")
+    assert handle.name == "LocalProc"
+    assert handle.wait(30) == 0
+
+
+def test_plain_process_is_named_after_its_target(manager: ProcessManager) -> None:
+    handle = manager.start(multiprocessing.Process(target=return_none), start_method="spawn")
+    assert handle.name == "return_none"
+    assert handle.wait(30) == 0
+    assert handle.stdout_path.name == "return_none-1.stdout"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_patches_apply_in_the_child(manager: ProcessManager, method: str) -> None:
+    handle = manager.start(
+        Behave("patched"), start_method=method, patches={"json.dumps": _fake_dumps()}, ready="patched"
+    )
+    assert handle.match is not None
+    assert handle.match.string == "patched fake dumps of [1]"
+    assert handle.wait(30) == 0
+
+
+def _fake_dumps() -> Callable[..., str]:
+    from apps.behave import fake_dumps
+
+    return fake_dumps
+
+
+def test_the_process_object_is_left_as_it_was(manager: ProcessManager) -> None:
+    proc = Behave("return")
+    manager.start(proc, start_method="spawn").wait(30)
+    assert "run" not in vars(proc)
+    assert "_Popen" not in vars(proc)
+
+
+# ------------------------------------------------------------------------------------------------ readiness
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ready_pattern_gives_the_endpoint(manager: ProcessManager, ctx: zmq.Context[Any], kind: str) -> None:
+    handle = start(manager, kind, "kill-message", ready=r"listening on (?P<endpoint>tcp://\S+)")
+    assert handle.endpoint is not None
+    assert handle.endpoint.startswith("tcp://127.0.0.1:")
+    assert handle.match is not None
+    assert handle.match.group(0) == f"listening on {handle.endpoint}"
+    client = ctx.socket(zmq.REQ)
+    client.linger = 0
+    client.rcvtimeo = client.sndtimeo = 10_000
+    client.connect(handle.endpoint)
+    client.send(b"ping")
+    assert client.recv() == b"pong"
+    client.close()
+
+
+def test_ready_pattern_group_one_or_none(manager: ProcessManager) -> None:
+    first = start(manager, "fork", "grandchild", ready=r"port=(\d+)")
+    assert first.endpoint is not None
+    assert first.endpoint.isdigit()
+    second = start(manager, "command", "obey", ready=re.compile(r"^rea"))
+    assert second.endpoint is None
+    assert second.match is not None
+
+
+@pytest.mark.parametrize("kind", ["fork", "command"])
+def test_ready_callable_is_polled_and_its_value_kept(manager: ProcessManager, kind: str) -> None:
+    calls = []
+
+    def port_reported() -> str | None:
+        calls.append(1)
+        found = re.search(r"port=(\d+)", manager.processes[-1].stdout_path.read_text())  # started: polled
+        return found.group(1) if found else None
+
+    handle = start(manager, kind, "grandchild", ready=port_reported)
+    assert handle.ready_value is not None
+    assert handle.ready_value == handle.stdout_path.read_text().split("port=")[1].split()[0]
+    assert calls
+
+
+def test_ready_callable_that_raises_stops_the_process(manager: ProcessManager) -> None:
+    def broken() -> bool:
+        raise LookupError("no such thing")
+
+    with pytest.raises(LookupError, match="no such thing") as info:
+        start(manager, "fork", "obey", ready=broken)
+    handle = manager.processes[-1]
+    assert handle.stopped_by == "SIGINT"
+    assert group(handle.pid) == []
+    assert f"in the ready= check of {handle.name} (pid {handle.pid}" in "\n".join(getattr(info.value, "__notes__", []))
+
+
+@pytest.mark.parametrize(
+    ("ready", "what"),
+    [
+        ("never printed", "waited for a line matching 'never printed' in its stdout or stderr"),
+        (lambda: False, "waited for <lambda>() to return a true value"),
+    ],
+    ids=["pattern", "callable"],
+)
+def test_not_ready_in_time_names_what_it_waited_for(manager: ProcessManager, ready: Any, what: str) -> None:
+    began = time.monotonic()
+    with pytest.raises(StartError) as info:
+        start(manager, "command", "ignore-int", ready=ready, ready_timeout=0.3)
+    elapsed = time.monotonic() - began
+    handle = manager.processes[-1]
+    message = str(info.value)
+    assert message.startswith(f"{handle.name} (pid {handle.pid}) was not ready within 0.3 s: {what}")
+    assert "it was still running, and was stopped (SIGTERM: killed by SIGTERM)" in message
+    assert f"command: {sys.executable} {BEHAVE} ignore-int" in message
+    assert "--- stdout of behave.py (last 20 lines of" in message
+    assert "ready" in message
+    assert elapsed < 0.3 + GRACE + 5
+    assert group(handle.pid) == []
+    manager.close()  # already reported: not an unexpected exit again
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_death_during_readiness_is_reported_at_once(manager: ProcessManager, kind: str) -> None:
+    began = time.monotonic()
+    with pytest.raises(StartError) as info:
+        start(manager, kind, "die", ready="never printed", ready_timeout=30)
+    reported = time.time()
+    assert time.monotonic() - began < 10  # far less than the ready timeout
+    message = str(info.value)
+    handle = manager.processes[-1]
+    assert message.startswith(f"{handle.name} (pid {handle.pid}, exited with code 2) ended before it was ready")
+    assert "waited for a line matching 'never printed'" in message
+    found = re.search(r"dying at (\d+\.\d+)", message)  # its stderr, in the tail
+    assert found is not None
+    assert reported - float(found.group(1)) < 0.5  # 0.25 s required; typically ~10 ms, doubled for loaded CI
+    manager.close()  # reported once, by start(): close() has nothing to add
+
+
+def test_ready_socket_waits_for_the_connection(manager: ProcessManager, socks: Any) -> None:
+    server = socks(zmq.REP, bind=("127.0.0.1", 0), name="mimic")
+    handle = manager.start([sys.executable, "-c", CONNECT_LATER, server.endpoint], ready=server)
+    assert handle.is_alive()
+    assert server.recv() == b"hello"
+
+
+def test_ready_socket_reports_a_death_at_once(manager: ProcessManager, socks: Any) -> None:
+    server = socks(zmq.REP, bind=("127.0.0.1", 0), name="mimic")
+    began = time.monotonic()
+    with pytest.raises(StartError) as info:
+        start(manager, "spawn", "die", ready=server, ready_timeout=30)
+    assert time.monotonic() - began < 10
+    assert "ended before it was ready (waited for a connection on REP socket 'mimic'" in str(info.value)
+
+
+def test_ready_socket_not_connected_in_time(manager: ProcessManager, socks: Any) -> None:
+    server = socks(zmq.REP, bind=("127.0.0.1", 0), name="mimic")
+    with pytest.raises(StartError) as info:
+        start(manager, "fork", "obey", ready=server, ready_timeout=0.2)
+    message = str(info.value)
+    assert "was not ready within 0.2 s: waited for a connection on REP socket 'mimic'" in message
+    assert isinstance(info.value.__cause__, TimeoutError)  # the waiter's own account: the events it saw
+
+
+CONNECT_LATER = textwrap.dedent(
+    """
+    import sys, zmq
+    sock = zmq.Context().socket(zmq.REQ)
+    sock.connect(sys.argv[1])
+    sock.send(b"hello")
+    sock.recv()
+    """
+)
+
+
+# --------------------------------------------------------------------------------------------------- output
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_output_goes_to_the_process_files(
+    manager: ProcessManager, kind: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for attempt in ("first", "second"):  # twice in a row: a forkserver child would write to the first's capture
+        handle = start(manager, kind, "print", attempt)
+        assert handle.wait(30) == 0
+        assert handle.stdout_path.read_text() == f"out {attempt}\nunflushed at exit {attempt}\n"
+        assert handle.stderr_path.read_text() == f"err {attempt}\n"
+        assert handle.stdout_path.parent == manager.output_dir
+    captured = capfd.readouterr()
+    assert "first" not in captured.out + captured.err
+    assert "second" not in captured.out + captured.err
+    names = sorted(path.name for path in manager.output_dir.iterdir())
+    stem = "behave.py" if kind == "command" else "Behave"
+    assert names == [f"{stem}-{n}.{stream}" for n in (1, 2) for stream in ("stderr", "stdout")]
+
+
+def test_tail_is_labelled_and_bounded(manager: ProcessManager) -> None:
+    handle = manager.start([sys.executable, "-c", "for i in range(100): print('line', i)"], name="counter")
+    assert handle.wait(30) == 0
+    tail = handle.tail(3)
+    assert tail == f"--- stdout of counter (last 3 lines of {handle.stdout_path}) ---\nline 97\nline 98\nline 99"
+    silent = start(manager, "spawn", "silent")
+    assert silent.tail().startswith("--- Behave wrote nothing to stdout or stderr; errors before run()")
+
+
+def test_a_private_output_dir_is_removed_at_close() -> None:
+    with ProcessManager(settings=SETTINGS) as procs:
+        handle = procs.start([sys.executable, "-c", "print('hi')"])
+        assert handle.wait(30) == 0
+        assert handle.stdout_path.read_text() == "hi\n"
+    assert not procs.output_dir.exists()
+    assert "is gone" in handle.tail()
+
+
+def test_env_and_cwd_for_commands(manager: ProcessManager, tmp_path: Path) -> None:
+    handle = start(
+        manager, "command", "env", "ZMQTEST_SECRET", env={**os.environ, "ZMQTEST_SECRET": "s3cr3t"}, cwd=tmp_path
+    )
+    assert handle.wait(30) == 0
+    assert handle.stdout_path.read_text() == f"env s3cr3t cwd {tmp_path}\n"
+    assert handle.argv == [sys.executable, BEHAVE, "env", "ZMQTEST_SECRET"]
+
+
+# ----------------------------------------------------------------------------------------------------- stop
+
+
+def test_stop_action_is_the_graceful_stage(manager: ProcessManager, ctx: zmq.Context[Any]) -> None:
+    client = ctx.socket(zmq.REQ)
+    client.linger = 0
+    client.sndtimeo = 10_000
+
+    def send_kill() -> None:
+        client.send(b"kill")
+
+    handle = start(manager, "forkserver", "kill-message", ready=r"on (tcp://\S+)", stop=send_kill)
+    assert handle.endpoint is not None
+    client.connect(handle.endpoint)
+    assert handle.stop() == 0
+    assert handle.stopped_by == "stop action"
+    assert handle.stop() == 0  # idempotent
+    client.close()
+
+
+def test_a_failing_stop_action_falls_back_to_sigint_and_is_reported(manager: ProcessManager) -> None:
+    def broken() -> None:
+        raise ConnectionError("mimic socket gone")
+
+    handle = start(manager, "fork", "obey", ready="ready", stop=broken)
+    with pytest.raises(ProcessError) as info:
+        manager.close()
+    assert handle.stopped_by == "SIGINT"
+    assert str(info.value) == (
+        f"the stop action of Behave (pid {handle.pid}) failed: ConnectionError: mimic socket gone"
+        " (SIGINT was sent instead)"
+    )
+
+
+def test_sigint_is_repeated_while_the_grace_lasts(tmp_path: Path) -> None:
+    """A SIGINT can be lost by a process blocked in pyzmq's recv: a second one follows 100 ms later."""
+    with ProcessManager(tmp_path, settings=SETTINGS.replace(stop_grace=5.0)) as procs:
+        handle = start(procs, "command", "twice", ready="ready")
+    assert handle.stopped_by == "SIGINT"
+    assert handle.returncode == 0
+    assert handle.stop_seconds is not None
+    assert handle.stop_seconds < 2.5
+
+
+def test_stop_of_a_process_that_already_ended_just_reaps(manager: ProcessManager) -> None:
+    handle = start(manager, "spawn", "return", ready="ready", expect_exit=True)
+    assert handle.wait(30) == 0
+    assert handle.stop() == 0
+    assert handle.stopped_by == "exited by itself"
+
+
+def test_describe(manager: ProcessManager) -> None:
+    handle = start(manager, "fork", "ignore-int-term", ready="ready")
+    assert handle.describe() == f"Behave (pid {handle.pid}, running)"
+    assert repr(handle) == f"<ManagedProcess Behave (pid {handle.pid}, running)>"
+    handle.stop()
+    assert handle.describe() == f"Behave (pid {handle.pid}, killed by SIGKILL)"
+    other = start(manager, "command", "exit3", ready="ready", expect_exit=3)
+    other.wait(30)
+    assert other.describe() == f"behave.py (pid {other.pid}, exited with code 3)"
+
+
+# ------------------------------------------------------------------------------------------ unexpected exits
+
+
+@pytest.mark.parametrize(("expect_exit", "fails"), [(None, True), (True, False), (3, False), (4, True)])
+def test_expect_exit(tmp_path: Path, expect_exit: Any, fails: bool) -> None:
+    procs = ProcessManager(tmp_path, settings=SETTINGS)
+    handle = start(procs, "fork", "exit3", ready="ready", expect_exit=expect_exit)
+    assert handle.wait(30) == 3
+    if fails:
+        with pytest.raises(ProcessExited, match=r"1 process ended unexpectedly"):
+            procs.close()
+    else:
+        procs.close()
+
+
+def test_expect_exit_on_a_process_still_running_at_stop_is_no_error(manager: ProcessManager) -> None:
+    handle = start(manager, "command", "ignore-int", ready="ready", expect_exit=3)
+    manager.close()
+    assert handle.stopped_by == "SIGTERM"
+
+
+def test_every_unexpected_exit_is_listed_in_one_error(manager: ProcessManager) -> None:
+    crashed = start(manager, "fork", "raise", ready="ready")
+    exited = start(manager, "command", "exit3", ready="ready")
+    running = start(manager, "spawn", "obey", ready="ready")
+    assert crashed.wait(30) == 1
+    assert exited.wait(30) == 3
+    with pytest.raises(ProcessExited) as info:
+        manager.close()
+    message = str(info.value)
+    assert message.startswith("2 processes ended unexpectedly")
+    assert f"Behave (pid {crashed.pid}, exited with code 1) ended before" in message
+    assert f"behave.py (pid {exited.pid}, exited with code 3) ended before" in message
+    assert f"command: {sys.executable} {BEHAVE} exit3" in message
+    assert "RuntimeError: boom from behave" in message
+    assert str(running.pid) not in message
+    assert running.stopped_by == "SIGINT"
+
+
+def test_close_after_a_failure_does_not_mask_it(tmp_path: Path) -> None:
+    procs = ProcessManager(tmp_path, settings=SETTINGS)
+    handle = start(procs, "fork", "exit3", ready="ready")
+    handle.wait(30)
+    with pytest.raises(AssertionError, match="the test's own failure") as info, procs:
+        raise AssertionError("the test's own failure")
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert f"Behave (pid {handle.pid}, exited with code 3) ended before" in notes
+    assert handle.returncode == 3
+
+
+def test_ctrl_c_during_close_is_held_until_every_process_is_stopped(tmp_path: Path) -> None:
+    def ctrl_c_twice() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    procs = ProcessManager(tmp_path, settings=SETTINGS)
+    first = start(procs, "command", "ignore-int-term", ready="ready")
+    second = start(procs, "fork", "obey", ready="ready", stop=ctrl_c_twice)  # stopped first: latest first
+    with pytest.raises(KeyboardInterrupt):
+        procs.close()
+    assert second.stopped_by == "SIGTERM"  # its stop action only pressed Ctrl-C (twice) on us
+    assert first.stopped_by == "SIGKILL"
+    assert group(first.pid) == []
+    assert group(second.pid) == []
+
+
+def test_ctrl_c_during_readiness_stops_the_process(manager: ProcessManager) -> None:
+    def ctrl_c_once_it_is_up() -> bool:
+        if "ready" in manager.processes[-1].stdout_path.read_text():  # its SIGINT handler is in place
+            os.kill(os.getpid(), signal.SIGINT)
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        start(manager, "command", "ignore-int", ready=ctrl_c_once_it_is_up)
+    handle = manager.processes[-1]
+    assert handle.stopped_by == "SIGTERM"
+    assert group(handle.pid) == []
+
+
+def test_a_child_stops_on_sigint_even_if_we_ignore_it(manager: ProcessManager) -> None:
+    """An ignored SIGINT is inherited (as in a shell's background job): the child setup restores it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        handle = start(manager, "fork", "obey", ready="ready")
+        assert handle.stop() == 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handle.stopped_by == "SIGINT"
+
+
+# --------------------------------------------------------------------------------------- watching, arguments
+
+
+def test_processes_are_watched_while_the_manager_is_open(tmp_path: Path) -> None:
+    before = watched()
+    with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+        first = start(procs, "fork", "obey", ready="ready")
+        second = start(procs, "command", "obey", ready="ready")
+        assert watched() == (*before, first, second)
+        sentinels = [proc.sentinel for proc in watched()[len(before) :]]
+        assert multiprocessing.connection.wait(sentinels, 0) == []
+    assert watched() == before
+    with pytest.raises(ValueError, match="released when its manager closed"):
+        first.sentinel  # noqa: B018
+
+
+def test_only_an_unexpected_end_should_cut_waits_short(manager: ProcessManager) -> None:
+    watched_process = start(manager, "fork", "obey", ready="ready")
+    expected_end = start(manager, "fork", "obey", ready="ready", expect_exit=0)
+    assert watched_process.ends_waits
+    assert not expected_end.ends_waits
+    watched_process.stop()
+    assert not watched_process.ends_waits  # stopped by the test: its end is no news
+
+
+def test_bad_arguments(manager: ProcessManager, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="command lines only"):
+        manager.start(Behave("obey"), env={"A": "1"})
+    with pytest.raises(TypeError, match="list of arguments"):
+        manager.start(f"{sys.executable} {BEHAVE} obey")
+    with pytest.raises(TypeError, match=r"multiprocessing\.Process targets only"):
+        manager.start([sys.executable, BEHAVE, "obey"], start_method="fork")
+    with pytest.raises(TypeError, match=r"patches= applies to multiprocessing\.Process targets only"):
+        manager.start([sys.executable, BEHAVE, "obey"], patches={"json.dumps": None})
+    with pytest.raises(ValueError, match="invalid start method 'vfork' from the start_method= argument"):
+        manager.start(Behave("obey"), start_method="vfork")
+    with pytest.raises(ValueError, match="invalid timeout -1"):
+        manager.start(Behave("obey"), ready_timeout=-1)
+    proc = Behave("return")
+    manager.start(proc, start_method="fork").wait(30)
+    with pytest.raises(StartError, match="started already"):
+        manager.start(proc)
+    with pytest.raises(StartError) as info:
+        manager.start([str(tmp_path / "no-such-program"), "--flag"])
+    assert str(info.value) == (
+        f"could not start no-such-program: FileNotFoundError: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'no-such-program'}'\ncommand: {tmp_path / 'no-such-program'} --flag"
+    )
+    manager.close()
+    with pytest.raises(ProcessError, match="closed"):
+        manager.start(Behave("obey"))
+
+
+# ---------------------------------------------------------------------------------------------- no orphans
+
+
+@pytest.mark.timeout(120)
+def test_a_port_is_rebound_by_200_consecutive_starts(tmp_path: Path) -> None:
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    for _ in range(200):
+        with ProcessManager(settings=SETTINGS) as procs:
+            handle = procs.start(Behave("bind", endpoint), start_method="fork", ready=r"^ready$")
+        assert handle.stopped_by == "SIGINT"
+    bind_port(port)
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Processes (not zombies) carrying ``ZMQTEST_ORPHAN_MARK=marker`` in their environment."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            mine = proc.pid != os.getpid() and proc.environ().get("ZMQTEST_ORPHAN_MARK") == marker
+            if mine and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_until_gone(marker: str, seconds: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + seconds
+    while True:
+        left = marked_processes(marker)
+        if not left or time.monotonic() > deadline:
+            return left
+        psutil.wait_procs(left, timeout=0.1)
+
+
+INNER_TESTS = """
+import os, sys, time
+import pytest
+from apps.behave import Behave
+from zmqtest.processes import ProcessManager
+from zmqtest.settings import Settings
+
+S = Settings(stop_grace=0.2, startup_timeout=30)
+BEHAVE = os.environ["BEHAVE"]
+
+def test_assertion(tmp_path):
+    with ProcessManager(tmp_path, settings=S) as procs:
+        procs.start(Behave("obey"), ready="ready", start_method="fork")
+        procs.start([sys.executable, BEHAVE, "obey"], ready="ready")
+        assert False, "inner assertion"
+
+def test_exception(tmp_path):
+    with ProcessManager(tmp_path, settings=S) as procs:
+        procs.start(Behave("ignore-int"), ready="ready", start_method="spawn")
+        raise RuntimeError("inner exception")
+
+def test_stubborn(tmp_path):
+    with ProcessManager(tmp_path, settings=S) as procs:
+        procs.start(Behave("ignore-int-term"), ready="ready", start_method="forkserver")
+        procs.start([sys.executable, BEHAVE, "ignore-int-term"], ready="ready")
+        assert False, "inner stubborn"
+
+def test_grandchild(tmp_path):
+    with ProcessManager(tmp_path, settings=S) as procs:
+        procs.start(Behave("grandchild"), ready="ready", start_method="fork")
+        procs.start([sys.executable, BEHAVE, "grandchild"], ready="ready")
+        assert False, "inner grandchild"
+
+@pytest.mark.timeout(2, method="signal")
+def test_hangs_until_pytest_timeout(tmp_path):
+    with ProcessManager(tmp_path, settings=S) as procs:
+        procs.start(Behave("obey"), ready="ready", start_method="fork")
+        procs.start([sys.executable, BEHAVE, "grandchild"], ready="ready")
+        time.sleep(60)
+
+def test_never_closed(tmp_path):
+    procs = ProcessManager(tmp_path, settings=S)
+    procs.start([sys.executable, BEHAVE, "ignore-int-term"], ready="ready")
+    procs.start(Behave("grandchild"), ready="ready", start_method="fork")
+    assert False, "inner never closed: the atexit handler must stop these"
+"""
+
+
+@pytest.mark.timeout(120)
+def test_no_process_is_left_after_a_run_of_failing_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv("ZMQTEST_ORPHAN_MARK", marker)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(APPS.parent), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("BEHAVE", BEHAVE)
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", timeout=100)
+    result.assert_outcomes(failed=6)
+    output = result.stdout.str()
+    for text in ("inner assertion", "inner exception", "inner stubborn", "inner grandchild", "Timeout", "never closed"):
+        assert text in output  # each test's own failure, not masked by teardown
+    left = wait_until_gone(marker, 10)
+    assert left == [], f"processes left after the inner run: {[(p.pid, p.cmdline()) for p in left]}"
+
+
+INNER_THREAD_TIMEOUT = """
+import os, sys, time
+import pytest
+from apps.behave import Behave
+from zmqtest.processes import ProcessManager
+from zmqtest.settings import Settings
+
+@pytest.mark.timeout(2, method="thread")
+def test_hangs(tmp_path):
+    with ProcessManager(tmp_path, settings=Settings(stop_grace=0.2, startup_timeout=30)) as procs:
+        procs.start(Behave("ignore-int-term"), ready="ready", start_method="fork")
+        procs.start([sys.executable, os.environ["BEHAVE"], "grandchild"], ready="ready")
+        time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_no_process_is_left_when_pytest_timeout_ends_the_run_with_os_exit(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-timeout's thread method calls os._exit: no teardown, no atexit; the reaper sees the pipe close."""
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv("ZMQTEST_ORPHAN_MARK", marker)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(APPS.parent), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("BEHAVE", BEHAVE)
+    pytester.makepyfile(test_inner=INNER_THREAD_TIMEOUT)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", timeout=100)
+    assert result.ret not in (0, 5)
+    assert "Timeout" in result.stderr.str() + result.stdout.str()
+    left = wait_until_gone(marker, 5)
+    assert left == [], f"processes left after os._exit: {[(p.pid, p.cmdline()) for p in left]}"
+
+
+def test_atexit_stops_what_a_manager_left_running(tmp_path: Path) -> None:
+    report = tmp_path / "owner.out"
+    with report.open("w") as out:  # a file, not a pipe: a survivor holding a pipe would stall the test
+        subprocess.run(
+            [sys.executable, str(APPS / "owner.py"), str(tmp_path), "exit"], stdout=out, timeout=60, check=True
+        )
+    pids_line, reaper_line = report.read_text().splitlines()
+    pids = [int(word) for word in pids_line.split()[1:]]
+    assert len(pids) == 4  # three leaders and a grandchild
+    assert reaper_line == "reaper None"  # switched off: only the atexit handler was there to stop them
+    assert [pid for pid in pids if alive(pid)] == []

@@ -1,0 +1,211 @@
+"""The reaper: when the interpreter that registered process groups dies, it kills them, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from apps.behave import Behave
+
+from zmqtest import reaper
+from zmqtest.processes import ProcessManager
+from zmqtest.settings import Settings
+
+APPS = Path(__file__).parent / "apps"
+BEHAVE = str(APPS / "behave.py")
+SETTINGS = Settings(stop_grace=0.2, startup_timeout=30.0)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def read_line(pipe: int, seconds: float) -> str:
+    """One line from ``pipe`` within ``seconds``, or fail."""
+    data = b""
+    deadline = time.monotonic() + seconds
+    while not data.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no complete line within {seconds} s, got {data!r}"
+        if select.select([pipe], [], [], remaining)[0]:
+            chunk = os.read(pipe, 1)
+            assert chunk, f"end of output after {data!r}"
+            data += chunk
+    return data.decode()
+
+
+@pytest.fixture
+def victims() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes in their own sessions, for the reaper to kill or spare; whatever is left is killed at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def victim(victims: list[subprocess.Popen[bytes]], mode: str = "obey") -> subprocess.Popen[bytes]:
+    """Start behave.py ``mode`` in its own session; return once it is ready (its ready line in ``.ready_line``)."""
+    proc = subprocess.Popen(
+        [sys.executable, BEHAVE, mode], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    victims.append(proc)
+    assert proc.stdout is not None
+    line = read_line(proc.stdout.fileno(), 30)
+    assert line.startswith("ready")  # handlers in place, grandchild forked
+    proc.ready_line = line  # type: ignore[attr-defined]
+    return proc
+
+
+def run_reaper(lines: list[str]) -> int:
+    """Run a reaper fed ``lines``, close its stdin, return its exit code (bounded wait)."""
+    proc = subprocess.Popen([sys.executable, "-m", "zmqtest.reaper"], stdin=subprocess.PIPE, start_new_session=True)
+    assert proc.stdin is not None
+    proc.stdin.write("".join(lines).encode())
+    proc.stdin.close()
+    return proc.wait(30)
+
+
+def test_eof_kills_every_registered_group_and_nothing_else(victims: list[subprocess.Popen[bytes]]) -> None:
+    registered = victim(victims, "grandchild")
+    grandchild = int(registered.ready_line.split("grandchild=")[1])  # type: ignore[attr-defined]
+    unregistered = victim(victims)
+    never = victim(victims)
+    reused = victim(victims)
+    lines = [
+        f"+{registered.pid} {reaper.start_time(registered.pid)}\n",
+        f"+{unregistered.pid} {reaper.start_time(unregistered.pid)}\n",
+        f"-{unregistered.pid}\n",
+        f"+{reused.pid} 1\n",  # its start time differs: the pid would be someone else's now
+    ]
+    assert run_reaper(lines) == 0
+    assert registered.wait(10) == -signal.SIGKILL
+    members = [p.pid for p in psutil.process_iter() if _pgid(p.pid) == registered.pid and alive(p.pid)]
+    assert members == []  # the grandchild too
+    assert not alive(grandchild)
+    assert unregistered.poll() is None
+    assert never.poll() is None
+    assert reused.poll() is None
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def test_malformed_lines_are_ignored() -> None:
+    groups: dict[int, str] = {}
+    for line in (b"", b"+", b"-", b"+0 1", b"+1 1", b"+-5 1", b"++5 1", b"+abc 1", b"*7 1", b"+ 7", b"x"):
+        reaper._apply(line, groups)
+    assert groups == {}
+    reaper._apply(b"+4242", groups)
+    assert groups == {4242: reaper.UNKNOWN}
+    reaper._apply(b"-4242", groups)
+    assert groups == {}
+    assert run_reaper(["+0 1\n", "+1\n", "garbage\n", "+99999999999999999999 1\n"]) == 0
+
+
+def test_a_leader_gone_when_registered_is_not_killed_by_pid(victims: list[subprocess.Popen[bytes]]) -> None:
+    """Registered without a start time, a living pid is someone else's: the reaper leaves it alone."""
+    other = victim(victims)
+    assert run_reaper([f"+{other.pid} {reaper.UNKNOWN}\n"]) == 0
+    assert other.poll() is None
+
+
+def test_the_reaper_kills_within_two_seconds_of_its_owner_being_sigkilled(tmp_path: Path) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, str(APPS / "owner.py"), str(tmp_path), "sleep"],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert owner.stdout is not None
+        pids = [int(word) for word in read_line(owner.stdout.fileno(), 60).split()[1:]]
+        reaper_pid = int(read_line(owner.stdout.fileno(), 10).split()[1])
+        assert all(alive(pid) for pid in [*pids, reaper_pid])
+        owner.kill()
+        killed = time.monotonic()
+        owner.wait(10)
+        deadline = killed + 2.0
+        while [pid for pid in [*pids, reaper_pid] if alive(pid)] and time.monotonic() < deadline:
+            psutil.wait_procs([psutil.Process(pid) for pid in pids if alive(pid)], timeout=0.05)
+        left = [pid for pid in [*pids, reaper_pid] if alive(pid)]
+        assert left == [], f"still running {time.monotonic() - killed:.2f} s after the owner's SIGKILL: {left}"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(10)
+        if owner.stdout is not None:
+            owner.stdout.close()
+
+
+def test_one_reaper_per_interpreter_and_nothing_registered_after_close(tmp_path: Path) -> None:
+    with ProcessManager(tmp_path / "a", settings=SETTINGS) as first:
+        one = first.start(Behave("obey"), start_method="fork", ready="ready")
+        watchdog = reaper.pid()
+        assert watchdog is not None
+        assert alive(watchdog)
+        assert one.pid in reaper.registered()
+        with ProcessManager(tmp_path / "b", settings=SETTINGS) as second:
+            two = second.start([sys.executable, BEHAVE, "obey"], ready="ready")
+            assert reaper.pid() == watchdog
+            assert {one.pid, two.pid} <= reaper.registered()
+        assert two.pid not in reaper.registered()
+    assert one.pid not in reaper.registered()
+    assert reaper.pid() == watchdog
+    assert psutil.Process(watchdog).cmdline()[1:3] == ["-I", "-S"]
+    assert os.getsid(watchdog) == watchdog  # its own session: a Ctrl-C in the terminal does not reach it
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_children_do_not_hold_the_reaper_pipe(manager_dir: Path, method: str) -> None:
+    """A child holding our end of the pipe open would keep the reaper from seeing our death."""
+    with ProcessManager(manager_dir, settings=SETTINGS) as procs:
+        procs.start(Behave("obey"), start_method=method, ready="ready")  # the reaper runs from now on at the latest
+        handle = procs.start(Behave("obey"), start_method=method, ready="ready")
+        assert reaper._fd is not None
+        pipe = os.readlink(f"/proc/self/fd/{reaper._fd}")
+        child_fds = {os.readlink(f"/proc/{handle.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{handle.pid}/fd")}
+        assert pipe not in child_fds
+
+
+@pytest.fixture
+def manager_dir(tmp_path: Path) -> Path:
+    return tmp_path / "out"
+
+
+def test_a_killed_reaper_is_replaced_with_every_registration(tmp_path: Path) -> None:
+    with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+        first = procs.start(Behave("obey"), start_method="fork", ready="ready")
+        old = reaper.pid()
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        pidfd = os.pidfd_open(old)
+        try:
+            assert select.select([pidfd], [], [], 10)[0]
+        finally:
+            os.close(pidfd)
+        second = procs.start(Behave("obey"), start_method="fork", ready="ready")
+        new = reaper.pid()
+        assert new is not None
+        assert new != old
+        assert alive(new)
+        assert {first.pid, second.pid} <= reaper.registered()
+    assert not alive(old)

@@ -1,0 +1,84 @@
+"""What runs in a multiprocessing child before the user's ``run()``: its own session, its output files, patches.
+
+Kept apart from :mod:`zmqtest.processes`, and on the standard library alone, because
+under spawn and forkserver the child imports the module of this class to unpickle it:
+importing zmqtest.processes (and with it pyzmq, the settings and the waits) cost a
+forkserver child about 55 ms, three times its bare start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing.process
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+__all__ = ["ChildSetup"]
+
+
+_inherited_streams: list[object] = []
+"""The parent's sys.stdout/sys.stderr in a forked child: kept, so that they are never flushed (nor duplicated)."""
+
+
+class ChildSetup:
+    """Replaces a Process's ``run`` for one start: prepares the child, then calls the real ``run()``.
+
+    An instance attribute set on the Process object, so it travels with it when the
+    object is pickled (spawn, forkserver); module level, so it can be pickled.
+    """
+
+    def __init__(
+        self,
+        process: multiprocessing.process.BaseProcess,
+        own_run: Callable[[], None] | None,
+        stdout_path: str,
+        stderr_path: str,
+        patches: dict[str, object],
+        method: str,
+    ) -> None:
+        self.process = process
+        self.method = method
+        self.own_run = own_run  # a ``run`` the instance had of its own, else the class's is used
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.patches = patches
+
+    def __call__(self) -> None:
+        with contextlib.suppress(OSError):  # fails only if already a group leader: then it is one already
+            os.setsid()
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # inherited from a background job: SIGINT must work
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        _redirect(os.devnull, 0, os.O_RDONLY)
+        _redirect(self.stdout_path, 1, os.O_WRONLY | os.O_APPEND)
+        _redirect(self.stderr_path, 2, os.O_WRONLY | os.O_APPEND)
+        if self.method == "spawn":  # its own streams: what it printed on the way here goes to the files too
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+        _inherited_streams.extend((sys.stdout, sys.stderr))
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
+        try:
+            if self.patches:
+                from unittest import mock
+
+                for target, replacement in self.patches.items():
+                    mock.patch(target, replacement).start()  # never stopped: the process ends anyway
+            if self.own_run is not None:
+                self.own_run()
+            else:
+                type(self.process).run(self.process)
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+
+
+def _redirect(path: str, fd: int, flags: int) -> None:
+    opened = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        os.dup2(opened, fd)
+    finally:
+        os.close(opened)

@@ -1,0 +1,201 @@
+"""Endpoints for tests: tcp ports nobody else will take, ipc paths nobody else can reach.
+
+A port found by binding to port 0 and closing again is free *now*, but the kernel may
+hand it to the next ``bind(0)`` anywhere on the machine (another xdist worker, another
+program) before the process under test binds it. :meth:`EndpointFactory.tcp` reserves
+the port the way Yelp's ephemeral-port-reserve does: it accepts one connection on it
+and closes the accepted side first, which leaves the port in TIME_WAIT for about a
+minute. While it is there, the kernel gives the port to no other ``bind(0)`` or
+outgoing connection, yet a listener with ``SO_REUSEADDR`` (every libzmq tcp listener)
+binds it at once. Nothing is shared and nothing is fixed, so this is safe under
+pytest-xdist. What no reservation can stop is a program binding a port *number* it
+chose earlier (a fixed port, or "bind to 0, close, bind that port later"): where the
+binding side can report its endpoint back, :meth:`EndpointFactory.tcp_any` has no
+window at all.
+
+ipc endpoints live in a private directory (mode 0700, from :func:`tempfile.mkdtemp`)
+under a short base, because socket paths are limited to ``zmq.IPC_PATH_MAX_LEN``
+bytes (107 on Linux) and pytest's ``tmp_path`` is often longer than that. The
+directory and everything in it go away at :meth:`EndpointFactory.close`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from itertools import count
+from types import TracebackType
+
+import zmq
+
+__all__ = ["EndpointFactory", "reserve_tcp_port"]
+
+LOOPBACK = "127.0.0.1"
+IPC_PREFIX = "zmqtest-"
+"""Prefix of the private ipc directories (``/tmp/zmqtest-XXXXXXXX``), so leftovers are easy to spot."""
+IPC_NAME_ROOM = 32
+"""Bytes an ipc endpoint name may take when choosing the base directory: a base is short enough if it leaves these."""
+_MAX_RESERVE_TRIES = 100
+
+
+def reserve_tcp_port(host: str = LOOPBACK) -> int:
+    """Reserve a free tcp port on ``host`` (IPv4) and return it.
+
+    The port is left in TIME_WAIT: no other ``bind(0)`` or outgoing connection gets it
+    for about a minute, while a ``SO_REUSEADDR`` listener (libzmq's) can bind it now.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen(1)  # a backlog of 0 can make the connect below block on some kernels
+        address = listener.getsockname()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            client.connect(address)
+            accepted, _ = listener.accept()
+            accepted.close()  # the side that closes first holds the TIME_WAIT: here, the reserved port
+        return int(address[1])
+
+
+class EndpointFactory:
+    """Hands out endpoints for one test (or one ``with`` block) and cleans up after them.
+
+    - :meth:`tcp`: ``tcp://127.0.0.1:PORT`` with a reserved port that another process can bind right away;
+    - :meth:`tcp_any`: ``tcp://127.0.0.1:*`` for a socket that binds and reports its endpoint back;
+    - :meth:`ipc`: ``ipc://<private dir>/<name>``, the directory removed at :meth:`close`.
+
+    ``factory("tcp")`` and ``factory("ipc", name)`` do the same. ``ipc_base`` chooses
+    where the private directory goes (default: the temporary directory if its path
+    is short, else ``/tmp``). Usable without pytest::
+
+        with EndpointFactory() as endpoints:
+            server.bind(endpoints.ipc("frontend"))
+    """
+
+    def __init__(self, *, ipc_base: str | os.PathLike[str] | None = None) -> None:
+        self._ipc_base = None if ipc_base is None else os.fspath(ipc_base)
+        self._ipc_dir: str | None = None
+        self._ports: set[int] = set()
+        self._ipc_names: set[str] = set()
+        self._counter = count()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def ipc_dir(self) -> str | None:
+        """The private directory of the ipc endpoints (``None`` until the first :meth:`ipc`)."""
+        return self._ipc_dir
+
+    def tcp(self) -> str:
+        """A ``tcp://127.0.0.1:PORT`` endpoint that any process can bind right away.
+
+        The port is reserved (see :func:`reserve_tcp_port`) and never handed out twice
+        by this factory. Bind it soon: the reservation lasts about a minute.
+        """
+        with self._lock:
+            self._check_open()
+            for _ in range(_MAX_RESERVE_TRIES):
+                port = reserve_tcp_port(LOOPBACK)
+                if port not in self._ports:
+                    self._ports.add(port)
+                    return f"tcp://{LOOPBACK}:{port}"
+        raise RuntimeError(f"could not reserve a tcp port not handed out before after {_MAX_RESERVE_TRIES} tries")
+
+    def tcp_any(self) -> str:
+        """``tcp://127.0.0.1:*``: for a socket that binds to any free port itself.
+
+        Read the port it got from the socket after binding: ``sock.endpoint`` (a
+        TestSocket) or ``sock.last_endpoint`` (``zmq.LAST_ENDPOINT``), and pass it
+        on (a process under test reports it back, as ProcMock does). Race-free.
+        """
+        self._check_open()
+        return f"tcp://{LOOPBACK}:*"
+
+    def ipc(self, name: str | None = None) -> str:
+        """``ipc://<private dir>/<name>``; without a name, a new one on every call.
+
+        The same ``name`` gives the same endpoint, so both sides of a connection can
+        ask for it. Raises :class:`ValueError` for a name with a slash or for a path
+        longer than ``zmq.IPC_PATH_MAX_LEN``.
+        """
+        with self._lock:
+            self._check_open()
+            if name is None:
+                name = next(f"ipc{n}" for n in self._counter if f"ipc{n}" not in self._ipc_names)
+            else:
+                _check_ipc_name(name)
+            directory = self._make_ipc_dir()
+            path = os.path.join(directory, name)
+            limit = zmq.IPC_PATH_MAX_LEN
+            if limit and len(os.fsencode(path)) > limit:
+                raise ValueError(
+                    f"ipc path {path!r} is {len(os.fsencode(path))} bytes, longer than the limit of {limit} "
+                    "(zmq.IPC_PATH_MAX_LEN): choose a shorter name or a shorter ipc_base"
+                )
+            self._ipc_names.add(name)
+            return f"ipc://{path}"
+
+    def __call__(self, transport: str = "tcp", name: str | None = None) -> str:
+        """``factory("tcp")`` is :meth:`tcp`, ``factory("ipc", name)`` is :meth:`ipc`."""
+        if transport == "tcp":
+            if name is not None:
+                raise TypeError("a tcp endpoint takes no name")
+            return self.tcp()
+        if transport == "ipc":
+            return self.ipc(name)
+        raise ValueError(f"unknown transport {transport!r}: expected 'tcp' or 'ipc'")
+
+    def close(self) -> None:
+        """Remove the ipc directory and everything in it; the factory hands out nothing more."""
+        with self._lock:
+            self._closed = True
+            directory, self._ipc_dir = self._ipc_dir, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def __enter__(self) -> EndpointFactory:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._ports)} tcp, {len(self._ipc_names)} ipc"
+        return f"<EndpointFactory {state}{f' in {self._ipc_dir}' if self._ipc_dir else ''}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this EndpointFactory is closed")
+
+    def _make_ipc_dir(self) -> str:
+        if self._ipc_dir is None:
+            if not zmq.has("ipc"):
+                raise RuntimeError(f"this libzmq ({zmq.zmq_version()}) does not support ipc endpoints")
+            base = self._ipc_base if self._ipc_base is not None else _short_base()
+            self._ipc_dir = tempfile.mkdtemp(prefix=IPC_PREFIX, dir=base)  # mode 0700
+        return self._ipc_dir
+
+
+def _check_ipc_name(name: str) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"an ipc endpoint name must be a string, got {name!r}")
+    if not name or name in (".", "..") or "/" in name or "\0" in name or (os.sep != "/" and os.sep in name):
+        raise ValueError(f"invalid ipc endpoint name {name!r}: give a plain file name (no slashes)")
+
+
+def _short_base() -> str:
+    """The temporary directory if a private directory in it leaves room for names, else ``/tmp``."""
+    base = tempfile.gettempdir()
+    needed = len(os.fsencode(base)) + len(IPC_PREFIX) + 8 + 2 + IPC_NAME_ROOM  # 8 random characters, 2 slashes
+    limit = zmq.IPC_PATH_MAX_LEN
+    if limit and needed > limit and os.path.isdir("/tmp"):
+        return "/tmp"
+    return base

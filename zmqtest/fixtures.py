@@ -1,0 +1,74 @@
+"""zmqtest's pytest fixtures: thin wrappers around objects that also work without pytest.
+
+Registered by the plugin, which imports this module in every pytest run: so nothing
+here imports pyzmq or the rest of zmqtest until a fixture is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import zmq
+
+    from zmqtest.contexts import SocketFactory
+    from zmqtest.endpoints import EndpointFactory
+
+__all__ = ["zmq_context", "zmq_endpoint", "zmq_endpoint_factory", "zmq_socket_factory"]
+
+
+@pytest.fixture
+def zmq_context() -> Iterator[zmq.Context[Any]]:
+    """A fresh ``zmq.Context`` per test; at teardown its sockets are closed (LINGER 0) and it terminates within 5 s.
+
+    Sockets the test left open are closed for it, unsent messages dropped. A socket
+    the context cannot close (made with ``zmq.Socket(context, ...)``, or kept open
+    by another thread) fails the teardown by name instead of hanging. Once torn
+    down, every port and ipc path the sockets held can be bound again at once.
+    """
+    from zmqtest.contexts import TestContext, terminate_context
+
+    context = TestContext()
+    yield context
+    terminate_context(context)
+
+
+@pytest.fixture
+def zmq_socket_factory(zmq_context: zmq.Context[Any]) -> Iterator[SocketFactory]:
+    """``zmq_socket_factory(zmq.REQ, connect=endpoint, name="client")``: a mimic TestSocket, closed at teardown.
+
+    The sockets live on ``zmq_context``. ``bind``/``connect`` take an endpoint string
+    or ``(host, port)``; ``timeout`` (seconds) bounds every send and receive
+    (default: the zmqtest timeout); ``name`` appears in errors; other keywords set
+    socket options (``subscribe=b""``, ``sndhwm=10``).
+    """
+    from zmqtest.contexts import SocketFactory
+
+    with SocketFactory(zmq_context) as factory:
+        yield factory
+
+
+@pytest.fixture
+def zmq_endpoint_factory() -> Iterator[EndpointFactory]:
+    """``.tcp()``, ``.ipc()`` (or ``("tcp")``, ``("ipc")``): endpoints no other test or program will take.
+
+    - ``.tcp()``: ``tcp://127.0.0.1:PORT`` with a reserved port that any process can
+      bind right away, even under pytest-xdist; never the same port twice;
+    - ``.ipc(name=None)``: ``ipc://`` in a private 0700 directory removed at teardown;
+      the same name gives the same endpoint;
+    - ``.tcp_any()``: ``tcp://127.0.0.1:*``, for a socket that binds to any free port
+      (read it back with ``sock.endpoint``).
+    """
+    from zmqtest.endpoints import EndpointFactory
+
+    with EndpointFactory() as factory:
+        yield factory
+
+
+@pytest.fixture
+def zmq_endpoint(zmq_endpoint_factory: EndpointFactory) -> str:
+    """One ``tcp://127.0.0.1:PORT`` endpoint with a reserved port, for the process under test or a mimic to bind."""
+    return zmq_endpoint_factory.tcp()
