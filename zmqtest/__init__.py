@@ -27,36 +27,87 @@ _EXPORTS = {
     "SocketTimeout": "zmqtest.errors",
     "EventError": "zmqtest.errors",
     "MessageError": "zmqtest.errors",
+    "ProcessError": "zmqtest.errors",
+    "StartError": "zmqtest.errors",
+    "ProcessExited": "zmqtest.errors",
+    "WaitTimeout": "zmqtest.errors",
+    "HandshakeFailed": "zmqtest.errors",
     "DEFAULT_TIMEOUT": "zmqtest.settings",
-    "default_timeout": "zmqtest.settings",
+    "Settings": "zmqtest.settings",
     "current_timeout": "zmqtest.settings",
+    "default_timeout": "zmqtest.settings",
+    "ProcessManager": "zmqtest.processes",
+    "ManagedProcess": "zmqtest.processes",
+    "ProcMock": "zmqtest.procmock",
+    "EndpointFactory": "zmqtest.endpoints",
+    "SocketFactory": "zmqtest.contexts",
+    "TestContext": "zmqtest.contexts",
+    "terminate_context": "zmqtest.contexts",
+    "ContextNotTerminated": "zmqtest.contexts",
+    "ConnectionWaiter": "zmqtest.waiting",
+    "wait_for_message": "zmqtest.waiting",
+    "wait_until": "zmqtest.waiting",
+    "watching": "zmqtest.waiting",
 }
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Codec",
+    "ConnectionWaiter",
+    "ContextNotTerminated",
     "Conversation",
+    "EndpointFactory",
     "EventError",
+    "HandshakeFailed",
     "JsonCodec",
+    "ManagedProcess",
     "MessageError",
+    "ProcMock",
+    "ProcessError",
+    "ProcessExited",
+    "ProcessManager",
     "ProcessTest",
     "RawCodec",
+    "Settings",
+    "SocketFactory",
     "SocketTimeout",
+    "StartError",
+    "TestContext",
     "TestSocket",
+    "WaitTimeout",
     "ZmqTestError",
     "__version__",
     "current_timeout",
     "default_timeout",
     "make_sock",
     "parse_endpoint",
+    "terminate_context",
+    "wait_for_message",
+    "wait_until",
+    "watching",
 ]
 
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec, JsonCodec, RawCodec
-    from zmqtest.errors import EventError, MessageError, SocketTimeout, ZmqTestError
+    from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
+    from zmqtest.endpoints import EndpointFactory
+    from zmqtest.errors import (
+        EventError,
+        HandshakeFailed,
+        MessageError,
+        ProcessError,
+        ProcessExited,
+        SocketTimeout,
+        StartError,
+        WaitTimeout,
+        ZmqTestError,
+    )
+    from zmqtest.processes import ManagedProcess, ProcessManager
+    from zmqtest.procmock import ProcMock
     from zmqtest.runner import Conversation, ProcessTest
-    from zmqtest.settings import DEFAULT_TIMEOUT, current_timeout, default_timeout
+    from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout
     from zmqtest.sockets import TestSocket, make_sock, parse_endpoint
+    from zmqtest.waiting import ConnectionWaiter, wait_for_message, wait_until, watching
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ here imports pyzmq or the rest of zmqtest until a fixture is used.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,8 +17,12 @@ if TYPE_CHECKING:
 
     from zmqtest.contexts import SocketFactory
     from zmqtest.endpoints import EndpointFactory
+    from zmqtest.processes import ProcessManager
 
-__all__ = ["zmq_context", "zmq_endpoint", "zmq_endpoint_factory", "zmq_socket_factory"]
+__all__ = ["zmq_context", "zmq_endpoint", "zmq_endpoint_factory", "zmq_process_factory", "zmq_socket_factory"]
+
+PROCESSES = pytest.StashKey["ProcessManager"]()
+"""Where a test's process manager is kept, so that a failing test's report can show its processes."""
 
 
 @pytest.fixture
@@ -72,3 +77,28 @@ def zmq_endpoint_factory() -> Iterator[EndpointFactory]:
 def zmq_endpoint(zmq_endpoint_factory: EndpointFactory) -> str:
     """One ``tcp://127.0.0.1:PORT`` endpoint with a reserved port, for the process under test or a mimic to bind."""
     return zmq_endpoint_factory.tcp()
+
+
+@pytest.fixture
+def zmq_process_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, zmq_socket_factory: SocketFactory
+) -> Iterator[ProcessManager]:
+    """``zmq_process_factory(PongProc(endpoint), ready=..., stop=...)``: start a process under test.
+
+    Takes a ``multiprocessing.Process`` instance or a command line (``[sys.executable,
+    "app.py", ...]``) and returns a handle (pid, ``endpoint`` from a ready pattern,
+    ``returncode``, ``tail()``). ``ready``: a regex for a line of its output, a
+    callable, or a mimic socket that must see the connection; every wait fails at
+    once if the process dies. Output goes to files under ``tmp_path``; a failing
+    test's report shows each process's state and output tail. At teardown every
+    process is stopped (``stop`` action or SIGINT, then SIGTERM, then SIGKILL, over
+    its process group) and an unexpected exit (crash, non-zero code) fails the test
+    unless started with ``expect_exit``. The start method, startup timeout and stop
+    grace come from zmqtest's settings (marker > command line > ini). Processes stop
+    before the mimic sockets close, so a ``stop`` action may use them.
+    """
+    from zmqtest.processes import ProcessManager
+
+    with ProcessManager(tmp_path / "zmqtest-processes") as manager:
+        request.node.stash[PROCESSES] = manager
+        yield manager

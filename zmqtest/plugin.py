@@ -33,10 +33,17 @@ import pytest
 
 from zmqtest import __version__
 from zmqtest import settings as zsettings
-from zmqtest.fixtures import zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_socket_factory
+from zmqtest.fixtures import (
+    PROCESSES,
+    zmq_context,
+    zmq_endpoint,
+    zmq_endpoint_factory,
+    zmq_process_factory,
+    zmq_socket_factory,
+)
 from zmqtest.settings import Settings
 
-FIXTURES = (zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_socket_factory)
+FIXTURES = (zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_process_factory, zmq_socket_factory)
 """The public fixtures, found by pytest as attributes of this plugin module."""
 
 MARKERS = (
@@ -180,6 +187,19 @@ def _fixture_names(test: Callable[..., Any]) -> list[str]:
         if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
         and parameter.default is parameter.empty
     ]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test's report shows each of its processes: state, how it was stopped, output tail."""
+    report = yield
+    manager = item.stash.get(PROCESSES, None)
+    if report.failed and manager is not None:
+        for process in manager.processes:
+            report.sections.append((f"zmqtest process {process.name} ({report.when})", process.report()))
+    return report
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:

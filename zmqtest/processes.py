@@ -284,7 +284,7 @@ class ManagedProcess:
                 parts.append(f"--- {label} of {self.name} (last {lines} lines of {path}) ---\n{text}")
         if len(parts) == 0:
             hint = ""
-            if self.kind == "process" and self.start_method != "fork":
+            if self.kind == "process" and self.start_method != "fork" and self.poll() not in (None, 0):
                 hint = (
                     "; errors before run() (e.g. the object could not be unpickled under "
                     f"{self.start_method}) go to the test's own stderr"
@@ -295,6 +295,14 @@ class ManagedProcess:
     def describe(self) -> str:
         """``PongProc (pid 4242, running)`` / ``(pid 4242, exited with code 3)`` / ``(pid 4242, killed by SIGKILL)``."""
         return f"{self.name} (pid {self.pid}, {status_text(self.poll())})"
+
+    def report(self, lines: int = 20) -> str:
+        """What a failing test's report shows: the state, how it was stopped, the output tail."""
+        text = self.describe()
+        if self.stopped_by is not None:
+            took = f" after {self.stop_seconds:.3g} s" if self.stop_seconds is not None else ""
+            text += f"; stopped by {self.stopped_by}{took}"
+        return f"{text}\n{self.tail(lines)}"
 
     def _command_line(self) -> str:
         if self.argv is not None:
@@ -576,6 +584,12 @@ class ProcessManager:
     def close(self) -> None:
         """Stop every process (latest first) and raise :class:`ProcessExited` for unexpected exits."""
         self._close(None)
+
+    def __call__(
+        self, target: multiprocessing.process.BaseProcess | Sequence[str | os.PathLike[str]], **options: Any
+    ) -> ManagedProcess:
+        """``procs(target, **options)`` is ``procs.start(target, **options)``: the factory-fixture spelling."""
+        return self.start(target, **options)
 
     # -------------------------------------------------------------------------------------- start
 
