@@ -367,23 +367,20 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
 
     def unbind(self, addr: Endpoint | bytes) -> None:
         """Stop listening on ``addr`` (an entry of ``.bound``, or as given to :meth:`bind` with its port)."""
-        addr = parse_endpoint(addr.decode() if isinstance(addr, bytes) else addr)
-        try:
-            super().unbind(addr)
-        except zmq.ZMQError as exc:
-            add_context(exc, f"  in unbind({addr!r}) on {self.describe()}")
-            raise
-        _discard(self.bound, addr)
+        self._detach("unbind", super().unbind, addr, self.bound)
 
     def disconnect(self, addr: Endpoint | bytes) -> None:
         """Disconnect from ``addr`` (an entry of ``.connected``, or as given to :meth:`connect`)."""
+        self._detach("disconnect", super().disconnect, addr, self.connected)
+
+    def _detach(self, verb: str, call: Callable[[str], None], addr: Endpoint | bytes, endpoints: list[str]) -> None:
         addr = parse_endpoint(addr.decode() if isinstance(addr, bytes) else addr)
         try:
-            super().disconnect(addr)
+            call(addr)
         except zmq.ZMQError as exc:
-            add_context(exc, f"  in disconnect({addr!r}) on {self.describe()}")
+            add_context(exc, f"  in {verb}({addr!r}) on {self.describe()}")
             raise
-        _discard(self.connected, addr)
+        _discard(endpoints, addr)
 
     def close(self, linger: int | None = None) -> None:
         """Close the socket, and drop its cached pollers (they refer back to it)."""
