@@ -50,10 +50,10 @@ def test_tcp_endpoints_are_on_loopback_and_never_repeat(endpoints: EndpointFacto
 
 
 def test_a_factory_skips_a_port_the_kernel_hands_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    ports = iter([5001, 5001, 5001, 5002])
+    ports = iter([501, 501, 501, 502])  # made up: nothing binds them
     monkeypatch.setattr("zmqtest.endpoints.reserve_tcp_port", lambda host: next(ports))
     with EndpointFactory() as factory:
-        assert [factory.tcp(), factory.tcp()] == ["tcp://127.0.0.1:5001", "tcp://127.0.0.1:5002"]
+        assert [factory.tcp(), factory.tcp()] == ["tcp://127.0.0.1:501", "tcp://127.0.0.1:502"]
 
 
 def test_reserved_ports_are_bindable_by_zmq_right_away(endpoints: EndpointFactory, socks: Sockets) -> None:

@@ -712,7 +712,7 @@ def test_hangs_until_pytest_timeout(tmp_path):
     with ProcessManager(tmp_path, settings=S) as procs:
         procs.start(Behave("obey"), ready="ready", start_method="fork")
         procs.start([sys.executable, BEHAVE, "grandchild"], ready="ready")
-        time.sleep(60)
+        time.sleep(60)  # sleep-ok: the inner test hangs on purpose until pytest-timeout ends it
 
 def test_never_closed(tmp_path):
     procs = ProcessManager(tmp_path, settings=S)
@@ -752,7 +752,7 @@ def test_hangs(tmp_path):
     with ProcessManager(tmp_path, settings=Settings(stop_grace=0.2, startup_timeout=30)) as procs:
         procs.start(Behave("ignore-int-term"), ready="ready", start_method="fork")
         procs.start([sys.executable, os.environ["BEHAVE"], "grandchild"], ready="ready")
-        time.sleep(60)
+        time.sleep(60)  # sleep-ok: the inner test hangs on purpose until it is interrupted
 """
 
 

@@ -83,7 +83,7 @@ def behave(mode: str, arg: str = "") -> None:
     else:
         print("ready", flush=True)
     while True:
-        time.sleep(60)
+        time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
 
 
 def grandchild() -> None:
@@ -97,11 +97,11 @@ def grandchild() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         while True:
-            time.sleep(60)
+            time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
     listener.close()
     print(f"ready port={port} grandchild={pid}", flush=True)
     while True:
-        time.sleep(60)
+        time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
 
 
 def fake_dumps(obj: object, *args: object, **kwargs: object) -> str:

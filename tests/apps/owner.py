@@ -37,7 +37,7 @@ def main() -> None:
     print("pids", stubborn.pid, command.pid, spawned.pid, command.endpoint, flush=True)
     print("reaper", reaper.pid(), flush=True)
     if mode == "sleep":
-        time.sleep(600)
+        time.sleep(600)  # sleep-ok: the owner idles until the test SIGKILLs it
 
 
 if __name__ == "__main__":

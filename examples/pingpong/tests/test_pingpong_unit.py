@@ -235,7 +235,7 @@ def check_socket_file_removal(tmp_path: Path) -> None:
     _remove_socket_file(*theirs)  # already gone: nothing to do
 
 
-@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5555", "ipc://@abstract", "ipc:///no/such/file"])
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:555", "ipc://@abstract", "ipc:///no/such/file"])
 def test_only_ipc_endpoints_with_a_file_have_one_to_remove(endpoint: str) -> None:
     assert _ipc_socket_file(endpoint) is None
 
@@ -254,7 +254,7 @@ def mock_context(*replies: bytes | BaseException) -> tuple[mock.Mock, mock.Mock]
 def test_ping_sends_numbered_pings_with_bounded_waits() -> None:
     context, sock = mock_context(b'["pong",1]', b'["pong",2]')
 
-    result = ping("tcp://127.0.0.1:5555", 2, 0.25, context=context)
+    result = ping("tcp://127.0.0.1:555", 2, 0.25, context=context)
 
     assert result == [(["ping", 1], ["pong", 1]), (["ping", 2], ["pong", 2])]
     context.socket.assert_called_once_with(zmq.REQ)
@@ -262,7 +262,7 @@ def test_ping_sends_numbered_pings_with_bounded_waits() -> None:
     sock.setsockopt.assert_has_calls(
         [mock.call(zmq.LINGER, 0), mock.call(zmq.SNDTIMEO, 250), mock.call(zmq.RCVTIMEO, 250)], any_order=True
     )
-    sock.connect.assert_called_once_with("tcp://127.0.0.1:5555")
+    sock.connect.assert_called_once_with("tcp://127.0.0.1:555")
     sock.close.assert_called_once_with(linger=0)
     context.term.assert_not_called()  # the caller's context stays the caller's
 
@@ -279,14 +279,14 @@ def test_ping_timeout_names_the_endpoint_and_the_request_and_closes_the_socket()
 def test_ping_with_its_own_context_terminates_it() -> None:
     context, _ = mock_context(b'["pong",1]')
     with mock.patch("pingpong.ping.zmq.Context", return_value=context):
-        ping("tcp://127.0.0.1:5555")
+        ping("tcp://127.0.0.1:555")
     context.term.assert_called_once_with()
 
 
 def test_send_kill_lingers_so_the_message_is_not_dropped() -> None:
     context, sock = mock_context()
 
-    send_kill("tcp://127.0.0.1:5555", 2.0, context=context)
+    send_kill("tcp://127.0.0.1:555", 2.0, context=context)
 
     sock.send.assert_called_once_with(b'["plzdiekthxbye",null]')
     sock.recv.assert_not_called()
@@ -298,7 +298,7 @@ def test_send_kill_lingers_so_the_message_is_not_dropped() -> None:
 def test_a_wait_must_be_bounded_and_positive(timeout: float) -> None:
     context, _ = mock_context()
     with pytest.raises(ValueError, match="timeout must be more than 0 seconds"):
-        ping("tcp://127.0.0.1:5555", 1, timeout, context=context)
+        ping("tcp://127.0.0.1:555", 1, timeout, context=context)
     context.socket.assert_not_called()
 
 
