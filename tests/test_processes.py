@@ -153,8 +153,7 @@ def test_sentinel_is_readable_once_the_process_dies_even_if_a_grandchild_lives(
         f"{handle.name} (pid {handle.pid}) killed by SIGKILL while waiting for a reply on REQ socket 'client'\n"
     )
     assert "ready port=" in str(error)  # the output's tail
-    with pytest.raises(ProcessExited, match=r"killed by SIGKILL\) ended before the test stopped it"):
-        manager.close()
+    manager.close()  # a wait raised its end already (exit_error): the same end is not reported twice
     assert not alive(int(handle.endpoint))
 
 

@@ -99,6 +99,7 @@ def zmq_process_factory(
     """
     from zmqtest.processes import ProcessManager
 
+    __tracebackhide__ = True  # an unexpected exit at teardown is reported without this fixture's source
     with ProcessManager(tmp_path / "zmqtest-processes") as manager:
         request.node.stash[PROCESSES] = manager
         yield manager

@@ -284,7 +284,7 @@ class ManagedProcess:
                 parts.append(f"--- {label} of {self.name} (last {lines} lines of {path}) ---\n{text}")
         if len(parts) == 0:
             hint = ""
-            if self.kind == "process" and self.start_method != "fork" and self.poll() not in (None, 0):
+            if self.kind == "process" and self.start_method != "fork" and (self.poll() or 0) > 0:
                 hint = (
                     "; errors before run() (e.g. the object could not be unpickled under "
                     f"{self.start_method}) go to the test's own stderr"
@@ -299,7 +299,9 @@ class ManagedProcess:
     def report(self, lines: int = 20) -> str:
         """What a failing test's report shows: the state, how it was stopped, the output tail."""
         text = self.describe()
-        if self.stopped_by is not None:
+        if self.stopped_by == BY_ITSELF:
+            text += f"; {BY_ITSELF}"
+        elif self.stopped_by is not None:
             took = f" after {self.stop_seconds:.3g} s" if self.stop_seconds is not None else ""
             text += f"; stopped by {self.stopped_by}{took}"
         return f"{text}\n{self.tail(lines)}"
@@ -316,6 +318,7 @@ class ManagedProcess:
             state = status_text(code)
         else:
             state = "ended (exit status unknown)" if self._ended() else "is still running"
+        self._reported = True  # the wait raises it: close() must not report the same end again
         return ProcessExited(f"{self.name} (pid {self.pid}) {state} while {waiting_for}\n{self._details()}")
 
     def _details(self) -> str:
@@ -579,10 +582,12 @@ class ProcessManager:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        __tracebackhide__ = True
         self._close(exc)
 
     def close(self) -> None:
         """Stop every process (latest first) and raise :class:`ProcessExited` for unexpected exits."""
+        __tracebackhide__ = True
         self._close(None)
 
     def __call__(
@@ -892,6 +897,7 @@ class ProcessManager:
     # -------------------------------------------------------------------------------------- close
 
     def _close(self, propagating: BaseException | None) -> None:
+        __tracebackhide__ = True  # a failing test's report shows the error, not this method
         if self._closed:
             return
         self._closed = True
