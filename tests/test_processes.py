@@ -26,6 +26,7 @@ import pytest
 import zmq
 from apps.behave import Behave
 
+from zmqtest.endpoints import reserve_tcp_port
 from zmqtest.errors import ProcessError, ProcessExited, StartError
 from zmqtest.processes import ManagedProcess, ProcessManager
 from zmqtest.settings import Settings, using
@@ -72,12 +73,6 @@ def group(pgid: int) -> list[int]:
         except (OSError, psutil.Error):
             pass
     return members
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bind_port(port: int) -> None:
@@ -642,7 +637,7 @@ def test_bad_arguments(manager: ProcessManager, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_a_port_is_rebound_by_200_consecutive_starts(tmp_path: Path) -> None:
-    port = free_port()
+    port = reserve_tcp_port("127.0.0.1")  # parked in TIME_WAIT: no other test or worker is handed it
     endpoint = f"tcp://127.0.0.1:{port}"
     for _ in range(200):
         with ProcessManager(settings=SETTINGS) as procs:
