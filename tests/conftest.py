@@ -91,3 +91,23 @@ def ipc_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def arming(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[tuple[int, Any]]]:
+    """``armed = arming(sock, ...)``: records every RCVTIMEO/SNDTIMEO value set on those sockets from now on."""
+
+    def spy_on(*socks: zmq.Socket[Any]) -> list[tuple[int, Any]]:
+        armed: list[tuple[int, Any]] = []
+        for sock in socks:
+            original = sock.setsockopt
+
+            def spy(option: int, value: Any, original: Callable[[int, Any], None] = original) -> None:
+                if option in (zmq.RCVTIMEO, zmq.SNDTIMEO):
+                    armed.append((option, value))
+                original(option, value)
+
+            monkeypatch.setattr(sock, "setsockopt", spy)
+        return armed
+
+    return spy_on

@@ -867,21 +867,12 @@ def test_composite_call_honours_the_call_timeout(socks: Sockets, ipc_dir: Path) 
 )
 def test_composite_calls_arm_the_timeout_once(
     socks: Sockets,
-    monkeypatch: pytest.MonkeyPatch,
+    arming: Callable[..., list[tuple[int, Any]]],
     send: Callable[[TestSocket, float], Any],
     recv: Callable[[TestSocket, float], Any],
 ) -> None:
     server, client = pair(socks)
-    armed: list[tuple[int, int]] = []
-    for sock in (server, client):
-        original = sock.setsockopt
-
-        def spy(option: int, value: Any, original: Callable[[int, Any], None] = original) -> None:
-            if option in (zmq.RCVTIMEO, zmq.SNDTIMEO):
-                armed.append((option, value))
-            original(option, value)
-
-        monkeypatch.setattr(sock, "setsockopt", spy)
+    armed = arming(server, client)
     send(client, 0.25)
     delivered(server)
     recv(server, 0.25)

@@ -498,19 +498,10 @@ def test_watched_req_rep_conversation(socks: Sockets, fakes: Callable[[str], Pip
 
 
 def test_composite_calls_arm_once_when_watched(
-    socks: Sockets, fakes: Callable[[str], PipeProcess], monkeypatch: pytest.MonkeyPatch
+    socks: Sockets, fakes: Callable[[str], PipeProcess], arming: Callable[..., list[tuple[int, Any]]]
 ) -> None:
     server, client = pair(socks, timeout=0.5)
-    armed: list[tuple[int, Any]] = []
-    for sock in (server, client):
-        original = sock.setsockopt
-
-        def spy(option: int, value: Any, original: Callable[[int, Any], None] = original) -> None:
-            if option in (zmq.RCVTIMEO, zmq.SNDTIMEO):
-                armed.append((option, value))
-            original(option, value)
-
-        monkeypatch.setattr(sock, "setsockopt", spy)
+    armed = arming(server, client)
     with watching(fakes("worker")):
         for _ in range(2):
             client.send_json({"n": 1})

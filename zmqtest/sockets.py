@@ -228,13 +228,9 @@ def _waiting(name: str, flags_at: int | None) -> Any:
                 return watched_call(self, state, args, kwargs, seconds, processes)
             if seconds != state["_armed"]:
                 self._arm(seconds)
-            if not reentrant:
+            if not reentrant:  # the hot multipart calls: no detour through call()
                 return base(self, *args, **kwargs)
-            state["_busy"] = True
-            try:
-                return base(self, *args, **kwargs)
-            finally:
-                state["_busy"] = False
+            return call(self, state, args, kwargs)
         except SocketTimeout:
             raise  # the watched wait's own, complete message
         except zmq.ZMQError as exc:
