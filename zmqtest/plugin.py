@@ -49,8 +49,8 @@ FIXTURES = (zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_process_factory
 MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
     "system: a system test (runs the whole program); deselect with -m 'not system'",
-    "zmqtest(timeout=None, start_method=None, startup_timeout=None, stop_grace=None): zmqtest settings "
-    "for this test (see --help, group zmqtest)",
+    "zmqtest(timeout=None, start_method=None, startup_timeout=None, stop_grace=None, transcript=None, strict=None, "
+    "update_golden=None): zmqtest settings for this test (see --help, group zmqtest)",
 )
 _NAMES = tuple(field.name for field in dataclasses.fields(Settings))
 
@@ -62,9 +62,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zmqtest", "ZeroMQ process testing (zmqtest)")
     for name in _NAMES:
         option = f"--zmqtest-{name.replace('_', '-')}"
-        group.addoption(
-            option, dest=f"zmqtest_{name}", metavar=zsettings.METAVARS[name], default=None, help=zsettings.HELP[name]
-        )
+        if name in zsettings.FLAGS:
+            group.addoption(
+                option, dest=f"zmqtest_{name}", action="store_const", const=True, default=None, help=zsettings.HELP[name]
+            )
+        else:
+            group.addoption(
+                option, dest=f"zmqtest_{name}", metavar=zsettings.METAVARS[name], default=None, help=zsettings.HELP[name]
+            )
         parser.addini(f"zmqtest_{name}", zsettings.HELP[name], default="")
 
 

@@ -20,6 +20,9 @@ from typing import Any
 DEFAULT_TIMEOUT = 1.0
 """Seconds a mimic socket waits for a send or receive when nothing else is set."""
 START_METHODS = ("fork", "forkserver", "spawn")
+TRANSCRIPT_WHEN = ("failed", "always", "never")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,12 @@ class Settings:
     """Seconds a process under test may take to start and become ready."""
     stop_grace: float = 2.0
     """Seconds each stop stage (stop message or SIGINT, then SIGTERM, then SIGKILL) waits for the process."""
+    transcript: str = "failed"
+    """Which test reports show the transcript of messages and process events: failed, always or never."""
+    strict: bool = False
+    """Fail a test whose mimic sockets still hold unread messages at its end."""
+    update_golden: bool = False
+    """Rewrite golden files with the output of system tests instead of failing on a difference."""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -107,11 +116,33 @@ def parse_start_method(value: object, where: str) -> str:
     raise ValueError(f"invalid start method {value!r} from {where}: expected one of {', '.join(START_METHODS)}")
 
 
+def parse_transcript(value: object, where: str) -> str:
+    """Check when the transcript is shown."""
+    if isinstance(value, str) and value.strip().lower() in TRANSCRIPT_WHEN:
+        return value.strip().lower()
+    raise ValueError(f"invalid transcript setting {value!r} from {where}: expected one of {', '.join(TRANSCRIPT_WHEN)}")
+
+
+def parse_flag(value: object, where: str) -> bool:
+    """Check an on/off setting: a bool, or one of 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"invalid value {value!r} from {where}: expected true or false (also 1/0, yes/no, on/off)")
+
+
+FLAGS = ("strict", "update_golden")
+"""The on/off settings: a command-line flag without a value turns them on."""
+
 PARSERS: dict[str, Callable[[object, str], Any]] = {
     "timeout": parse_timeout,
     "start_method": parse_start_method,
     "startup_timeout": parse_timeout,
     "stop_grace": parse_timeout,
+    "transcript": parse_transcript,
+    "strict": parse_flag,
+    "update_golden": parse_flag,
 }
 HELP = {
     "timeout": f"Seconds a mimic socket waits for a send or receive (default: {Settings.timeout:g})",
@@ -120,5 +151,17 @@ HELP = {
     ),
     "startup_timeout": f"Seconds a process under test may take to become ready (default: {Settings.startup_timeout:g})",
     "stop_grace": f"Seconds each stop stage waits before the next, harder one (default: {Settings.stop_grace:g})",
+    "transcript": (
+        f"Which test reports show the transcript of messages and process events: {', '.join(TRANSCRIPT_WHEN)} "
+        f"(default: {Settings.transcript})"
+    ),
+    "strict": "Fail a test whose mimic sockets still hold unread messages at its end (ini/marker: true or false)",
+    "update_golden": "Rewrite golden files with the output of system tests instead of failing on a difference",
 }
-METAVARS = {"timeout": "SECONDS", "start_method": "METHOD", "startup_timeout": "SECONDS", "stop_grace": "SECONDS"}
+METAVARS = {
+    "timeout": "SECONDS",
+    "start_method": "METHOD",
+    "startup_timeout": "SECONDS",
+    "stop_grace": "SECONDS",
+    "transcript": "WHEN",
+}
