@@ -62,14 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zmqtest", "ZeroMQ process testing (zmqtest)")
     for name in _NAMES:
         option = f"--zmqtest-{name.replace('_', '-')}"
-        if name in zsettings.FLAGS:
-            group.addoption(
-                option, dest=f"zmqtest_{name}", action="store_const", const=True, default=None, help=zsettings.HELP[name]
-            )
+        dest, help_text = f"zmqtest_{name}", zsettings.HELP[name]
+        if name in zsettings.FLAGS:  # a flag without a value turns it on
+            group.addoption(option, dest=dest, action="store_const", const=True, default=None, help=help_text)
         else:
-            group.addoption(
-                option, dest=f"zmqtest_{name}", metavar=zsettings.METAVARS[name], default=None, help=zsettings.HELP[name]
-            )
+            group.addoption(option, dest=dest, metavar=zsettings.METAVARS[name], default=None, help=help_text)
         parser.addini(f"zmqtest_{name}", zsettings.HELP[name], default="")
 
 
