@@ -10,6 +10,7 @@ is told when to die (at the moment the wait starts watching it) or is waited for
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import pickle
@@ -27,6 +28,7 @@ import zmq
 import zmqtest.sockets
 from zmqtest import SocketTimeout, TestSocket, ZmqTestError
 from zmqtest.errors import HandshakeFailed, ProcessError, ProcessExited, WaitTimeout
+from zmqtest.transcript import recording
 from zmqtest.waiting import ConnectionWaiter, wait_for_message, wait_until, watched, watching
 
 if TYPE_CHECKING:
@@ -492,7 +494,7 @@ def test_watched_req_rep_conversation(socks: Sockets, fakes: Callable[[str], Pip
     with watching(fakes("worker")):
         for n in range(3):
             client.send_json(["ping", n])
-            assert server.recv_json() == ["ping", n]  # tried first (EFSM must surface), then polled
+            assert server.recv_json() == ["ping", n]  # libzmq waits first (EFSM would surface at once)
             server.send_json(["pong", n])
             assert client.recv_json() == ["pong", n]
 
@@ -502,11 +504,12 @@ def test_composite_calls_arm_once_when_watched(
 ) -> None:
     server, client = pair(socks, timeout=0.5)
     armed = arming(server, client)
+    first = math.ceil(zmqtest.sockets.FIRST_WAIT * 1000)
     with watching(fakes("worker")):
         for _ in range(2):
             client.send_json({"n": 1})
             assert server.recv_json() == {"n": 1}
-    assert armed == [(zmq.RCVTIMEO, 0), (zmq.SNDTIMEO, 0)] * 2  # the poll waits; the call never blocks
+    assert armed == [(zmq.RCVTIMEO, first), (zmq.SNDTIMEO, first)] * 2  # libzmq's first wait; then a poll
     armed.clear()
     client.send_json({"n": 2})
     delivered(server)
@@ -527,49 +530,40 @@ def test_nothing_watched_keeps_the_fast_path(socks: Sockets, monkeypatch: pytest
     with pytest.raises(SocketTimeout):
         server.recv(timeout=0.01)
     assert server.rcvtimeo == 10  # libzmq's own wait, armed as before
-    assert (server.__dict__["_poll_in"], server.__dict__["_poll_out"]) == (None, None)
 
 
-def test_poll_items_are_reused_while_the_watched_set_is_the_same(
-    socks: Sockets, fakes: Callable[[str], PipeProcess]
+def test_a_watched_wait_polls_only_when_the_first_wait_is_not_enough(
+    socks: Sockets, fakes: Callable[[str], PipeProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    polls: list[Any] = []
+    original = zmqtest.sockets._zmq_poll
+
+    def counting(items: Any, timeout: int) -> Any:
+        polls.append(list(items))
+        return original(items, timeout)
+
+    monkeypatch.setattr(zmqtest.sockets, "_zmq_poll", counting)
     server, client = pair(socks, timeout=5)
     first, second = fakes("first"), fakes("second")
-    with watching(first):
+    with watching(first, second):
         for _ in range(3):
             client.send(b"x")
-            server.recv()
-        cached = server.__dict__["_poll_in"]
-        assert cached[0] == (first,)
-        assert cached[1] == [(server, zmq.POLLIN), (first._read, zmq.POLLIN)]
-        assert first.sentinel_reads == 1  # read once, when the items were built
-        with watching(second):
-            client.send(b"x")
-            server.recv()
-            assert server.__dict__["_poll_in"][1] == [
-                (server, zmq.POLLIN),
-                (first._read, zmq.POLLIN),
-                (second._read, zmq.POLLIN),
-            ]
-    with watching(first):  # a new but equal watched set: the cache is rebuilt for it once, then reused
-        client.send(b"x")
-        server.recv()
-        rebuilt = server.__dict__["_poll_in"]
-        client.send(b"x")
-        server.recv()
-        assert server.__dict__["_poll_in"] is rebuilt
+            delivered(server)
+            assert server.recv() == b"x"  # there already: libzmq's own wait returns it, no poll
+        assert polls == []
+        with pytest.raises(SocketTimeout):
+            server.recv(timeout=0.05)  # nothing within the first wait: the rest is one poll with the sentinels
+    assert polls[0] == [(server, zmq.POLLIN), (first._read, zmq.POLLIN), (second._read, zmq.POLLIN)]
 
 
-def test_close_drops_the_poll_items_and_the_socket_with_them(
+def test_a_watched_socket_is_freed_without_the_garbage_collector(
     ctx: zmq.Context[Any], fakes: Callable[[str], PipeProcess]
 ) -> None:
     sock = TestSocket(ctx, zmq.PULL, timeout=0)
     sock.bind(("", 0))
-    with watching(fakes("worker")), pytest.raises(SocketTimeout):
-        sock.recv()
-    assert sock.__dict__["_poll_in"] is not None
+    with recording(), watching(fakes("worker")), pytest.raises(SocketTimeout):
+        sock.recv()  # polled, and put in the transcript
     sock.close()
-    assert sock.__dict__["_poll_in"] is None
     ref = weakref.ref(sock)
     del sock
     assert ref() is None  # no cycle left: freed without the garbage collector
@@ -951,3 +945,26 @@ def test_handshake_failed_is_a_zmqtest_error_and_pickles() -> None:
     error = HandshakeFailed("mismatch")
     assert isinstance(error, ZmqTestError)
     assert str(pickle.loads(pickle.dumps(error))) == "mismatch"
+
+
+@pytest.mark.parametrize("helper", ["wait_for_message", "wait_until", "ConnectionWaiter"])
+def test_a_process_that_no_longer_ends_waits_does_not_end_the_helpers(
+    socks: Sockets, fakes: Callable[[str], PipeProcess], helper: str
+) -> None:
+    """A process the test stopped (``ends_waits`` false) is dead but must not cut the helpers' waits short."""
+    stopped = fakes("stopped")
+    stopped.die(0)
+    stopped.ends_waits = False  # type: ignore[attr-defined]  # what a ManagedProcess says once stopped
+    server, client = pair(socks)
+    with watching(stopped):
+        if helper == "wait_for_message":
+            client.send(b"hello")
+            assert wait_for_message(server, timeout=WAIT_MS / 1000) == [b"hello"]
+        elif helper == "wait_until":
+            with pytest.raises(WaitTimeout, match="not true within"):
+                wait_until(lambda: False, timeout=0.05)
+        else:
+            fresh = socks(zmq.PAIR, name="late")
+            with ConnectionWaiter(fresh) as waiter:
+                fresh.connect(server.endpoint)
+                waiter.wait(timeout=WAIT_MS / 1000)

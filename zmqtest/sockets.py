@@ -10,16 +10,21 @@ changes), so a mimic costs next to nothing over a raw socket: no polling loop, n
 sleeping. Only "nothing yet" (EAGAIN) is waited on; any other ZMQ error (EFSM,
 EHOSTUNREACH, ETERM, ...) surfaces at once with the socket named in its message.
 
-While processes are watched (:func:`zmqtest.waiting.watching`), the wait is one
-``zmq_poll`` (what ``zmq.Poller`` runs) over the socket and their sentinels instead,
-with the poll items cached per socket while the watched set stays the same: a process
-that dies ends the wait at once with :class:`~zmqtest.errors.ProcessExited`, and a
-timeout says what each watched process was doing. It costs one poll per receive.
+While processes are watched (:func:`zmqtest.waiting.watching`), libzmq waits by
+itself for a few milliseconds first (:data:`FIRST_WAIT`: most replies come within
+it, so watching costs nothing on a round trip), and then one ``zmq_poll`` over the
+socket and the processes' sentinels waits for the rest: a process that dies ends the
+wait with :class:`~zmqtest.errors.ProcessExited`, and a timeout says what each
+watched process was doing.
+
+Every frame sent and received, and every wait that failed, goes into the test's
+transcript (:mod:`zmqtest.transcript`) when one records.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -27,9 +32,10 @@ from typing import Any
 
 import zmq
 
-from zmqtest.errors import SocketTimeout, add_context
+from zmqtest import transcript
+from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.settings import current_timeout, parse_timeout
-from zmqtest.waiting import describe_watched, ended, poll_items, watched
+from zmqtest.waiting import any_watched, describe_watched, ended, poll_items, watched
 
 __all__ = ["TestSocket", "make_sock", "parse_endpoint"]
 
@@ -37,16 +43,25 @@ Endpoint = str | tuple[str | None, int | str]
 """An endpoint string (``"tcp://127.0.0.1:5555"``, ``"ipc:///tmp/x"``) or a ``(host, port)`` tuple."""
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK_NAMES = frozenset({"localhost", "lo", "lo0"})
+"""Bind hosts that are loopback by name: the host name, and the Linux and BSD/macOS loopback interfaces."""
+LOCAL_TRANSPORTS = frozenset({"ipc", "inproc"})
+"""Transports that never reach another machine (ipc paths are guarded by file permissions)."""
+HOST_TRANSPORTS = frozenset({"tcp", "ws", "wss", "udp"})
+"""Transports whose bind address names a host or interface: mimics bind them on loopback only, unless allowed."""
 RECONNECT_IVL_MS = 10
 """libzmq's default (100 ms) would make a mimic that connects before the process has bound wait that long."""
 DEATH_GRACE_MS = 50
 """After a watched process ends, how long a wait still gives a message it sent just before to arrive."""
 MAX_WAIT_MS = 2**31 - 1
 """RCVTIMEO/SNDTIMEO are C ints: longer timeouts (about 24.8 days) wait this long."""
-_RECV_FIRST = frozenset({zmq.REQ, zmq.REP, zmq.PUB, zmq.PUSH})
-"""Types whose receive can fail at once (EFSM out of turn, ENOTSUP): a watched receive tries before it polls."""
+FIRST_WAIT = 0.005
+"""While processes are watched, a send or receive first waits this long (seconds) in libzmq itself, as an
+unwatched one does; only then does it poll the socket together with the processes' sentinels. Most replies
+come within it, so watching costs nothing on a round trip; a death is seen at most this much later."""
+_any_watched = any_watched  # whether any process is watched now: one C call on the fast path
 _current_watched = watched  # the processes whose end cuts a wait short; () when none
-"""The watched processes now: one C call on the fast path."""
+_transcript = transcript.current  # the transcript that records now, if any: one C call on the fast path
 _monotonic = time.monotonic
 _ceil = math.ceil
 _zmq_poll = zmq.zmq_poll
@@ -130,18 +145,58 @@ def _flags(args: tuple[Any, ...], kwargs: dict[str, Any], flags_at: int | None) 
     return int(flags)
 
 
+def _sent(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
+    return (args[0] if args else kwargs["data"],)
+
+
+def _sent_multipart(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
+    return args[0] if args else kwargs["msg_parts"]
+
+
+def _received(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
+    return (result,)
+
+
+def _received_multipart(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
+    return result
+
+
+def _received_into(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
+    return (memoryview(args[0] if args else kwargs["buffer"])[:result],)
+
+
+_FRAMES: dict[str, tuple[str, Callable[[tuple[Any, ...], dict[str, Any], Any], Any]]] = {
+    "send": ("send", _sent),
+    "send_multipart": ("send", _sent_multipart),
+    "recv": ("recv", _received),
+    "recv_multipart": ("recv", _received_multipart),
+    "recv_into": ("recv", _received_into),
+}
+"""The calls that move frames, what the transcript calls them and where their frames are. The others (send_json,
+recv_string, ...) go through ``send``/``recv``, and are recorded there."""
+
+
+def _failed(sock: TestSocket, error: BaseException) -> None:
+    """Put a send or receive that failed in the transcript: its error's first line, without the socket's name."""
+    record = _transcript()
+    if record is not None:
+        text = str(error).partition("\n")[0].replace(f" on {sock.describe()}", "", 1)
+        record.error(sock, text)
+
+
 def _waiting(name: str, flags_at: int | None) -> Any:
     """Wrap ``zmq.Socket.<name>`` so that it waits at most the socket's timeout.
 
     Only the outermost call arms the timeout and translates errors. pyzmq's
     ``send_json`` and friends re-enter through ``send``/``recv``, so they mark the
     socket busy while they run; the hot multipart calls do not re-enter at all.
+    The calls that move frames put them in the transcript, if one records.
     """
     base: Callable[..., Any] = _OWN.get(name) or getattr(zmq.Socket, name)
     reentrant = name not in _OWN and name not in ("send", "recv")
     sending = name.startswith("send")
     event = zmq.POLLOUT if sending else zmq.POLLIN
-    slot = "_poll_out" if sending else "_poll_in"
+    recorded, frames_of = _FRAMES.get(name, ("", None))
 
     def translate(self: TestSocket, exc: zmq.ZMQError, args: Any, kwargs: Any, seconds: float) -> BaseException:
         if isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
@@ -159,42 +214,28 @@ def _waiting(name: str, flags_at: int | None) -> Any:
         finally:
             state["_busy"] = False
 
-    def watched_call(
-        self: TestSocket, state: dict[str, Any], args: Any, kwargs: Any, seconds: float, processes: tuple[Any, ...]
+    def watched_wait(
+        self: TestSocket, state: dict[str, Any], args: Any, kwargs: Any, seconds: float, waited: float
     ) -> Any:
-        """The wait raced against the watched processes: one poll of the socket and their sentinels, then the call.
+        """The rest of a watched wait, after libzmq's first ``waited`` seconds: raced against the watched processes.
 
-        The call itself never blocks (the timeouts are armed at 0). A send is tried at
-        once (when it can go, that is the same answer as a poll, for less); so is a
-        receive on a socket whose receive can fail outright (REQ/REP out of turn: EFSM;
-        PUB/PUSH: ENOTSUP), which a poll would turn into a timeout; other receives poll
-        first. Whatever the poll says, a ready socket wins over a death.
+        One poll of the socket and the processes' sentinels; whatever it says, a ready
+        socket wins over a death (a message sent just before the end is still received).
         """
-        if state["_armed"] != 0.0:
-            self._arm(0.0)
-        if (args or kwargs) and _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
-            return call(self, state, args, kwargs)  # the caller asked not to wait: nothing to race
-        if sending or state["_recv_first"]:
-            try:
-                return call(self, state, args, kwargs)
-            except zmq.Again:
-                pass
-        cached = state[slot]
-        if cached is None or (cached[0] is not processes and cached[0] != processes):
-            cached = state[slot] = (processes, poll_items(self, event, processes))
-        items = cached[1]
-        start = _monotonic()
-        millis = min(_ceil(seconds * 1000), MAX_WAIT_MS)
+        processes = _current_watched()  # those that still end waits: not one the test is stopping
+        items = poll_items(self, event, processes)
+        deadline = _monotonic() + seconds - waited
         refused = 0
         while True:
-            ready = _zmq_poll(items, millis)
+            remaining = deadline - _monotonic()
+            ready = _zmq_poll(items, min(_ceil(remaining * 1000), MAX_WAIT_MS) if remaining > 0 else 0)
             if ready and (ready[0][0] is self or int(self.getsockopt(zmq.EVENTS)) & event):
                 try:
                     return call(self, state, args, kwargs)
                 except zmq.Again:
                     # Ready, yet refused: a ROUTER's POLLOUT means "some peer can take a message", maybe
                     # not this one. Polling again would spin: wait on the sentinels alone, 1, 2, 4 ... 64 ms.
-                    pause = min(1 << min(refused, 6), _ceil(max(seconds - (_monotonic() - start), 0) * 1000))
+                    pause = min(1 << min(refused, 6), _ceil(max(deadline - _monotonic(), 0) * 1000))
                     refused += 1
                     ready = _zmq_poll(items[1:], pause)
             if ready:  # only sentinels are left in it: a watched process ended
@@ -205,39 +246,60 @@ def _waiting(name: str, flags_at: int | None) -> Any:
                     except zmq.Again:
                         pass
                 raise ended(processes, [item for item, _ in ready]).exit_error(f"{name} on {self.describe()}")
-            remaining = seconds - (_monotonic() - start)
-            if remaining <= 0:
+            if _monotonic() >= deadline:
                 message = self._timeout_message(name, seconds) + describe_watched(processes)
                 raise SocketTimeout(message, operation=name, timeout=seconds)
-            millis = min(_ceil(remaining * 1000), MAX_WAIT_MS)
 
     @functools.wraps(getattr(zmq.Socket, name))
     def method(self: TestSocket, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        # The wait is libzmq's (RCVTIMEO/SNDTIMEO, armed when it changes); while processes are watched, only its
+        # first FIRST_WAIT, and watched_wait() the rest.
         state = self.__dict__
-        if state["_busy"]:
-            return base(self, *args, **kwargs)
+        if state["_busy"]:  # inside send_json & co: the outer call waits and reports, the frames are recorded here
+            result = base(self, *args, **kwargs)
+            if frames_of is not None:
+                record = _transcript()
+                if record is not None:
+                    record.message(self, recorded, frames_of(args, kwargs, result))
+            return result
         if timeout is None:
             seconds = state["_timeout"]
             if seconds is None:
                 seconds = current_timeout()
         else:
             seconds = parse_timeout(timeout, f"the timeout= argument of {name}", allow_zero=True)
+        watching = _any_watched()
+        wait = FIRST_WAIT if watching and seconds > FIRST_WAIT else seconds
+        if wait != state["_armed"]:
+            self._arm(wait)
+        rest = False
         try:
-            processes = _current_watched()
-            if processes:
-                return watched_call(self, state, args, kwargs, seconds, processes)
-            if seconds != state["_armed"]:
-                self._arm(seconds)
-            if not reentrant:  # the hot multipart calls: no detour through call()
-                return base(self, *args, **kwargs)
-            return call(self, state, args, kwargs)
-        except SocketTimeout:
-            raise  # the watched wait's own, complete message
+            # the hot multipart calls: no detour through call()
+            result = base(self, *args, **kwargs) if not reentrant else call(self, state, args, kwargs)
         except zmq.ZMQError as exc:
-            error = translate(self, exc, args, kwargs, seconds)
-            if error is exc:
+            if watching and isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
+                rest = True  # the rest of the wait, raced against the processes (outside this block: no chaining)
+            else:
+                error = translate(self, exc, args, kwargs, seconds)
+                if error is not exc or not isinstance(exc, zmq.Again):  # not a NOBLOCK call's "nothing yet"
+                    _failed(self, error)
+                if error is exc:
+                    raise
+                raise error from None
+        if rest:
+            try:
+                result = watched_wait(self, state, args, kwargs, seconds, wait)
+            except (SocketTimeout, ProcessError) as exc:
+                _failed(self, exc)
                 raise
-            raise error from None
+            except zmq.ZMQError as exc:
+                _failed(self, translate(self, exc, args, kwargs, seconds))
+                raise
+        if frames_of is not None:
+            record = _transcript()
+            if record is not None:
+                record.message(self, recorded, frames_of(args, kwargs, result))
+        return result
 
     method.__doc__ = (
         f"{getattr(zmq.Socket, name).__doc__ or ''}\n\n"
@@ -253,20 +315,23 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
 
     ``TestSocket(context, zmq.REQ, timeout=0.5, name="client", subscribe=b"")``:
     ``timeout`` (seconds) bounds every send and receive (``None``: the harness
-    default, 1 s unless set by the pytest plugin); ``name`` appears in errors; any
-    other keyword sets the socket option of that name.
+    default, 1 s unless set by the pytest plugin); ``name`` appears in errors;
+    ``allow_external=True`` lets it bind beyond loopback (refused otherwise); any
+    other keyword sets the socket option of that name (``maxmsgsize=...``, ...).
 
     Mimic sockets use LINGER 0 (closing never blocks), a 10 ms reconnect interval
     (connecting before the peer has bound costs nothing), and per type: REQ is
     relaxed and correlated (it stays usable after a timed-out receive), ROUTER is
     mandatory (a message to an unknown identity fails instead of vanishing),
     DEALER/PUSH queue only on completed connections (a send to nobody times out
-    and says so instead of queueing forever).
+    and says so instead of queueing forever), XPUB is verbose (it receives every
+    subscription, repeats too: see :func:`zmqtest.barriers.wait_for_subscriber`).
     """
 
     __test__ = False  # not a test class, whatever pytest's name patterns say
 
     name: str | None
+    allow_external: bool
     bound: list[str]
     connected: list[str]
 
@@ -277,6 +342,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         *,
         timeout: float | None = None,
         name: str | None = None,
+        allow_external: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(context, socket_type)
@@ -288,13 +354,13 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             _busy=False,
             _armed=None,
             _timeout=None,
-            _poll_in=None,
-            _poll_out=None,
-            _recv_first=socket_type in _RECV_FIRST,
+            _who=None,
             name=name,
+            allow_external=allow_external is True,
             bound=[],
             connected=[],
         )
+        transcript.track(self)  # for strict mode: the mimics made during a test are checked for unread messages
         try:
             self.timeout = timeout
             self.setsockopt(zmq.LINGER, 0)
@@ -307,6 +373,10 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             if socket_type in (zmq.DEALER, zmq.PUSH):
                 # Not REQ: with IMMEDIATE a REQ drops a reply whose sender has already exited (0 of 30 kept).
                 self.setsockopt(zmq.IMMEDIATE, 1)
+            if socket_type == zmq.XPUB:  # every subscription reaches the test, a reconnecting subscriber's too
+                self.setsockopt(zmq.XPUB_VERBOSE, 1)
+            if not isinstance(allow_external, bool):
+                raise TypeError(f"TestSocket(allow_external=...) takes True or False, got {allow_external!r}")
             for option, value in options.items():
                 if not _is_option(self, option):
                     raise TypeError(f"TestSocket() got an unknown keyword {option!r}: not a socket option")
@@ -314,6 +384,9 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
                     setattr(self, option, value)
                 except AttributeError:
                     raise TypeError(f"TestSocket() got an unknown keyword {option!r}: not a socket option") from None
+                except (TypeError, ValueError, OverflowError, zmq.ZMQError) as exc:
+                    add_context(exc, f"  in TestSocket(..., {option}={value!r:.60}) for {self.describe()}")
+                    raise
         except BaseException:
             self.close()
             raise
@@ -338,8 +411,20 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         return endpoints[0]
 
     def bind(self, addr: Endpoint) -> Any:
-        """Bind to ``addr`` (a string or ``(host, port)``; port 0 picks a free one)."""
+        """Bind to ``addr`` (a string or ``(host, port)``; port 0 picks a free one).
+
+        Only on loopback (or ipc/inproc) unless the socket was made with
+        ``allow_external=True``: a mimic is a test double, not a service for the network.
+        """
         addr = parse_endpoint(addr, bind=True)
+        if not self.__dict__["allow_external"]:
+            reason = _external_reason(addr)
+            if reason is not None:
+                raise ValueError(
+                    f"bind({addr!r}) on {self.describe()} refused: {reason}, so other machines could reach this "
+                    "mimic; bind it on loopback (tcp://127.0.0.1:PORT, ('', PORT), port 0 or '*' for any free port), "
+                    "or make it with allow_external=True"
+                )
         try:
             self._allow_ipv6(addr)
             result = super().bind(addr)
@@ -377,12 +462,6 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             add_context(exc, f"  in {verb}({addr!r}) on {self.describe()}")
             raise
         _discard(endpoints, addr)
-
-    def close(self, linger: int | None = None) -> None:
-        """Close the socket, and drop its cached pollers (they refer back to it)."""
-        state = self.__dict__
-        state["_poll_in"] = state["_poll_out"] = None
-        super().close(linger)
 
     def _allow_ipv6(self, addr: str) -> None:
         """libzmq resolves IPv6 literals (``tcp://[::1]:5555``) only on sockets with IPV6 set."""
@@ -425,7 +504,18 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             )
             if self._type_name == "REQ" and self.connected and not self.bound:
                 what += f" (is a process bound to {', '.join(self.connected)} and running?)"
+            what += self._maxmsgsize_hint()
         return f"{operation} on {self.describe()}: {what}"
+
+    def _maxmsgsize_hint(self) -> str:
+        """After a receive timed out on a socket with MAXMSGSIZE: what libzmq does with a bigger message."""
+        limit = int(self.getsockopt(zmq.MAXMSGSIZE))
+        if limit < 0:
+            return ""
+        return (
+            f"; this socket has maxmsgsize={limit} bytes: libzmq drops the connection of a peer that sends a bigger "
+            "message, and the message with it, so it never arrives (the peer reconnects and may send it again)"
+        )
 
     def describe(self) -> str:
         """``REQ socket 'client' connected to tcp://127.0.0.1:5555``: for messages."""
@@ -442,6 +532,27 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"<TestSocket {self.describe()}>"
+
+
+def _external_reason(addr: str) -> str | None:
+    """Why binding ``addr`` would listen beyond this machine's loopback; ``None`` if it would not."""
+    transport, _, rest = addr.partition("://")
+    if transport in LOCAL_TRANSPORTS:
+        return None
+    if transport not in HOST_TRANSPORTS:
+        return f"the {transport} transport reaches other machines"
+    host = rest.split("/", 1)[0].rpartition(":")[0].strip("[]")  # from "127.0.0.1:*" or "[::1]:5555/path"
+    if host == "*":
+        return "'*' listens on all interfaces"
+    if host.lower() in LOOPBACK_NAMES:
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"{host!r} is an interface or host name other than {', '.join(sorted(LOOPBACK_NAMES))}"
+    if address.is_unspecified:
+        return f"{host} listens on all interfaces"
+    return None if address.is_loopback else f"{host} is not a loopback address"
 
 
 def _discard(endpoints: list[str], addr: str) -> None:

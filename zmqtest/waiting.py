@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 import zmq
 
+from zmqtest import transcript
 from zmqtest.errors import HandshakeFailed, ProcessError, SocketTimeout, WaitTimeout, ZmqTestError, add_context
 from zmqtest.settings import current_timeout, parse_timeout
 
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 MAX_POLL_MS = 2**31 - 1
 """zmq_poll takes a C long of milliseconds; longer waits are clamped (about 24.8 days)."""
@@ -81,6 +83,10 @@ def watched() -> tuple[Watched, ...]:
     if processes:
         processes = tuple(process for process in processes if getattr(process, "ends_waits", True))
     return processes
+
+
+any_watched = _watched.get
+"""``any_watched()``: the processes watched now, also those that no longer end waits (a C call, for hot paths)."""
 
 
 @contextmanager
@@ -174,9 +180,15 @@ def _wait_ready(
             if outcome is True:
                 return True
             if outcome is not False:
-                raise outcome.exit_error(waiting_for())
+                raise _failed(outcome.exit_error(waiting_for()))
         if time.monotonic() >= deadline:
             return False
+
+
+def _failed(error: E) -> E:
+    """Put a wait that failed in the test's transcript (the test's own column), and hand the error on."""
+    transcript.failed(str(error).partition("\n")[0])
+    return error
 
 
 def _seconds(timeout: float | None, where: str) -> float:
@@ -240,7 +252,7 @@ def wait_for_message(
     what = "any message" if predicate is None else name_of(predicate)
     operation = f"wait_for_message({what})"
     deadline = time.monotonic() + seconds
-    processes = _watched.get()
+    processes = watched()
     seen = 0
     shown: list[list[bytes]] = []
     while True:
@@ -249,10 +261,12 @@ def wait_for_message(
         except zmq.Again:
             if _wait_ready(sock, zmq.POLLIN, deadline, processes, lambda: f"{operation} on {describe_socket(sock)}"):
                 continue
-            raise SocketTimeout(
-                _message_timeout(operation, sock, seconds, seen, shown) + describe_watched(processes),
-                operation="wait_for_message",
-                timeout=seconds,
+            raise _failed(
+                SocketTimeout(
+                    _message_timeout(operation, sock, seconds, seen, shown) + describe_watched(processes),
+                    operation="wait_for_message",
+                    timeout=seconds,
+                )
             ) from None
         seen += 1
         try:
@@ -301,7 +315,7 @@ def wait_until(
     seconds = _seconds(timeout, "the timeout= argument of wait_until")
     pause = parse_timeout(interval, "the interval= argument of wait_until")
     name = what if what is not None else name_of(condition)
-    processes = _watched.get()
+    processes = watched()
     sentinels = [process.sentinel for process in processes]
     deadline = time.monotonic() + seconds
     calls = 0
@@ -325,11 +339,13 @@ def wait_until(
                 outcome = f"the last check raised {type(failure).__name__}: {_short(str(failure), 200)}"
             else:
                 outcome = f"the last value was {_short(repr(last), 200)}"
-            raise WaitTimeout(
-                f"wait_until({name}): not true within {seconds:g} s ({calls} checks); {outcome}"
-                + describe_watched(processes),
-                what=name,
-                timeout=seconds,
+            raise _failed(
+                WaitTimeout(
+                    f"wait_until({name}): not true within {seconds:g} s ({calls} checks); {outcome}"
+                    + describe_watched(processes),
+                    what=name,
+                    timeout=seconds,
+                )
             ) from failure
         if not sentinels:
             time.sleep(min(pause, remaining))
@@ -345,7 +361,7 @@ def wait_until(
             else:
                 if value:
                     return value
-            raise ended(processes, fired).exit_error(f"wait_until({name})")
+            raise _failed(ended(processes, fired).exit_error(f"wait_until({name})"))
 
 
 # --- ConnectionWaiter ----------------------------------------------------------------------------------------------
@@ -424,7 +440,7 @@ class ConnectionWaiter:
         if self.monitor.closed:
             raise ValueError(f"this ConnectionWaiter of {describe_socket(self.sock)} is closed")
         deadline = time.monotonic() + seconds
-        processes = _watched.get()
+        processes = watched()
         while True:
             try:
                 frames = self.monitor.recv_multipart(zmq.NOBLOCK)
@@ -432,11 +448,13 @@ class ConnectionWaiter:
                 waiting_for = self._waiting_for
                 if _wait_ready(self.monitor, zmq.POLLIN, deadline, processes, waiting_for):
                     continue
-                raise WaitTimeout(
-                    f"{waiting_for()}: no connection within {seconds:g} s; {self.summary()}"
-                    + describe_watched(processes),
-                    what="a connection",
-                    timeout=seconds,
+                raise _failed(
+                    WaitTimeout(
+                        f"{waiting_for()}: no connection within {seconds:g} s; {self.summary()}"
+                        + describe_watched(processes),
+                        what="a connection",
+                        timeout=seconds,
+                    )
                 ) from None
             event = self._record(frames)
             kind = event["event"]
@@ -444,9 +462,11 @@ class ConnectionWaiter:
                 return event
             if kind in _FATAL:
                 detail = event_detail(kind, event["value"])
-                raise HandshakeFailed(
-                    f"{self._waiting_for()}: {event['name']} ({detail}) on {event['endpoint']}"
-                    f"{_HANDSHAKE_HINTS.get(detail, '')}; {self.summary()}"
+                raise _failed(
+                    HandshakeFailed(
+                        f"{self._waiting_for()}: {event['name']} ({detail}) on {event['endpoint']}"
+                        f"{_HANDSHAKE_HINTS.get(detail, '')}; {self.summary()}"
+                    )
                 )
             if kind == zmq.EVENT_MONITOR_STOPPED:
                 raise ZmqTestError(f"{self._waiting_for()}: the socket was closed or its monitor stopped")

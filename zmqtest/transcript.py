@@ -1,0 +1,488 @@
+"""The transcript of a test: every message its mimic sockets sent and received, every process event, in order.
+
+A failing test's report shows it as a sequence diagram in text, one column per
+participant (the test, each mimic socket, each process under test)::
+
+            ms  test  client  PongProc
+                --- setup ---------------------------------------------------------------
+       322.142  |     |       *   started: pid 13130, PongProc with forkserver
+       436.923  |     |       *   ready: a connection on REQ socket 'client' connected to ...
+                --- call ----------------------------------------------------------------
+       437.930  |     o---------> ["ping",1]
+       442.056  |     <---------- ["pong",1]
+       449.974  |     o---------> ["ping","3"]
+       450.627  |     <---------- ["error","bad request: ping takes an integer, got \\"3\\""]
+       508.454  x---------------  call failed: AssertionError: assert [['error', 'b...
+
+Recording is cheap, because it happens on every send and receive: one append of
+a small tuple (a ``perf_counter`` stamp, the participant, the kind, the frames). Frames
+are kept as they are when small; of a large one only its first bytes and its length
+are kept, so a test that moves big messages does not hold on to them. Only the last
+:data:`MAX_EVENTS` events are kept. All formatting (decoding bodies for display,
+columns) happens when a report asks for it.
+
+The transcript in force lives in a :class:`contextvars.ContextVar`: the pytest plugin
+starts one per test (setting ``transcript``), and :meth:`ProcessTest.run
+<zmqtest.runner.ProcessTest.run>` starts one for its own run when nothing records,
+adding it to the error of a failed run. The same object tracks the mimic sockets made
+during the test, for strict mode (:func:`unread`).
+
+This module imports nothing heavy: the pytest plugin uses it in every run.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from codecs import getincrementaldecoder
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from operator import itemgetter
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from zmqtest.codecs import Codec
+    from zmqtest.sockets import TestSocket
+
+__all__ = ["Transcript", "current", "failed", "for_run", "note", "recording", "unread"]
+
+_perf_counter = perf_counter
+
+KEPT_BYTES = 256
+"""Of a frame longer than this, the transcript keeps only this many first bytes (and its length)."""
+KEPT_FRAMES = 8
+"""Of a message with more frames, the transcript keeps only this many (and how many more there were)."""
+MAX_EVENTS = 1000
+"""The transcript keeps the last this many events of a test."""
+WIDTH = 120
+"""Characters per line of the rendered transcript."""
+
+
+class Clipped(NamedTuple):
+    """What the transcript keeps of a long frame: its first bytes and its length."""
+
+    head: bytes
+    size: int
+
+
+class More(NamedTuple):
+    """Frames of a long message that the transcript did not keep."""
+
+    left: int
+
+
+class Mimic:
+    """A mimic socket as a participant: it names the socket without keeping it alive."""
+
+    __slots__ = ("_description", "_ref", "kind", "name")
+
+    def __init__(self, sock: TestSocket) -> None:
+        self._ref = weakref.ref(sock)
+        self.kind: str = sock._type_name
+        self.name: str | None = sock.name
+        self._description = sock.describe()
+
+    def describe(self) -> str:
+        """The socket as it is now (endpoints, closed), or as it was when first seen if it is gone."""
+        sock = self._ref()
+        return sock.describe() if sock is not None else self._description
+
+
+class Process:
+    """A process under test as a participant, by name (events about it come from many places)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def kept(frames: Sequence[Any]) -> tuple[Any, ...]:
+    """The frames of a message as the transcript keeps them: short bytes as they are, the rest clipped copies."""
+    if len(frames) <= KEPT_FRAMES:
+        for frame in frames:
+            if type(frame) is not bytes or len(frame) > KEPT_BYTES:
+                break
+        else:
+            return tuple(frames)  # the common case: a few short bytes frames, immutable, kept as they are
+    clipped: tuple[Any, ...] = tuple(_clip(frame) for frame in frames[:KEPT_FRAMES])
+    if len(frames) > KEPT_FRAMES:
+        clipped += (More(len(frames) - KEPT_FRAMES),)
+    return clipped
+
+
+def _clip(frame: Any) -> bytes | Clipped:
+    """A copy of ``frame`` (bytes, bytearray, memoryview, zmq.Frame) that holds at most KEPT_BYTES of it."""
+    if type(frame) is bytes:
+        return frame if len(frame) <= KEPT_BYTES else Clipped(frame[:KEPT_BYTES], len(frame))
+    try:
+        view = memoryview(frame)
+    except TypeError:  # not a buffer: keep its text, which is all a reader gets anyway
+        text = repr(frame).encode()
+        return Clipped(text[:KEPT_BYTES], len(text)) if len(text) > KEPT_BYTES else text
+    size = view.nbytes
+    head = view.cast("B")[:KEPT_BYTES].tobytes() if view.ndim else view.tobytes()[:KEPT_BYTES]
+    return head if size <= KEPT_BYTES else Clipped(head, size)
+
+
+class Transcript:
+    """The events of one test, and the mimic sockets made during it.
+
+    ``events`` holds ``(perf_counter stamp, participant, kind, data)`` tuples, kinds
+    ``send``/``recv`` (data: the kept frames), ``error`` (a wait that failed: its
+    text), ``note`` (a process event, a log record, a test event: its text) and
+    ``phase`` (setup, call, teardown). ``recording`` is False when only the sockets
+    are tracked (strict mode with the transcript off).
+    """
+
+    def __init__(self, *, recording: bool = True, codec: Codec | None = None, max_events: int = MAX_EVENTS) -> None:
+        self.began = perf_counter()
+        self.recording = recording
+        self.codec = codec
+        self.events: deque[tuple[float, Any, str, Any]] = deque(maxlen=max_events)
+        self._append = self.events.append
+        self.sockets: weakref.WeakSet[TestSocket] = weakref.WeakSet()
+        self._processes: dict[str, Process] = {}
+
+    # --- recording (hot: called on every send and receive) ----------------------------------------------------------
+
+    def message(self, sock: TestSocket, kind: str, frames: Sequence[Any]) -> None:
+        """Record the frames ``sock`` sent (``kind`` ``"send"``) or received (``"recv"``)."""
+        if self.recording:
+            who = sock.__dict__["_who"] or self._mimic(sock)
+            if len(frames) == 1:  # the common case, inlined: one short bytes frame, immutable, kept as it is
+                frame = frames[0]
+                if type(frame) is bytes and len(frame) <= KEPT_BYTES:
+                    self._append((_perf_counter(), who, kind, (frame,)))
+                    return
+            self._append((_perf_counter(), who, kind, kept(frames)))
+
+    def _mimic(self, sock: TestSocket) -> Mimic:
+        who = sock.__dict__["_who"] = Mimic(sock)
+        return who
+
+    def error(self, sock: TestSocket, text: str) -> None:
+        """Record a send or receive of ``sock`` that failed (a timeout, a death, a ZMQ error)."""
+        if self.recording:
+            self.events.append((perf_counter(), sock.__dict__["_who"] or self._mimic(sock), "error", text))
+
+    def note(self, who: str | None, what: str, *, at: float | None = None) -> None:
+        """Record an event of process ``who`` (``None``: of the test itself) that happened now, or ``at`` then."""
+        if self.recording:
+            participant = None
+            if who is not None:
+                participant = self._processes.get(who)
+                if participant is None:
+                    participant = self._processes.setdefault(who, Process(who))
+            self.events.append((perf_counter() if at is None else at, participant, "note", what))
+
+    def phase(self, name: str) -> None:
+        """Mark the start of a phase of the test (setup, call, teardown)."""
+        if self.recording:
+            self.events.append((perf_counter(), None, "phase", name))
+
+    # --- rendering (cold: only for a report) ------------------------------------------------------------------------
+
+    def eventful(self) -> bool:
+        """Whether anything happened besides the phases of the test (no zmq, no processes: nothing to show)."""
+        return any(kind != "phase" for _, _, kind, _ in self.events)
+
+    def render(self, *, outcome: str | None = None, width: int = WIDTH) -> str:
+        """The transcript as a sequence diagram in text, ``width`` characters wide; ``outcome`` ends it."""
+        # a snapshot (another thread may still note a log record), in time order (a record is noted when it arrives)
+        events = sorted(self.events, key=itemgetter(0))
+        return _Diagram(self, events, width).render(outcome)
+
+
+# --- the transcript in force -----------------------------------------------------------------------------------------
+
+_current: ContextVar[Transcript | None] = ContextVar("zmqtest_transcript", default=None)
+_latest: list[Transcript] = []
+"""The transcripts started and not yet ended, latest last: where :func:`note` records from other threads."""
+
+
+current = _current.get
+"""``current()``: the transcript in force, or ``None`` when nothing records (a C call: it runs on every send)."""
+
+
+@contextmanager
+def recording(transcript: Transcript | None = None) -> Iterator[Transcript]:
+    """Make ``transcript`` (default: a new one) the one in force inside the ``with`` block."""
+    if transcript is None:
+        transcript = Transcript()
+    token = _current.set(transcript)
+    _latest.append(transcript)
+    try:
+        yield transcript
+    finally:
+        _current.reset(token)
+        _latest.remove(transcript)
+
+
+@contextmanager
+def for_run(codec: Codec) -> Iterator[None]:
+    """Where :meth:`ProcessTest.run <zmqtest.runner.ProcessTest.run>` records: the test's transcript, else its own.
+
+    Under the pytest plugin, the test's transcript is told ``codec`` (to decode
+    bodies for display). Without it (library use), the run records in a transcript
+    of its own, added to the error of a failed run; unless the ``transcript``
+    setting is ``never``.
+    """
+    transcript = _current.get()
+    if transcript is not None:
+        transcript.codec = codec
+        yield
+        return
+    from zmqtest.settings import current as settings
+
+    if settings().transcript == "never":
+        yield
+        return
+    with recording(Transcript(codec=codec)) as own:
+        try:
+            yield
+        except Exception as failure:
+            from zmqtest.errors import add_context  # here: it imports pyzmq
+
+            add_context(failure, "zmqtest transcript:\n" + own.render(outcome=f"run failed: {type(failure).__name__}"))
+            raise
+
+
+def note(who: str | None, what: str, *, at: float | None = None) -> None:
+    """Record an event of participant `who` (e.g. a process name) in the current transcript; no-op when nothing records.
+
+    ``who=None`` records an event of the test itself. ``at``: when it happened, as a
+    :func:`time.perf_counter` value, if not now (a log record that arrives later).
+
+    Safe to call from any thread: a thread that does not run in the test's context
+    (say, one that receives the log records of a process) records in the transcript
+    started last.
+    """
+    transcript = _current.get()
+    if transcript is None:
+        if not _latest:
+            return
+        transcript = _latest[-1]
+    transcript.note(who, what, at=at)
+
+
+def failed(what: str) -> None:
+    """Record a wait of the test itself that failed (``wait_until``, a connection wait) in the current transcript."""
+    transcript = _current.get()
+    if transcript is not None and transcript.recording:
+        transcript.events.append((perf_counter(), None, "error", what))
+
+
+def track(sock: TestSocket) -> None:
+    """Remember a mimic socket made during the test (weakly), for strict mode."""
+    transcript = _current.get()
+    if transcript is not None:
+        transcript.sockets.add(sock)
+
+
+# --- strict mode -----------------------------------------------------------------------------------------------------
+
+SHOWN_UNREAD = 5
+"""How many unread messages strict mode lists per socket."""
+COUNTED_UNREAD = 1000
+"""Strict mode counts unread messages up to this many per socket (and then says "or more")."""
+
+
+def unread(sockets: Iterable[TestSocket], *, codec: Codec | None = None) -> str | None:
+    """Read what is left on ``sockets`` without waiting; ``None`` if nothing, else a report listing the messages.
+
+    The messages are consumed (this runs once the test is over). Closed sockets and
+    sockets that cannot receive are skipped.
+    """
+    import zmq  # here: the plugin imports this module in every run
+
+    problems = []
+    for sock in sorted(sockets, key=lambda sock: sock.describe()):
+        if sock.closed:
+            continue
+        try:
+            if not sock.poll(0, zmq.POLLIN):
+                continue
+        except zmq.ZMQError:  # its context was terminated
+            continue
+        shown: list[tuple[Any, ...]] = []
+        count = 0
+        while count < COUNTED_UNREAD:
+            try:  # zmq.Socket's own recv: not the mimic's, which would put what is drained here in the transcript
+                frames = [zmq.Socket.recv(sock, zmq.NOBLOCK)]
+                while sock.getsockopt(zmq.RCVMORE):
+                    frames.append(zmq.Socket.recv(sock, zmq.NOBLOCK))
+            except zmq.ZMQError:
+                break
+            count += 1
+            if len(shown) < SHOWN_UNREAD:
+                shown.append(kept(frames))
+        if not count:
+            continue
+        capped = count >= COUNTED_UNREAD
+        counted = f"{count} or more unread messages" if capped else f"{count} unread message{'s' * (count > 1)}"
+        lines = [f"  {sock.describe()}: {counted}"]
+        lines += [f"    {show_message(frames, codec, 200)}" for frames in shown]
+        if count > len(shown):
+            lines.append(f"    ... and {count - len(shown)} more" + (" (counting stopped there)" if capped else ""))
+        problems.append("\n".join(lines))
+    if not problems:
+        return None
+    sockets_left = "1 mimic socket still holds" if len(problems) == 1 else f"{len(problems)} mimic sockets still hold"
+    return (
+        f"zmqtest strict mode: {sockets_left} unread messages at the end of the test "
+        "(receive them, or turn strict mode off for this test with @pytest.mark.zmqtest(strict=False)):\n"
+        + "\n".join(problems)
+    )
+
+
+# --- display ---------------------------------------------------------------------------------------------------------
+
+
+def show_message(frames: Sequence[Any], codec: Codec | None, limit: int) -> str:
+    """A message's frames for a reader, ``limit`` characters at most: bodies decoded where the codec reads them."""
+    parts = [show_frame(frame, codec) for frame in frames]
+    return _fit(" | ".join(parts), limit)
+
+
+def show_frame(frame: Any, codec: Codec | None) -> str:
+    """A body the codec decodes as its text (JSON as sent) or repr; else the bytes' repr; a clipped frame its size."""
+    if isinstance(frame, More):
+        return f"(+{frame.left} more frames)"
+    if isinstance(frame, Clipped):
+        head = repr(frame.head)
+        if codec is None or getattr(codec, "name", None) == "json":
+            text = _utf8_head(frame.head)  # the start of a long JSON body reads best as text
+            if text is not None and text.isprintable() and text.lstrip()[:1] in ("{", "[", '"'):
+                head = text
+        return f"[{frame.size:,} bytes] {head}..."
+    if not frame:
+        return "b''"
+    if codec is None or getattr(codec, "name", None) == "json":
+        try:
+            text = bytes(frame).decode()
+            json.loads(text)
+        except ValueError:  # UnicodeDecodeError included
+            return repr(frame)
+        return text
+    try:
+        return repr(codec.decode(frame))
+    except Exception:
+        return repr(frame)
+
+
+def _utf8_head(data: bytes) -> str | None:
+    """``data`` as UTF-8 text, less a character cut in two at its end; ``None`` if it is not UTF-8."""
+    try:
+        return getincrementaldecoder("utf-8")().decode(data, final=False)
+    except UnicodeDecodeError:
+        return None
+
+
+def _fit(text: str, limit: int) -> str:
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def _millis(seconds: float) -> str:
+    return f"{seconds * 1000:10.3f}"
+
+
+_GLYPHS: dict[str, tuple[str, str | None, str | None]] = {
+    "send": ("o", "-", ">"),
+    "recv": ("<", "-", "-"),
+    "error": ("x", "-", " "),
+    "note": ("*", None, None),
+}
+"""Per kind: the mark on the participant's line, what fills the way to the text (``None``: the other lines go on),
+and the last character before the text."""
+
+
+class _Diagram:
+    """Lays out a transcript: a time column, one line per participant, then the text of each event."""
+
+    LABEL = 12
+    """Longest column label; longer names are cut (the legend has them whole)."""
+
+    def __init__(self, transcript: Transcript, events: list[tuple[float, Any, str, Any]], width: int) -> None:
+        self.transcript = transcript
+        self.events = events
+        self.width = width
+        mimics: dict[Mimic, None] = {}
+        processes: dict[Process, None] = {}
+        for _, who, _, _ in events:
+            if isinstance(who, Mimic):
+                mimics.setdefault(who)
+            elif isinstance(who, Process):
+                processes.setdefault(who)
+        self.participants: list[Mimic | Process | None] = [None, *mimics, *processes]
+        self.labels = self._labels()
+        self.columns: dict[Any, int] = {}
+        position = 0
+        for participant, label in zip(self.participants, self.labels, strict=True):
+            self.columns[participant] = position
+            position += len(label) + 2
+        self.lanes = max(self.columns.values()) + 3  # the last line, and room for an arrow's head
+
+    def _labels(self) -> list[str]:
+        labels = ["test"]
+        taken = {"test": 1}
+        for participant in self.participants[1:]:
+            if isinstance(participant, Mimic):
+                label = participant.name or participant.kind
+            else:
+                assert participant is not None
+                label = participant.name
+            label = label[: self.LABEL]
+            taken[label] = taken.get(label, 0) + 1
+            if taken[label] > 1:
+                label = f"{label[: self.LABEL - 3]}#{taken[label]}"
+            labels.append(label)
+        return labels
+
+    def render(self, outcome: str | None) -> str:
+        transcript = self.transcript
+        codec = transcript.codec
+        count = sum(kind != "phase" for _, _, kind, _ in self.events)
+        span = (self.events[-1][0] - transcript.began) if self.events else 0.0
+        decoded = f"bodies decoded with {codec!r}" if codec is not None else "bodies shown as JSON where they are JSON"
+        lines = [
+            f"{count} events in {span:.3f} s (times in ms since the test began); {decoded}",
+            "o--> sent   <--- received   x failed   * process event",
+        ]
+        if transcript.events.maxlen is not None and len(self.events) >= transcript.events.maxlen:
+            lines.append(f"(only the last {len(self.events)} events are kept; earlier ones were dropped)")
+        for participant, label in zip(self.participants[1:], self.labels[1:], strict=True):
+            if isinstance(participant, Mimic):
+                lines.append(f"  {label:<{self.LABEL}}  {participant.describe()}")
+            elif isinstance(participant, Process):
+                whole = f" {participant.name!r}" if participant.name != label else ""
+                lines.append(f"  {label:<{self.LABEL}}  process under test{whole}")
+        lines.append((f"{'ms':>10}  " + "  ".join(self.labels)).rstrip())
+        for stamp, who, kind, data in self.events:
+            if kind == "phase":
+                lines.append(f"{'':10}  --- {data} ".ljust(self.width, "-"))
+                continue
+            text = show_message(data, codec, self.width) if kind in ("send", "recv") else str(data)
+            lines.append(self._row(_millis(stamp - transcript.began), self.columns.get(who, 0), kind, text))
+        if outcome is not None:
+            lines.append(self._row(_millis(perf_counter() - transcript.began), 0, "error", outcome))
+        return "\n".join(lines)
+
+    def _row(self, time: str, column: int, kind: str, text: str) -> str:
+        mark, fill, last = _GLYPHS[kind]
+        lanes = [" "] * self.lanes
+        for position in self.columns.values():
+            if position < self.lanes:
+                lanes[position] = "|"
+        lanes[column] = mark
+        if fill is not None:
+            for position in range(column + 1, self.lanes):
+                lanes[position] = fill
+        if last is not None and column + 1 < self.lanes:
+            lanes[-1] = last
+        row = f"{time}  {''.join(lanes)} "
+        return row + _fit(text, self.width - len(row))
