@@ -1,4 +1,4 @@
-"""What runs in a multiprocessing child before the user's ``run()``: its own session, its output files, patches.
+"""What runs in a multiprocessing child before the user's ``run()``: session, output files, environment, patches.
 
 Kept apart from :mod:`zmqtest.processes`, and on the standard library alone, because
 under spawn and forkserver the child imports the module of this class to unpickle it:
@@ -37,6 +37,8 @@ class ChildSetup:
         stderr_path: str,
         patches: dict[str, object],
         method: str,
+        *,
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.process = process
         self.method = method
@@ -44,6 +46,7 @@ class ChildSetup:
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
         self.patches = patches
+        self.environ = environ or {}  # set in the child (e.g. the log endpoint): a forkserver child has not our env
 
     def __call__(self) -> None:
         with contextlib.suppress(OSError):  # fails only if already a group leader: then it is one already
@@ -60,6 +63,7 @@ class ChildSetup:
         _inherited_streams.extend((sys.stdout, sys.stderr))
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
+        os.environ.update(self.environ)
         try:
             if self.patches:
                 from unittest import mock

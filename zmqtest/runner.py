@@ -16,17 +16,22 @@ and the test may even catch it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import os
+import re
 import types
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, ClassVar
 
 import zmq
 
+from zmqtest import transcript
 from zmqtest.codecs import Codec, JsonCodec
 from zmqtest.errors import EventError, MessageError, ZmqTestError, add_context
+from zmqtest.logs import LogCollector, LogEntry, LogQuery, current_collector
+from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.sockets import TestSocket
 
 __all__ = ["Conversation", "ProcessTest"]
@@ -37,8 +42,10 @@ Conversation = Generator[Event, Any, None]
 
 EVENT_FORMS = (
     "an event is a tuple (action, *args): ('send', sock, header, body[, extra_frames]), "
-    "('recv', sock[, json_load_index]) or (name_of_a_method_of_this_class, *args)"
+    "('recv', sock[, json_load_index]), ('log', substr[, level[, logger[, timeout]]]) "
+    "or (name_of_a_method_of_this_class, *args)"
 )
+LOG_FORM = "('log', substr[, level[, logger[, timeout]]])"
 _NOT_ACTIONS = frozenset({"run", "setup_method", "teardown_method", "setup_class", "teardown_class"})
 
 
@@ -51,6 +58,10 @@ class ProcessTest:
     """
 
     codec: ClassVar[Codec] = JsonCodec()
+    logs: LogCollector | None = None
+    """The collector ``("log", ...)`` waits on: set it to your own :class:`~zmqtest.logs.LogCollector` (say in
+    ``setup_method``, when the test starts its process itself); ``None``: the current one (the process
+    manager's, e.g. ``zmq_process_factory``'s)."""
 
     def send(
         self, sock: TestSocket, header: Sequence[bytes | str], body: Any, extra_frames: Sequence[bytes | str] = ()
@@ -65,7 +76,13 @@ class ProcessTest:
         frames = [*header, self.codec.encode(body), *extra_frames]
         if header or extra_frames:
             frames = [frame.encode() if isinstance(frame, str) else frame for frame in frames]
-        sock.send_multipart(frames)
+        try:
+            sock.send_multipart(frames)
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:  # a ROUTER (mandatory): the first frame names a peer it does not have
+                identity = _preview(bytes(frames[0]))
+                add_context(exc, f"  no peer with identity {identity} is connected to {sock.describe()}")
+            raise
 
     def recv(self, sock: TestSocket, json_load_index: int | None = -1) -> list[Any]:
         """Receive a multipart message on ``sock``; decode the frame at ``json_load_index``.
@@ -95,6 +112,50 @@ class ProcessTest:
                 ) from None
         return frames
 
+    def log(
+        self,
+        substr: str | re.Pattern[str] = "",
+        level: int | str | None = None,
+        logger: str | None = None,
+        timeout: float | None = None,
+    ) -> LogEntry:
+        """Wait for a log record of the process under test containing ``substr``; return it (a LogEntry).
+
+        ``level``: at that level or above (a name or a number); ``logger``: from that
+        logger or one below it (``"app"`` also matches ``app.db``); ``timeout``: seconds
+        (default: the harness timeout). Records logged before the ``yield`` count; each
+        record is returned once, the earliest match first. The wait ends at once, with
+        the exit status, if a process under test dies.
+        """
+        collector = self._log_collector()
+        if collector is None:
+            raise EventError(
+                "a log event needs a log collector: start the process with zmq_process_factory or a ProcessManager "
+                "(they hand it the collector's endpoint), or set self.logs = zmqtest.LogCollector() and pass "
+                "self.logs.endpoint to the process, which calls zmqtest.logs.forward()"
+            )
+        try:
+            query = LogQuery.parse(substr, level, logger)
+            seconds = current_timeout() if timeout is None else parse_timeout(timeout, "timeout", allow_zero=True)
+        except (TypeError, ValueError) as exc:
+            raise EventError(f"bad log event: {exc}; the form is {LOG_FORM}") from None
+        return collector.wait(query, seconds)
+
+    def _drain_logs(self) -> None:
+        """Read the records logged so far, so that the transcript has them before it is shown."""
+        with contextlib.suppress(Exception):  # never in the way of the test's own outcome
+            collector = self._log_collector()
+            if collector is not None:
+                collector.drain()
+
+    def _log_collector(self) -> LogCollector | None:
+        own = self.logs
+        if own is None:
+            return current_collector()
+        if not isinstance(own, LogCollector):
+            raise EventError(f"self.logs must be a zmqtest.LogCollector (or None), got {_short(own)}")
+        return own
+
     def run(self, testfunc: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Drive the generator test ``testfunc(*args, **kwargs)`` to its end."""
         __tracebackhide__ = True
@@ -103,7 +164,11 @@ class ProcessTest:
             name = getattr(testfunc, "__qualname__", repr(testfunc))
             raise EventError(f"{name} is not a generator function: a ProcessTest test yields events ({EVENT_FORMS})")
         try:
-            self._drive(gen)
+            with transcript.for_run(self.codec):  # the test's transcript; without pytest, one shown on failure
+                try:
+                    self._drive(gen)
+                finally:
+                    self._drain_logs()
         except BaseException as failure:
             _close_after_failure(gen, failure)
             raise
@@ -143,6 +208,10 @@ class ProcessTest:
                     raise
             except Exception as exc:
                 value, error = None, _at_yield(exc, event, gen)
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise  # the user wants out: not thrown in
+            except BaseException as exc:  # pytest.fail/skip in an action: thrown in as is, the report shows the yield
+                value, error = None, exc
 
     def _action(self, event: object) -> Callable[..., Any]:
         """The bound method an event names, or an EventError that says what is wrong with the event."""

@@ -7,16 +7,20 @@ Protocol: one JSON frame each way (compact UTF-8, readable by pyzmq's ``recv_jso
 - anything else: reply ``["error", "<what is wrong>"]``, and keep serving.
 
 SIGINT and SIGTERM stop it cleanly too (exit code 0, socket closed with linger 0,
-context terminated). A blocking ``recv`` can sleep through a signal that lands just
-before libzmq starts waiting; here signals are written to a pipe
-(:func:`signal.set_wakeup_fd`) that is polled next to the socket, so a signal always
-wakes the loop, whenever it lands.
+context terminated). It logs (logger ``pingpong.pong``, level INFO) where it listens, each
+request and its answer, and why it stopped; as a :class:`PongProc` started by a zmqtest
+test, those records go to the test (see :func:`forward_logs`).
+
+A blocking ``recv`` can sleep through a signal that lands just before libzmq starts
+waiting; here signals are written to a pipe (:func:`signal.set_wakeup_fd`) that is
+polled next to the socket, so a signal always wakes the loop, whenever it lands.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -36,6 +40,7 @@ __all__ = [
     "PongError",
     "PongProc",
     "encode",
+    "forward_logs",
     "handle",
     "serve",
     "serve_loop",
@@ -50,6 +55,8 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 """Signals that stop the server cleanly (exit code 0)."""
 
 Reply = list[Any]
+
+log = logging.getLogger(__name__)
 
 
 class PongError(RuntimeError):
@@ -116,7 +123,9 @@ def serve_loop(sock: zmq.Socket[Any], poller: zmq.Poller, wakeup_fd: int, watch_
             continue  # a spurious wake-up: nothing to read after all
         reply = handle(frames[0]) if len(frames) == 1 else _error(f"bad request: expected 1 frame, got {len(frames)}")
         if reply is None:
+            log.info("%s: stopping", KILL)
             return "kill message"
+        log.info("%s -> %s", _clip(frames[0]), _clip(encode(reply)))
         sock.send(encode(reply))
 
 
@@ -189,9 +198,12 @@ def serve(bind: str, on_bound: Callable[[str], object] | None = None, *, watch_f
                 poller.register(wakeup_fd, zmq.POLLIN)
                 if watch_fd is not None:
                     poller.register(watch_fd, zmq.POLLIN)
+                log.info("listening on %s", endpoint)
                 if on_bound is not None:
                     on_bound(endpoint)
-                return serve_loop(sock, poller, wakeup_fd, watch_fd)
+                why = serve_loop(sock, poller, wakeup_fd, watch_fd)
+                log.info("stopped (%s)", why)
+                return why
             finally:
                 sock.close(linger=0)
         finally:
@@ -240,6 +252,7 @@ class PongProc(multiprocessing.Process):
 
     def run(self) -> None:
         """Serve (in the child); a kill message, SIGINT or SIGTERM ends it with exit code 0."""
+        forward_logs()
         parent = multiprocessing.parent_process()
         with contextlib.suppress(KeyboardInterrupt):  # a SIGINT outside serve()'s routing: a clean stop too
             serve(self.bind_endpoint, self._report, watch_fd=None if parent is None else parent.sentinel)
@@ -270,6 +283,18 @@ class PongProc(multiprocessing.Process):
         if self.pid is not None and self.exitcode is None:  # not reaped yet, so the pid is still this process's
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGINT)
+
+
+def forward_logs() -> None:
+    """Send this process's log records (INFO and up) to the zmqtest test that started it, if one did.
+
+    zmqtest hands the endpoint over in ``ZMQTEST_LOG_ENDPOINT``; without it, nothing
+    happens, and zmqtest is not even imported: pingpong does not need it to run.
+    """
+    if os.environ.get("ZMQTEST_LOG_ENDPOINT"):
+        from zmqtest.logs import forward
+
+        forward(level=logging.INFO)
 
 
 def start_pong(bind: str = "tcp://127.0.0.1:*", timeout: float = 5.0) -> tuple[PongProc, str]:

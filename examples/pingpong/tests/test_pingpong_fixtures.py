@@ -103,6 +103,15 @@ class TestPong(ProcessTest):
         last = wait_for_message(dealer, lambda body: body[1] == 3, decode=lambda frames: json.loads(frames[-1]))
         assert last == ["pong", 3]
 
+    def test_each_request_is_logged(self, pong: Pong) -> Conversation:
+        yield ("send", pong.client, [], ["ping", 7])
+        assert (yield ("recv", pong.client)) == [["pong", 7]]
+        # PongProc's logging records reach the test (zmq_process_factory hands it the endpoint).
+        record = yield ("log", '["ping",7] -> ["pong",7]')
+        assert (record.process, record.logger, record.level) == ("PongProc", "pingpong.pong", "INFO")
+        listening = yield ("log", "listening on", "INFO", "pingpong")  # logged before the test began: it counts
+        assert listening.message == f"listening on {pong.client.endpoint}"
+
     # An action: ``yield ("sigkill", proc)`` calls it.
     def sigkill(self, proc: ManagedProcess) -> None:
         os.kill(proc.pid, signal.SIGKILL)
