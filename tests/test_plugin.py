@@ -495,6 +495,81 @@ def test_m_selects_by_tier(pytester: pytest.Pytester, expression: str, outcomes:
     run(pytester, "-m", expression).assert_outcomes(**outcomes)
 
 
+@pytest.mark.parametrize(
+    ("args", "outcomes"),
+    [
+        pytest.param((), {"passed": 2, "deselected": 2}, id="default-skips-the-slow-tiers"),
+        pytest.param(("-m", ""), {"passed": 4}, id="empty-runs-all"),
+        pytest.param(("-m", "process or system or not (process or system)"), {"passed": 4}, id="tautology-runs-all"),
+        pytest.param(("-m", "process or system"), {"passed": 2, "deselected": 2}, id="slow-tiers-only"),
+    ],
+)
+def test_the_readme_recipe_skips_the_slow_tiers_by_default(
+    pytester: pytest.Pytester, args: tuple[str, ...], outcomes: dict[str, int]
+) -> None:
+    """addopts ``-m "not (process or system)"``; a later ``-m`` on the command line replaces it."""
+    pytester.makeini('[pytest]\naddopts = -m "not (process or system)"\n')
+    pytester.makepyfile(test_tiers=TIERS)
+    run(pytester, "--strict-markers", *args).assert_outcomes(**outcomes)
+
+
+def test_m_1_is_an_unknown_marker_under_strict_markers(pytester: pytest.Pytester) -> None:
+    """Without --strict-markers ``-m 1`` selects nothing (see test_m_selects_by_tier); with it, it is an error."""
+    pytester.makepyfile(test_tiers=TIERS)
+    result = run(pytester, "--strict-markers", "-m", "1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: Unknown marker(s) in '-m' expression: 1. *"])
+
+
+AUTO_TIERS = """
+from doubler import Doubler
+
+
+class TestConversation(Doubler):
+    def test_generator(self):
+        doubled = yield ("double", 1)
+        assert doubled == 2
+
+    def test_plain_method(self):
+        assert self.double(2) == 4
+
+
+class TestPlain:
+    def test_method(self):
+        pass
+
+
+def test_system(zmq_golden):
+    zmq_golden.check("same\\n", "same.txt")
+
+
+def test_unit():
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("expression", "selected"),
+    [
+        ("not (process or system)", ["TestPlain::test_method", "test_unit"]),
+        ("process", ["TestConversation::test_generator", "TestConversation::test_plain_method"]),
+        ("system", ["test_system"]),
+    ],
+)
+def test_process_tests_and_golden_tests_are_marked_automatically(
+    doubler: pytest.Pytester, expression: str, selected: list[str]
+) -> None:
+    """Every test of a ProcessTest subclass is marked ``process``; every test using ``zmq_golden``, ``system``."""
+    doubler.makepyfile(test_auto=AUTO_TIERS)
+    (doubler.path / "golden").mkdir()
+    (doubler.path / "golden" / "same.txt").write_text("same\n")
+
+    result = run(doubler, "-m", expression, "--strict-markers", "-v")
+
+    result.assert_outcomes(passed=len(selected), deselected=5 - len(selected))
+    result.stdout.fnmatch_lines([verbose_line(test, "PASSED") for test in selected])
+
+
 # --- timeout settings -------------------------------------------------------------------------
 
 TIMEOUTS = """

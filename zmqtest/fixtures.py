@@ -6,6 +6,7 @@ here imports pyzmq or the rest of zmqtest until a fixture is used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,24 @@ if TYPE_CHECKING:
 
     from zmqtest.contexts import SocketFactory
     from zmqtest.endpoints import EndpointFactory
+    from zmqtest.golden import GoldenFiles
     from zmqtest.processes import ProcessManager
 
-__all__ = ["zmq_context", "zmq_endpoint", "zmq_endpoint_factory", "zmq_process_factory", "zmq_socket_factory"]
+__all__ = [
+    "zmq_context",
+    "zmq_endpoint",
+    "zmq_endpoint_factory",
+    "zmq_golden",
+    "zmq_process_factory",
+    "zmq_socket_factory",
+]
 
 PROCESSES = pytest.StashKey["ProcessManager"]()
 """Where a test's process manager is kept, so that a failing test's report can show its processes."""
+GOLDEN_WRITTEN = "zmqtest golden file written"
+"""The user property that a test's report carries per golden file it wrote (reports travel from xdist workers)."""
+_GOLDEN_DEFAULTS = pytest.StashKey[dict[Path, str]]()
+"""Default golden files already used in this run, and by which test: two tests must not share one."""
 
 
 @pytest.fixture
@@ -103,3 +116,46 @@ def zmq_process_factory(
     with ProcessManager(tmp_path / "zmqtest-processes") as manager:
         request.node.stash[PROCESSES] = manager
         yield manager
+
+
+@pytest.fixture
+def zmq_golden(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GoldenFiles]:
+    """``zmq_golden.check(zmq_golden.run([sys.executable, "-m", "app"]))``: a system test against a golden file.
+
+    ``run(argv, stdin=, env=, cwd=, timeout=)`` runs a command line with a deadline
+    (30 s; its whole process group is killed then) and returns its exit status,
+    stdout and stderr. ``check(output, name=None)`` compares an output (that result,
+    a string, or data such as a mimic client's replies) with the golden file
+    ``golden/<name>`` next to the test file (default: ``golden/<test name>.txt``),
+    after normalising ports, pids, timestamps, temporary and ipc paths (this test's
+    ``tmp_path`` reads ``<TMP_PATH>``) and ``zmq_golden.substitutions``; a difference
+    fails with a unified diff. With ``--zmqtest-update-golden`` (ini
+    ``zmqtest_update_golden``, marker ``update_golden``) it writes the file instead
+    and the run's summary lists it. Tests that use it are marked ``system``.
+    """
+    from zmqtest.golden import GoldenFiles
+    from zmqtest.settings import current
+
+    test = request.node
+    name = test.name if request.cls is None else f"{request.cls.__name__}.{test.name}"
+    golden = GoldenFiles(
+        request.path.parent / "golden",
+        update=current().update_golden,
+        paths={tmp_path: "<TMP_PATH>", tmp_path_factory.getbasetemp(): "<BASETEMP>"},
+        default_name=re.sub(r"[^\w.\-\[\]=,+@]", "_", name) + ".txt",
+    )
+    yield golden
+    root = request.config.rootpath
+    for path, how in golden.written:
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        test.user_properties.append((GOLDEN_WRITTEN, f"{how} {shown}"))
+    if golden.used_default:
+        owner = request.config.stash.setdefault(_GOLDEN_DEFAULTS, {}).setdefault(golden.path(), test.nodeid)
+        if owner != test.nodeid:
+            pytest.fail(
+                f"{test.nodeid} and {owner} both use {golden.path()} as their default golden file: "
+                "give one of them a name of its own, zmq_golden.check(output, 'name.txt')",
+                pytrace=False,
+            )

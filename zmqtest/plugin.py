@@ -13,8 +13,13 @@ that generator through :meth:`ProcessTest.run`. Public pytest API only.
 Fixtures: :mod:`zmqtest.fixtures`, imported here so that pytest finds them on this
 plugin; they import pyzmq only when a test uses them.
 
+Reports: each test records a transcript (:mod:`zmqtest.transcript`; setting
+``transcript``), shown as a section of a failing test's report next to its processes.
+Strict mode (setting ``strict``) fails a test whose mimic sockets hold unread messages
+once it has run.
+
 Inert where unused: this module imports neither pyzmq nor the rest of zmqtest beyond
-the light settings and fixtures modules. The hooks recognise ProcessTest subclasses
+the light settings, transcript and fixtures modules. The hooks recognise ProcessTest subclasses
 by the name of the class in their MRO rather than through ``sys.modules``, which may
 have dropped ``zmqtest.runner`` while its classes live on (pytester's in-process runs
 restore ``sys.modules`` after each run).
@@ -33,17 +38,20 @@ import pytest
 
 from zmqtest import __version__
 from zmqtest import settings as zsettings
+from zmqtest import transcript as ztranscript
 from zmqtest.fixtures import (
+    GOLDEN_WRITTEN,
     PROCESSES,
     zmq_context,
     zmq_endpoint,
     zmq_endpoint_factory,
+    zmq_golden,
     zmq_process_factory,
     zmq_socket_factory,
 )
 from zmqtest.settings import Settings
 
-FIXTURES = (zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_process_factory, zmq_socket_factory)
+FIXTURES = (zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_golden, zmq_process_factory, zmq_socket_factory)
 """The public fixtures, found by pytest as attributes of this plugin module."""
 
 MARKERS = (
@@ -56,6 +64,7 @@ _NAMES = tuple(field.name for field in dataclasses.fields(Settings))
 
 _SESSION_SETTINGS = pytest.StashKey[tuple[Settings, dict[str, str]]]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
+_TRANSCRIPT = pytest.StashKey[ztranscript.Transcript]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,21 +134,76 @@ def item_settings(item: pytest.Item) -> Settings:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    """Make the test's settings the ones in force for its setup, call and teardown."""
+    """Make the test's settings the ones in force for its setup, call and teardown, and record its transcript."""
     settings, _ = item.config.stash[_SESSION_SETTINGS]
     try:
         settings = _item_settings(item, settings)
     except ValueError as exc:
         item.stash[_MARKER_PROBLEM] = str(exc)
     with zsettings.using(settings):
-        return (yield)
+        if settings.transcript == "never" and not settings.strict:
+            return (yield)  # nothing records, nothing is tracked: costs nothing
+        # One transcript per test; with the transcript off, it only tracks the mimic sockets for strict mode.
+        record = item.stash[_TRANSCRIPT] = ztranscript.Transcript(recording=settings.transcript != "never")
+        try:
+            with ztranscript.recording(record):
+                return (yield)
+        finally:
+            del item.stash[_TRANSCRIPT]  # items live as long as the session: their transcripts must not
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    _phase(item, "setup")
     problem = item.stash.get(_MARKER_PROBLEM, None)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Strict mode: once the test has run, its mimic sockets must hold no unread messages."""
+    _phase(item, "call")
+    record = item.stash.get(_TRANSCRIPT, None)
+    if record is None or not zsettings.current().strict:
+        return (yield)
+    try:
+        result = yield
+    except Exception as exc:  # the test's own failure comes first; what was left unread only adds to it
+        try:
+            left = ztranscript.unread(record.sockets, codec=record.codec)
+        except Exception as problem:  # never mask the test's failure
+            left = f"zmqtest strict mode: the check for unread messages failed: {problem!r}"
+        if left is not None:
+            _add_note(exc, left)
+        raise
+    left = ztranscript.unread(record.sockets, codec=record.codec)
+    if left is not None:
+        pytest.fail(left, pytrace=False)
+    return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _phase(item, "teardown")
+
+
+def _phase(item: pytest.Item, name: str) -> None:
+    record = item.stash.get(_TRANSCRIPT, None)
+    if record is not None:
+        record.phase(name)
+
+
+def _add_note(exc: BaseException, text: str) -> None:
+    """A PEP 678 note (shown by pytest, also on Python 3.10)."""
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        try:
+            exc.__notes__ = notes  # type: ignore[attr-defined,unused-ignore]  # 3.10 lacks add_note
+        except AttributeError:
+            return
+    notes.append(text)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -150,6 +214,17 @@ def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str
     if not _is_process_test(collector.obj):
         return None
     return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=name, obj=_stand_in(obj))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tiers before ``-m`` deselects: ProcessTest tests ``process``, tests using zmq_golden ``system``."""
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if cls is not None and _is_process_test(cls) and item.get_closest_marker("process") is None:
+            item.add_marker("process")
+        if "zmq_golden" in getattr(item, "fixturenames", ()) and item.get_closest_marker("system") is None:
+            item.add_marker("system")
 
 
 def _stand_in(generator_function: Callable[..., Any]) -> Callable[..., Any]:
@@ -195,8 +270,20 @@ def _fixture_names(test: Callable[..., Any]) -> list[str]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failing test's report shows each of its processes: state, how it was stopped, output tail."""
+    """A failing test's report shows its transcript and each of its processes: state, how it stopped, output tail."""
     report = yield
+    record = item.stash.get(_TRANSCRIPT, None)
+    shown = report.failed or (report.when == "call" and zsettings.current().transcript == "always")
+    if record is not None and record.recording and shown and record.eventful():
+        outcome = None
+        if report.failed and call.excinfo is not None:
+            message = str(call.excinfo.value).strip().partition("\n")[0]
+            outcome = f"{report.when} failed: {call.excinfo.typename}" + (f": {message}" if message else "")
+        try:
+            text = record.render(outcome=outcome)
+        except Exception as problem:  # a report without its transcript beats no report
+            text = f"(the transcript could not be shown: {problem!r})"
+        report.sections.append((f"zmqtest transcript ({report.when})", text))
     manager = item.stash.get(PROCESSES, None)
     if report.failed and manager is not None:
         for process in manager.processes:
@@ -214,3 +301,20 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
         f"zmqtest {__version__}, pyzmq {zmq.pyzmq_version()}, libzmq {zmq.zmq_version()}, "
         f"timeout {settings.timeout:g} s ({sources.get('timeout', 'default')}), start method {settings.start_method}"
     )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the golden files that --zmqtest-update-golden wrote (from the reports: xdist workers' too)."""
+    written = sorted(
+        {
+            str(value)
+            for reports in terminalreporter.stats.values()
+            for report in reports
+            for key, value in getattr(report, "user_properties", ())
+            if key == GOLDEN_WRITTEN
+        }
+    )
+    if written:
+        terminalreporter.section(f"zmqtest: {len(written)} golden file{'s' if len(written) > 1 else ''} written")
+        for line in written:
+            terminalreporter.write_line(line)
