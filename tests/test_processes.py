@@ -461,14 +461,32 @@ def test_a_failing_stop_action_falls_back_to_sigint_and_is_reported(manager: Pro
     )
 
 
-def test_sigint_is_repeated_while_the_grace_lasts(tmp_path: Path) -> None:
-    """A SIGINT can be lost by a process blocked in pyzmq's recv: a second one follows 100 ms later."""
+@pytest.mark.parametrize("kind", ["fork", "command"])
+def test_a_lost_sigint_is_sent_again(tmp_path: Path, kind: str) -> None:
+    """Running when the SIGINT came, asleep since (as when it lands just before a zmq recv): a second one follows."""
     with ProcessManager(tmp_path, settings=SETTINGS.replace(stop_grace=5.0)) as procs:
-        handle = start(procs, "command", "twice", ready="ready")
+        handle = start(procs, kind, "lost", ready="ready")
     assert handle.stopped_by == "SIGINT"
     assert handle.returncode == 0
     assert handle.stop_seconds is not None
     assert handle.stop_seconds < 2.5
+
+
+@pytest.mark.parametrize("kind", ["fork", "command"])
+def test_a_slow_clean_shutdown_is_not_interrupted_again(tmp_path: Path, kind: str) -> None:
+    """A process that runs now and then after the SIGINT is shutting down: no second SIGINT (exit 0, not -2)."""
+    with ProcessManager(tmp_path, settings=SETTINGS.replace(stop_grace=5.0)) as procs:
+        handle = start(procs, kind, "slow-exit", "0.5", ready="ready")
+    assert handle.stopped_by == "SIGINT"
+    assert handle.returncode == 0
+
+
+def test_sigint_is_repeated_to_a_process_asleep_since(tmp_path: Path) -> None:
+    """Woke, swallowed the SIGINT and slept again through a whole check: SIGINT again, before any SIGTERM."""
+    with ProcessManager(tmp_path, settings=SETTINGS.replace(stop_grace=5.0)) as procs:
+        handle = start(procs, "command", "twice", ready="ready")
+    assert handle.stopped_by == "SIGINT"
+    assert handle.returncode == 0
 
 
 def test_stop_of_a_process_that_already_ended_just_reaps(manager: ProcessManager) -> None:

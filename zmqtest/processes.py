@@ -27,9 +27,9 @@ Why it works the way it does (each point was measured or is a documented pitfall
   the child itself ends. Every wait here pauses on it (at most 10 ms between checks,
   and the pause ends when it dies), so a process that dies during readiness is
   reported within milliseconds with its exit status and output.
-- **Stop escalates over the whole group**: the stop action or SIGINT (repeated every
-  100 ms, because a SIGINT that lands just before pyzmq's ``recv`` sleeps is lost:
-  35 % of the time under load), then SIGTERM, then SIGKILL, ``stop_grace`` apart; then
+- **Stop escalates over the whole group**: the stop action or SIGINT (sent again when
+  it was lost: one that lands just before pyzmq's ``recv`` sleeps is, 35 % of the time
+  under load; never to a process that woke for it and is shutting down), then SIGTERM, then SIGKILL, ``stop_grace`` apart; then
   SIGKILL for whatever is left of the group (grandchildren holding ports), waiting
   until it is empty. Zombies count as gone: a container's pid 1 may never reap them.
   :attr:`ManagedProcess.ends_waits` says whether its end should still cut other waits
@@ -67,9 +67,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union, cast
 
-from zmqtest import reaper
+from zmqtest import reaper, transcript
 from zmqtest.childsetup import ChildSetup
 from zmqtest.errors import ProcessError, ProcessExited, StartError, ZmqTestError, add_context
+from zmqtest.logs import ENDPOINT_ENV, LogCollector, collecting
 from zmqtest.settings import Settings, current, parse_start_method, parse_timeout
 from zmqtest.waiting import ConnectionWaiter, watching
 
@@ -88,7 +89,7 @@ POLL = 0.01
 FIRST_POLL = 0.001
 """First pause between readiness checks, doubling up to POLL: a fork child is often ready within milliseconds."""
 SIGINT_REPEAT = 0.1
-"""A lost SIGINT (see the module docstring) is sent again this often during the graceful stage."""
+"""How often a stopping process's main thread is checked for a lost SIGINT (see ``_interrupt``)."""
 KILL_WAIT = 5.0
 """Seconds to wait for a SIGKILLed process (it can only be slow in the kernel, e.g. on a hung disk)."""
 GROUP_WAIT = 2.0
@@ -243,6 +244,8 @@ class ManagedProcess:
         """The exit status if the process has ended (reaping it), else ``None``; never blocks for long."""
         if self._returncode is None and self._ended():
             self._returncode = self._collect()
+            if self._returncode is not None:
+                transcript.note(self.name, status_text(self._returncode))
         return self._returncode
 
     def _collect(self) -> int | None:
@@ -305,6 +308,10 @@ class ManagedProcess:
             took = f" after {self.stop_seconds:.3g} s" if self.stop_seconds is not None else ""
             text += f"; stopped by {self.stopped_by}{took}"
         return f"{text}\n{self.tail(lines)}"
+
+    def _how(self) -> str:
+        """How it was started, in a few words: the start method, or the command line."""
+        return f"{type(self.process).__name__} with {self.start_method}" if self.argv is None else shlex.join(self.argv)
 
     def _command_line(self) -> str:
         if self.argv is not None:
@@ -373,6 +380,7 @@ class ManagedProcess:
         grace = self._settings.stop_grace
         graceful = "SIGINT"
         if self._stop_action is not None:
+            transcript.note(self.name, "stopping: stop action")
             try:
                 self._stop_action()
             except Exception as exc:  # the test's stop action is broken: say so later, stop it anyway
@@ -385,10 +393,13 @@ class ManagedProcess:
                 if self._ended(grace):
                     self.stopped_by = graceful
                     return
-        if graceful == "SIGINT" and self._interrupt(grace):
-            self.stopped_by = "SIGINT"
-            return
+        if graceful == "SIGINT":
+            transcript.note(self.name, f"stopping: SIGINT (for {grace:g} s)")
+            if self._interrupt(grace):
+                self.stopped_by = "SIGINT"
+                return
         for signum, seconds in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
+            transcript.note(self.name, f"stopping: {signum.name}")
             self._signal(signum)
             if self._ended(seconds):
                 self.stopped_by = signum.name
@@ -399,15 +410,28 @@ class ManagedProcess:
         )
 
     def _interrupt(self, grace: float) -> bool:
-        """SIGINT the group every SIGINT_REPEAT seconds for ``grace`` seconds; whether the process ended."""
+        """SIGINT the group for ``grace`` seconds; whether the process ended.
+
+        A SIGINT that lands while the main thread runs, just before it blocks in a C call
+        (a zmq recv), is lost: Python only notes it. So SIGINT is sent again when the
+        thread has slept through a whole SIGINT_REPEAT without running once; not every
+        SIGINT_REPEAT regardless, which would break into a shutdown that is under way
+        (the process would end killed by SIGINT instead of with its own status).
+        """
         deadline = time.monotonic() + grace
         while True:
             self._signal(signal.SIGINT)
-            remaining = deadline - time.monotonic()
-            if self._ended(max(0.0, min(SIGINT_REPEAT, remaining))):
-                return True
-            if remaining <= SIGINT_REPEAT:
-                return False
+            last = _main_thread(self.pid)
+            while True:
+                remaining = deadline - time.monotonic()
+                if self._ended(max(0.0, min(SIGINT_REPEAT, remaining))):
+                    return True
+                if remaining <= SIGINT_REPEAT:
+                    return False
+                now = _main_thread(self.pid)
+                if now is not None and now.startswith(b"S") and now == last:
+                    break  # asleep throughout, never woke: the SIGINT was lost
+                last = now
 
     def _signal(self, signum: int) -> None:
         """Send ``signum`` to the process's group (to the process alone before it has called setsid)."""
@@ -477,6 +501,18 @@ def _last_lines(path: Path, lines: int) -> str | None:
         return None
     text = data.decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""
+
+
+def _main_thread(pid: int) -> bytes | None:
+    """The state of ``pid``'s main thread and how often it has blocked: equal values mean it slept throughout."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/status", "rb") as status:
+            lines = status.read().splitlines()
+    except OSError:
+        return None
+    state = next((line.split(b":", 1)[1].strip() for line in lines if line.startswith(b"State:")), b"")
+    switches = next((line for line in lines if line.startswith(b"voluntary_ctxt_switches:")), b"")
+    return state[:1] + b" " + switches
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -575,6 +611,21 @@ class ProcessManager:
         self.processes = []
         self._watch = contextlib.ExitStack()
         self._closed = False
+        self._logs: LogCollector | None = None
+
+    @property
+    def logs(self) -> LogCollector:
+        """The collector of its processes' log records (made on first use: the first start); closed with it.
+
+        Every process it starts gets its endpoint in ``ZMQTEST_LOG_ENDPOINT``; while the
+        manager is open it is the current collector, the one ``yield ("log", ...)`` uses.
+        """
+        if self._logs is None:
+            if self._closed:
+                raise ProcessError("this ProcessManager is closed: its log collector is gone")
+            self._logs = LogCollector()
+            self._watch.enter_context(collecting(self._logs))
+        return self._logs
 
     def __enter__(self) -> ProcessManager:
         return self
@@ -628,8 +679,9 @@ class ProcessManager:
         child before ``run()`` (Process targets; pickled under spawn/forkserver).
         ``env`` (the whole environment, as for :class:`subprocess.Popen`; default:
         ours) and ``cwd``: command lines only; ``PYTHONUNBUFFERED=1`` is added unless
-        set, so that a Python program's output reaches its files line by line.
-        ``expect_exit``: ``True`` (any status) or the exit code with which the process
+        set, so that a Python program's output reaches its files line by line. Every
+        process gets ``ZMQTEST_LOG_ENDPOINT`` (:attr:`logs`, for ``zmqtest.logs.forward()``)
+        unless ``env`` sets it. ``expect_exit``: ``True`` (any status) or the exit code with which the process
         may end by itself without failing the test.
         """
         if self._closed:
@@ -659,10 +711,12 @@ class ProcessManager:
                 raise
             handle.expect_exit = expect_exit
             self.processes.append(handle)
+            self.logs.process_names[handle.pid] = handle.name
             with _live_lock:
                 _live.add(handle)
             reaper.register(handle.pid)
             self._watch.enter_context(watching(handle))
+            transcript.note(handle.name, f"started: pid {handle.pid}, {handle._how()}")
             try:
                 self._await_ready(handle, ready, timeout, waiter)
             except BaseException:
@@ -674,6 +728,8 @@ class ProcessManager:
                     for line in problems:
                         add_context(exc, line)
                 raise
+        if ready is not None:
+            transcript.note(handle.name, f"ready: {_describe_ready(ready)}")
         return handle
 
     def _check_target(
@@ -741,7 +797,9 @@ class ProcessManager:
         state = vars(process)
         saved = {key: state[key] for key in ("run", "_Popen") if key in state}
         own_run = saved.get("run")
-        state["run"] = ChildSetup(process, own_run, str(stdout_path), str(stderr_path), dict(patches or {}), method)
+        state["run"] = ChildSetup(
+            process, own_run, str(stdout_path), str(stderr_path), dict(patches or {}), method, environ=self.logs.environ
+        )
         state["_Popen"] = multiprocessing.get_context(method).Process._Popen  # type: ignore[attr-defined]
         try:
             process.start()
@@ -782,6 +840,8 @@ class ProcessManager:
     ) -> ManagedProcess:
         environment = dict(os.environ if env is None else env)
         environment.setdefault("PYTHONUNBUFFERED", "1")
+        if env is None or ENDPOINT_ENV not in env:  # ours, not one this process inherited
+            environment.update(self.logs.environ)
         try:
             with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
                 popen = subprocess.Popen(
@@ -910,6 +970,11 @@ class ProcessManager:
                     problems.append(f"stopping {handle.name} (pid {handle.pid}) failed: {type(exc).__name__}: {exc}")
             with contextlib.suppress(ValueError, RuntimeError):  # closed in another thread or context
                 self._watch.close()
+            if self._logs is not None:
+                try:
+                    self._logs.close()
+                except Exception as exc:
+                    problems.append(f"closing the log collector at {self._logs.endpoint} failed: {exc!r}")
             unexpected = [handle for handle in self.processes if handle._unexpected()]
             error = _close_error(unexpected, problems)
             with _live_lock:

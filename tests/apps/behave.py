@@ -41,6 +41,23 @@ def behave(mode: str, arg: str = "") -> None:
     if mode == "twice":  # exits on the second SIGINT only: shows that SIGINT is repeated
         count: list[int] = []
         signal.signal(signal.SIGINT, lambda signum, frame: count.append(signum) if not count else sys.exit(0))
+    if mode == "lost":  # the lost-SIGINT race: running when the first SIGINT comes, which is only noted, then asleep
+        noted: list[int] = []
+        signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum) if not noted else sys.exit(0))
+        print("ready", flush=True)
+        while not noted:
+            pass  # running, as a thread is between checking for signals and entering a blocking C call
+        while True:
+            time.sleep(60)  # sleep-ok: blocked as in a zmq recv; only a second SIGINT ends it
+    if mode == "slow-exit":  # a clean shutdown that takes a while (closing, joining) after the SIGINT, then exit 0
+        print("ready", flush=True)
+        try:
+            while True:
+                time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
+        except KeyboardInterrupt:
+            for _ in range(int(float(arg or 0.5) / 0.02)):
+                time.sleep(0.02)  # sleep-ok: a slow shutdown (short waits, as joins and closes) not to break into
+            sys.exit(0)
     if mode == "print":
         print(f"out {arg}", flush=True)
         print(f"err {arg}", file=sys.stderr, flush=True)
