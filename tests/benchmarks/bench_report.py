@@ -1,0 +1,280 @@
+"""The results as a console table, as docs/benchmarks.md, and as docs/benchmarks.png."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench_common import Result, Row, machine_line
+
+TARGET_P2_MS = 5.0
+COMMAND = 'python -m pip install ".[bench]" && python tests/benchmarks/run.py'
+
+WHY_MISSED: dict[str, str] = {
+    "P1": (
+        "A ProcessTest round trip does more than two blocking calls: the generator hands each event to the runner "
+        "(a `send` into the generator, a dict look-up of the action, the call), the transcript appends each message, "
+        "and, because a process is watched, each wait is a `zmq_poll` on the socket *and* the process's pidfd "
+        "followed by a non-blocking receive, instead of one blocking `recv`. Each is a few microseconds of Python "
+        "on a ~100 us loopback round trip; P1's other rows take them away one at a time. What it "
+        "would take: fewer Python steps per event on the hot path (`ProcessTest._drive`, the watched wait in "
+        "`zmqtest/sockets.py`). On a loaded machine scheduling noise of tens of microseconds swamps this; "
+        "re-measure on a quiet one before changing code."
+    ),
+    "P2": (
+        "A timeout that fires late on an idle machine means the wait slept past its deadline: libzmq's RCVTIMEO "
+        "and `zmq_poll` count whole milliseconds, so up to about 1 ms late is their granularity; more than that "
+        "is the scheduler not running the process on time because other programs hold the CPUs."
+    ),
+    "P3": (
+        "A zmqtest process test does more than the bare start + ping + stop: it redirects the child's output to "
+        "files, puts it in a session of its own, registers it with the watchdog (`zmqtest.reaper`), waits for "
+        "readiness through a socket monitor (ready = the mimic's connection), stops it with SIGINT and then makes "
+        "sure its whole process group is gone, and terminates the context in a helper thread. These are fixed costs "
+        "of some milliseconds: small next to forkserver, spawn or a command line (tens to hundreds of "
+        "milliseconds), but a bare fork start + ping + stop takes only about 10 ms. Profiled on the 2-core VM "
+        "(2026-11-21, fork, bare 11 ms vs zmqtest 26 ms per test): readiness 10 ms (the mimic connects before the "
+        "child has bound, so libzmq retries after the mimic's 10 ms RECONNECT_IVL; with 1 ms the test took 24 "
+        "instead of 29 ms), start 3.3 ms, stop 4 ms, the watchdog's registration 0.9 ms, log collection 0.9 ms, "
+        "context termination 0.6 ms. What it would take: a shorter reconnect interval for mimics that wait for a "
+        "process's readiness (or readiness reported by the child), and a cheaper stop (e.g. skip the group sweep "
+        "when the process group is already empty)."
+    ),
+    "P4": (
+        "With zmqtest installed, pytest loads its plugin in every project: `zmqtest.plugin` with "
+        "`zmqtest.settings`, `zmqtest.transcript` and `zmqtest.fixtures` (never pyzmq), registers its options, ini "
+        "keys and markers, and, since it is an entry-point plugin, passes those modules through its assertion "
+        "rewriter. pytest caches the rewritten modules in `__pycache__`, unless PYTHONDONTWRITEBYTECODE is set (as "
+        "on the VM of the first measurements): then it parses and rewrites them again at every start. Measured on "
+        "that VM (loaded, 15 runs each): CPU time +10 % with PYTHONDONTWRITEBYTECODE=1, +0 % (within noise) with "
+        "the cache; `--assert=plain` removes the difference too. What it would take: import fewer zmqtest modules "
+        "at start-up (`python -X importtime -m pytest` in the zmqtest environment shows each one's share), e.g. "
+        "the transcript only when a test starts."
+    ),
+    "P5": (
+        "Most of a process test's time is CPU spent starting the process: every forkserver child imports pyzmq "
+        "and the application afresh (tens of milliseconds of CPU), and the test's own process does its share. "
+        "Two workers can only be twice as fast if two CPUs are free for them; on a machine loaded by other "
+        "programs they are not, and xdist's start-up (two more interpreters importing pytest, zmqtest and pyzmq) "
+        "is a fixed cost on top. What it would take: a quiet machine first; then less CPU per start, e.g. "
+        "preloading pyzmq in the forkserver (`multiprocessing.set_forkserver_preload`), which the baselines "
+        "measured at 14.6 instead of 32.3 ms per start."
+    ),
+}
+
+
+NEAR = 0.85
+"""A met target is 'nearly missed' when the figure uses more than this share of what the target allows."""
+
+
+def near(row: Row) -> bool:
+    """Whether ``row`` met its target with little to spare.
+
+    For a ratio the share is that of the overhead (``1.08x`` of ``≤ 1.10x`` uses 80 % of the
+    10 % allowed; ``1.78x`` of ``≥ 1.7x`` has 0.78 where 0.7 is needed); for a time, that of the limit.
+    """
+    match = re.match(r"([≤≥]) \+?([\d.]+)(x?)", row.target)
+    if not row.met or match is None:
+        return False
+    limit = float(match.group(2))
+    value = row.ratio if match.group(3) else row.median
+    if value is None:
+        return False
+    if match.group(3):
+        value, limit = value - 1, limit - 1
+    if value <= 0 or limit <= 0:
+        return False
+    used = value / limit if match.group(1) == "≤" else limit / value
+    return used > NEAR
+
+
+def fmt(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def ratio_text(row: Row) -> str:
+    if row.ratio is None:
+        return "1 (reference)" if "(reference)" in row.what else ""
+    text = f"{row.ratio:.3f}x" if row.ratio < 2 else f"{row.ratio:.1f}x"
+    if row.ratio_spread is not None:
+        low, high = row.ratio_spread
+        text += f" ({low:.2f}-{high:.2f})"
+    return text
+
+
+def met_text(row: Row) -> str:
+    return "" if row.met is None else ("yes" if row.met else "**no**")
+
+
+def table_rows(results: Sequence[Result]) -> list[list[str]]:
+    lines = []
+    for result in results:
+        for row in result.rows:
+            lines.append(
+                [
+                    row.bench,
+                    row.what,
+                    f"{fmt(row.median)} {row.unit}",
+                    f"{fmt(row.p10)}-{fmt(row.p90)}",
+                    str(row.n),
+                    ratio_text(row),
+                    row.target,
+                    met_text(row),
+                ]
+            )
+    return lines
+
+
+HEADER = ["", "what", "median", "p10-p90", "n", "ratio (p10-p90 of rounds)", "target", "met"]
+
+
+def console_table(results: Sequence[Result]) -> str:
+    lines = [HEADER, *table_rows(results)]
+    lines = [[cell.replace("**", "").replace("`", "") for cell in line] for line in lines]
+    widths = [max(len(line[column]) for line in lines) for column in range(len(HEADER))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def markdown(results: Sequence[Result], info: dict[str, Any]) -> str:
+    machine = info["machine"]
+    out = [
+        "# Benchmarks",
+        "",
+        "How much zmqtest costs next to doing the same by hand, measured side by side in one run. Variants that are "
+        "compared run in interleaved rounds with rotating order, so a slow spell of the machine hits all of them; "
+        "a ratio is the median over rounds (or pairs of runs) of variant / reference, shown with the p10-p90 of "
+        "those per-round ratios. Medians and p10-p90 are over every measurement.",
+        "",
+        "Run them (from a clone of this repository; the whole run takes several minutes and rewrites this page and "
+        "its plot):",
+        "",
+        "```sh",
+        COMMAND,
+        "python tests/benchmarks/run.py --only P1,P2 --scale 0.2   # a quick look: two benchmarks, fewer rounds",
+        "python tests/benchmarks/run.py --help                      # every option",
+        "```",
+        "",
+        "The sources are in [`tests/benchmarks/`](../tests/benchmarks/), one module per benchmark, each starting "
+        "with a docstring that says exactly what it measures.",
+        "",
+        "## Latest run",
+        "",
+        f"- Date: {info['date']}; whole run {info['seconds']:.0f} s (`{info['command']}`).",
+        f"- Machine: {machine['cpu']}; {machine['cores']} CPUs; {machine['memory']}; {machine['kernel']}.",
+        f"- Software: {machine['python']}, pyzmq {machine['pyzmq']}, libzmq {machine['libzmq']}, "
+        f"pytest {machine['pytest']}.",
+        f"- Load average at start {info['load_start']}, at end {info['load_end']}; CPU busy with other programs "
+        "just before each benchmark (sampled for 0.5 s while it was idle): "
+        + ", ".join(
+            f"{result.bench} {result.background_cpu:.0f}%" for result in results if result.background_cpu is not None
+        )
+        + ".",
+    ]
+    if info.get("remark"):
+        out += ["", f"**{info['remark']}**"]
+    out += [
+        "",
+        "![benchmark plot](benchmarks.png)",
+        "",
+        "## Results",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join("---" for _ in HEADER) + "|",
+    ]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in table_rows(results)]
+    missed = [result for result in results if any(row.met is False or near(row) for row in result.rows)]
+    out += ["", "## Targets missed or nearly missed: why, and what it would take", ""]
+    if not missed:
+        out += ["Every target was met in this run, each with some room to spare.", ""]
+    for result in missed:
+        rows = [row for row in result.rows if row.met is False or near(row)]
+        figures = "; ".join(
+            f"{row.what}: {ratio_text(row) or fmt(row.median) + ' ' + row.unit} (target {row.target}, "
+            f"{'missed' if row.met is False else 'met, but close'})"
+            for row in rows
+        )
+        others = [
+            f"{row.what}: {ratio_text(row)}"
+            for row in result.rows
+            if row.met is None and row.ratio is not None and row.key != "article"
+        ]
+        context = f" The other rows of this run, for comparison: {'; '.join(others)}." if others else ""
+        out += [f"- **{result.bench}** ({figures}). {WHY_MISSED.get(result.bench, '')}{context}", ""]
+    out += ["## What each benchmark measures", ""]
+    for result in results:
+        out += [f"### {result.bench}: {result.title}", "", *[f"- {note}" for note in result.notes], ""]
+        out.append(f"Took {result.seconds:.0f} s.")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def target_line(row: Row) -> str:
+    figure = ratio_text(row).split(" (")[0] or f"{fmt(row.median)} {row.unit}"
+    where = row.key.replace("\n", " ")
+    return f"{row.bench} {'met   ' if row.met else 'MISSED'} {figure:>9}  target {row.target:<16} {where}"
+
+
+def plot(results: Sequence[Result], info: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [result for result in results if result.rows]
+    columns = min(3, len(panels)) or 1
+    lines = (len(panels) + columns - 1) // columns
+    figure, axes = plt.subplots(lines, columns, figsize=(6.2 * columns, 4.6 * lines), squeeze=False)
+    for ax, result in zip(axes.flat, panels, strict=False):
+        rows = result.rows
+        labels = [row.key or row.what for row in rows]
+        medians = [row.median for row in rows]
+        low = [max(row.median - row.p10, 0) for row in rows]
+        high = [max(row.p90 - row.median, 0) for row in rows]
+        colors = ["tab:green" if row.met else "tab:red" if row.met is False else "tab:gray" for row in rows]
+        positions = range(len(rows))
+        ax.barh(list(positions), medians, xerr=[low, high], color=colors, capsize=3)
+        ax.set_yticks(list(positions), labels, fontsize=7)
+        ax.invert_yaxis()
+        unit = rows[0].unit
+        ax.set_xlabel(f"median ({unit}), whiskers p10-p90", fontsize=8)
+        if max(medians) / max(min(medians), 1e-9) > 20:
+            ax.set_xscale("log")
+        if result.bench == "P2":
+            ax.axvline(TARGET_P2_MS, color="tab:green", linestyle="--", linewidth=1)
+            ax.annotate(f" target +{TARGET_P2_MS:g} ms (idle)", (TARGET_P2_MS, len(rows) - 0.5), fontsize=7)
+        for position, row in zip(positions, rows, strict=True):
+            if row.ratio is not None:
+                ax.annotate(
+                    f" {row.ratio:.2f}x",
+                    (row.median, position),
+                    fontsize=7,
+                    va="bottom",
+                    ha="left",
+                )
+        ax.set_title(f"{result.bench}: {result.title}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    spare = list(axes.flat)[len(panels) :]
+    for ax in spare:
+        ax.axis("off")
+    if spare:
+        lines_text = [target_line(row) for result in panels for row in result.rows if row.met is not None]
+        spare[0].text(0, 1, "Targets\n\n" + "\n".join(lines_text), va="top", family="monospace", fontsize=7)
+    figure.suptitle(
+        f"zmqtest benchmarks, {info['date']}\n{machine_line(info['machine'])}"
+        + (f"\n{info['remark']}" if info.get("remark") else ""),
+        fontsize=10,
+    )
+    figure.text(0.01, 0.005, "green: target met, red: missed, gray: reference or no target", fontsize=7)
+    figure.tight_layout(rect=(0, 0.02, 1, 0.93))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
