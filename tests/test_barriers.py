@@ -546,17 +546,7 @@ def test_connect_and_wait_to_nobody_times_out(socks: Any, zmq_endpoint: str) -> 
 # --- as actions of a generator test, and without pytest ----------------------------------------------------------
 
 
-class BarrierActions(ProcessTest):
-    """The glue a ProcessTest needs: each barrier as an action."""
-
-    def subscribed(self, xpub: Any, topic: bytes | None = None, count: int = 1) -> list[bytes]:
-        return wait_for_subscriber(xpub, topic, count=count)
-
-    def receiving(self, sub: Any, probe: Callable[[], object]) -> list[bytes]:
-        return wait_until_receiving(sub, probe)
-
-
-def test_barriers_as_actions_of_a_generator_test(socks: Any, feed: Any, pub: Any) -> None:
+def test_barriers_are_built_in_actions_of_a_generator_test(socks: Any, feed: Any, pub: Any) -> None:
     sub = socks(zmq.SUB, connect=feed.endpoint, subscribe=b"news", name="process-sub")
     ticks = socks(zmq.SUB, connect=pub.endpoint, subscribe=b"", name="ticks")
     got: dict[str, Any] = {}
@@ -566,9 +556,22 @@ def test_barriers_as_actions_of_a_generator_test(socks: Any, feed: Any, pub: Any
         yield ("send", feed, [b"news"], {"n": 1})
         got["probe answer"] = yield ("receiving", ticks, lambda: pub.send(b"tick"))
 
-    BarrierActions().run(conversation)
+    ProcessTest().run(conversation)
     assert got == {"subscribed": [b"news"], "probe answer": [b"tick"]}
     assert sub.recv_multipart() == [b"news", b'{"n":1}']
+
+    class Ticking(ProcessTest):
+        def tick(self) -> None:  # an action of the test, standing in for "ask the process to publish"
+            calls.append(1)
+            pub.send(b"tick")
+
+    def probe_is_an_event() -> Iterator[tuple[Any, ...]]:
+        got["event probe"] = yield ("receiving", ticks, ("tick",))
+
+    calls: list[int] = []
+    Ticking().run(probe_is_an_event)
+    assert got["event probe"] == [b"tick"]
+    assert calls
 
 
 def test_the_barriers_work_without_pytest() -> None:

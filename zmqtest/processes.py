@@ -29,7 +29,8 @@ Why it works the way it does (each point was measured or is a documented pitfall
   reported within milliseconds with its exit status and output.
 - **Stop escalates over the whole group**: the stop action or SIGINT (sent again when
   it was lost: one that lands just before pyzmq's ``recv`` sleeps is, 35 % of the time
-  under load; never to a process that woke for it and is shutting down), then SIGTERM, then SIGKILL, ``stop_grace`` apart; then
+  under load; never into a shutdown under way), then SIGTERM, then SIGKILL,
+  ``stop_grace`` apart; then
   SIGKILL for whatever is left of the group (grandchildren holding ports), waiting
   until it is empty. Zombies count as gone: a container's pid 1 may never reap them.
   :attr:`ManagedProcess.ends_waits` says whether its end should still cut other waits

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import zmq
 
 from zmqtest import transcript
+from zmqtest.barriers import wait_for_subscriber, wait_until_receiving
 from zmqtest.codecs import Codec, JsonCodec
 from zmqtest.errors import EventError, MessageError, ZmqTestError, add_context
 from zmqtest.logs import LogCollector, LogEntry, LogQuery, current_collector
@@ -42,7 +43,8 @@ Conversation = Generator[Event, Any, None]
 
 EVENT_FORMS = (
     "an event is a tuple (action, *args): ('send', sock, header, body[, extra_frames]), "
-    "('recv', sock[, json_load_index]), ('log', substr[, level[, logger[, timeout]]]) "
+    "('recv', sock[, json_load_index]), ('log', substr[, level[, logger[, timeout]]]), "
+    "('subscribed', xpub[, topic[, count]]), ('receiving', sub[, probe[, predicate]]) "
     "or (name_of_a_method_of_this_class, *args)"
 )
 LOG_FORM = "('log', substr[, level[, logger[, timeout]]])"
@@ -140,6 +142,34 @@ class ProcessTest:
         except (TypeError, ValueError) as exc:
             raise EventError(f"bad log event: {exc}; the form is {LOG_FORM}") from None
         return collector.wait(query, seconds)
+
+    def subscribed(self, xpub: TestSocket, topic: bytes | str | None = None, count: int = 1) -> list[bytes]:
+        """Wait until ``count`` subscriptions letting ``topic`` through reach the mimic ``xpub``: the next send arrives.
+
+        See :func:`zmqtest.barriers.wait_for_subscriber`; returns the topics subscribed to.
+        """
+        return wait_for_subscriber(xpub, topic, count=count)
+
+    def receiving(
+        self,
+        sub: TestSocket,
+        probe: Event | Callable[[], object] | None = None,
+        predicate: Callable[[list[bytes]], object] | None = None,
+    ) -> list[bytes]:
+        """Until the mimic ``sub`` receives from the publisher under test; the first message (raw frames).
+
+        ``probe`` makes the process publish: a callable, or an event of this test
+        (``("send", control, [], ["tick"])``), repeated with backoff until a message
+        arrives. See :func:`zmqtest.barriers.wait_until_receiving`.
+        """
+        if type(probe) is tuple:
+            event, action = probe, self._action(probe)
+
+            def probe_event() -> object:
+                return action(*event[1:])
+
+            return wait_until_receiving(sub, probe_event, predicate)
+        return wait_until_receiving(sub, probe, predicate)  # type: ignore[arg-type]
 
     def _drain_logs(self) -> None:
         """Read the records logged so far, so that the transcript has them before it is shown."""
