@@ -84,6 +84,12 @@ def test_closed_socket(pair):
     right.close()
 
 
+def test_subscriptions_are_not_messages(zmq_socket_factory):
+    feed = zmq_socket_factory(zmq.XPUB, bind="inproc://feed", name="feed")
+    zmq_socket_factory(zmq.SUB, connect="inproc://feed", subscribe=b"news", name="sub")
+    assert feed.poll(DELIVERY_MS)  # the subscription arrived, and is never read: strict mode does not count it
+
+
 @pytest.fixture
 def untouched(pair):
     yield pair
@@ -98,8 +104,8 @@ def test_not_strict(untouched):
 
 MARKED = "pytestmark = pytest.mark.zmqtest(strict=True)\n"
 
-STRICT_OUTCOMES = {"passed": 3, "failed": 4}
-"""Under strict mode: drains, closed_socket, not_strict pass; leaves_one, leaves_many, leftover_reply, own_failure
+STRICT_OUTCOMES = {"passed": 4, "failed": 4}
+"""Under strict mode: drains, closed_socket, subscriptions_are_not_messages, not_strict pass; leaves_one, leaves_many, leftover_reply, own_failure
 fail."""
 
 
@@ -187,14 +193,14 @@ def test_strict_works_with_the_transcript_off(inner: pytest.Pytester) -> None:
 
 def test_without_strict_mode_unread_messages_are_fine_and_left_alone(inner: pytest.Pytester) -> None:
     result = run(inner)
-    result.assert_outcomes(passed=6, failed=1)
+    result.assert_outcomes(passed=7, failed=1)
     assert list(failures(result)) == ["test_own_failure"]
     result.stdout.no_fnmatch_line("*strict mode*")
 
 
 def test_strict_off_in_the_ini_file_and_on_by_the_command_line(inner: pytest.Pytester) -> None:
     inner.makeini("[pytest]\nzmqtest_strict = false\n")
-    run(inner).assert_outcomes(passed=6, failed=1)
+    run(inner).assert_outcomes(passed=7, failed=1)
     check_strict_failures(run(inner, "--zmqtest-strict"))
 
 
