@@ -40,7 +40,7 @@ from typing import IO
 
 from zmqtest import reaper
 from zmqtest.errors import ProcessError, StartError, WaitTimeout, ZmqTestError
-from zmqtest.processes import _group_members, _require_linux, status_text
+from zmqtest.processes import group_members, require_linux, status_text
 from zmqtest.settings import parse_timeout
 
 __all__ = [
@@ -150,7 +150,7 @@ def run(
     the output so far) at the deadline, :class:`StartError` if it cannot start.
     """
     __tracebackhide__ = True
-    _require_linux()
+    require_linux()
     command = _check_argv(argv)
     seconds = parse_timeout(timeout, "the timeout= argument of run()")
     data = _stdin_bytes(stdin)
@@ -260,7 +260,7 @@ def _clear_group(pgid: int) -> tuple[int, ...]:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return ()
-    members = _group_members(pgid)
+    members = group_members(pgid)
     found = tuple(members)
     deadline = time.monotonic() + KILL_WAIT
     while members and time.monotonic() < deadline:
@@ -268,7 +268,7 @@ def _clear_group(pgid: int) -> tuple[int, ...]:
             os.killpg(pgid, signal.SIGKILL)
         with _pidfds(members) as fds:
             select.select(fds, [], [], GROUP_POLL)
-        members = _group_members(pgid)
+        members = group_members(pgid)
     return found
 
 

@@ -102,7 +102,7 @@ TAIL_BYTES = 64 * 1024
 BY_ITSELF = "exited by itself"
 
 
-def _require_linux() -> None:
+def require_linux() -> None:
     if not hasattr(os, "pidfd_open") or not sys.platform.startswith("linux"):
         raise ProcessError(
             f"zmqtest.processes needs Linux 5.3+ (os.pidfd_open), not {sys.platform}: it watches processes by pidfd"
@@ -459,7 +459,7 @@ class ManagedProcess:
                 return []
             except PermissionError:
                 pass
-            members = _group_members(self.pid)
+            members = group_members(self.pid)
             if not members or time.monotonic() >= deadline:
                 return members
             with _pidfds(members) as fds:
@@ -516,7 +516,7 @@ def _main_thread(pid: int) -> bytes | None:
     return state[:1] + b" " + switches
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes of group ``pgid``."""
     members = []
     for name in os.listdir("/proc"):
@@ -601,7 +601,7 @@ class ProcessManager:
     processes: list[ManagedProcess]
 
     def __init__(self, output_dir: str | os.PathLike[str] | None = None, *, settings: Settings | None = None) -> None:
-        _require_linux()
+        require_linux()
         self.settings = settings if settings is not None else current()
         self._own_dir = output_dir is None
         if output_dir is None:
