@@ -55,6 +55,7 @@ import multiprocessing.util
 import os
 import pickle
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -483,10 +484,14 @@ class ManagedProcess:
         return self.expect_exit is None or self.expect_exit is False or self.expect_exit != code
 
     def _release(self) -> None:
+        """Free what the ended process held here: its pidfd, and the Process's pipes (pytest keeps the item)."""
         self._released = True
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+        if self.process is not None:
+            with contextlib.suppress(ValueError):  # still running (it would not die): kept for the atexit handler
+                self.process.close()
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.describe()}>"
@@ -517,14 +522,32 @@ def _main_thread(pid: int) -> bytes | None:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of group ``pgid``."""
+    """Processes of group ``pgid`` that have not wholly ended.
+
+    A zombie whose leader thread has ended may still have threads exiting that hold its
+    files (a zmq context's listening socket): it counts as gone once its pidfd says the
+    whole process has ended.
+    """
     members = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             fields = reaper.proc_stat(int(name))
-            if fields is not None and len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in b"ZX":
-                members.append(int(name))
+            if fields is not None and len(fields) > 2 and fields[2] == str(pgid).encode():
+                if fields[0] not in b"ZX" or not _wholly_ended(int(name)):
+                    members.append(int(name))
     return members
+
+
+def _wholly_ended(pid: int) -> bool:
+    """Whether every thread of ``pid`` has ended (its pidfd is readable then)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([pidfd], [], [], 0)[0])
+    finally:
+        os.close(pidfd)
 
 
 @contextlib.contextmanager
