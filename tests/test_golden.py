@@ -199,7 +199,7 @@ def test_no_file_or_descriptor_is_left_behind(monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_a_program_that_cannot_start_is_a_start_error(tmp_path: Path) -> None:
-    with pytest.raises(StartError, match=r"^could not start /no/such/program --flag: FileNotFoundError: "):
+    with pytest.raises(StartError, match=r"^could not start program: FileNotFoundError: .*\ncommand: /no/such/prog"):
         run(["/no/such/program", "--flag"])
     with pytest.raises(StartError, match=f"in directory: {re.escape(str(tmp_path / 'gone'))}"):
         run([PY, "-c", "pass"], cwd=tmp_path / "gone")

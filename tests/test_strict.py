@@ -105,8 +105,8 @@ def test_not_strict(untouched):
 MARKED = "pytestmark = pytest.mark.zmqtest(strict=True)\n"
 
 STRICT_OUTCOMES = {"passed": 4, "failed": 4}
-"""Under strict mode: drains, closed_socket, subscriptions_are_not_messages, not_strict pass; leaves_one, leaves_many, leftover_reply, own_failure
-fail."""
+"""Under strict mode: drains, closed_socket, subscriptions_are_not_messages, not_strict pass;
+leaves_one, leaves_many, leftover_reply, own_failure fail."""
 
 
 @pytest.fixture

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import IO
 
 from zmqtest import reaper
-from zmqtest.errors import ProcessError, StartError, WaitTimeout, ZmqTestError
-from zmqtest.processes import group_members, require_linux, status_text
+from zmqtest.errors import ProcessError, WaitTimeout, ZmqTestError
+from zmqtest.processes import group_members, require_linux, start_session, status_text
 from zmqtest.settings import parse_timeout
 
 __all__ = [
@@ -166,22 +166,9 @@ def run(
             given.write(data)
             given.seek(0)
         started = time.monotonic()
-        try:
-            popen = subprocess.Popen(
-                command,
-                stdin=given,
-                stdout=out,
-                stderr=err,
-                cwd=where,
-                env=environment,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise StartError(
-                f"could not start {shlex.join(command)}: {type(exc).__name__}: {exc}"
-                + (f"\nin directory: {where}" if where is not None else "")
-            ) from exc
+        popen = start_session(
+            command, os.path.basename(command[0]), stdin=given, stdout=out, stderr=err, cwd=where, env=environment
+        )
         reaper.register(popen.pid)
         ended = False
         try:

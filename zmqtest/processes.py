@@ -521,6 +521,28 @@ def _main_thread(pid: int) -> bytes | None:
     return state[:1] + b" " + switches
 
 
+def start_session(
+    argv: Sequence[str],
+    name: str,
+    *,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own (so that its whole group can be stopped); say why if it cannot start."""
+    try:
+        return subprocess.Popen(
+            argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, start_new_session=True, close_fds=True
+        )
+    except OSError as exc:
+        raise StartError(
+            f"could not start {name}: {type(exc).__name__}: {exc}\ncommand: {shlex.join(argv)}"
+            + (f"\nin directory: {os.fspath(cwd)}" if cwd is not None else "")
+        ) from exc
+
+
 def group_members(pgid: int) -> list[int]:
     """Processes of group ``pgid`` that have not wholly ended.
 
@@ -532,9 +554,10 @@ def group_members(pgid: int) -> list[int]:
     for name in os.listdir("/proc"):
         if name.isdigit():
             fields = reaper.proc_stat(int(name))
-            if fields is not None and len(fields) > 2 and fields[2] == str(pgid).encode():
-                if fields[0] not in b"ZX" or not _wholly_ended(int(name)):
-                    members.append(int(name))
+            if not fields or len(fields) <= 2 or fields[2] != str(pgid).encode():
+                continue
+            if fields[0] not in b"ZX" or not _wholly_ended(int(name)):
+                members.append(int(name))
     return members
 
 
@@ -866,23 +889,10 @@ class ProcessManager:
         environment.setdefault("PYTHONUNBUFFERED", "1")
         if env is None or ENDPOINT_ENV not in env:  # ours, not one this process inherited
             environment.update(self.logs.environ)
-        try:
-            with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
-                popen = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    cwd=cwd,
-                    env=environment,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-        except OSError as exc:
-            raise StartError(
-                f"could not start {name}: {type(exc).__name__}: {exc}\ncommand: {shlex.join(argv)}"
-                + (f"\nin directory: {os.fspath(cwd)}" if cwd is not None else "")
-            ) from exc
+        with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
+            popen = start_session(
+                argv, name, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=environment
+            )
         return ManagedProcess(
             name=name,
             pid=popen.pid,
