@@ -63,6 +63,7 @@ _any_watched = any_watched  # whether any process is watched now: one C call on 
 _current_watched = watched  # the processes whose end cuts a wait short; () when none
 _transcript = transcript.current  # the transcript that records now, if any: one C call on the fast path
 _monotonic = time.monotonic
+_perf_counter = time.perf_counter
 _ceil = math.ceil
 _zmq_poll = zmq.zmq_poll
 
@@ -197,6 +198,7 @@ def _waiting(name: str, flags_at: int | None) -> Any:
     sending = name.startswith("send")
     event = zmq.POLLOUT if sending else zmq.POLLIN
     recorded, frames_of = _FRAMES.get(name, ("", None))
+    stamped_before = recorded == "send"  # a send is stamped when asked for: the peer may answer before it returns
 
     def translate(self: TestSocket, exc: zmq.ZMQError, args: Any, kwargs: Any, seconds: float) -> BaseException:
         if isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
@@ -255,12 +257,13 @@ def _waiting(name: str, flags_at: int | None) -> Any:
         # The wait is libzmq's (RCVTIMEO/SNDTIMEO, armed when it changes); while processes are watched, only its
         # first FIRST_WAIT, and watched_wait() the rest.
         state = self.__dict__
+        at = _perf_counter() if stamped_before else None
         if state["_busy"]:  # inside send_json & co: the outer call waits and reports, the frames are recorded here
             result = base(self, *args, **kwargs)
             if frames_of is not None:
                 record = _transcript()
                 if record is not None:
-                    record.message(self, recorded, frames_of(args, kwargs, result))
+                    record.message(self, recorded, frames_of(args, kwargs, result), at)
             return result
         if timeout is None:
             seconds = state["_timeout"]
@@ -298,7 +301,7 @@ def _waiting(name: str, flags_at: int | None) -> Any:
         if frames_of is not None:
             record = _transcript()
             if record is not None:
-                record.message(self, recorded, frames_of(args, kwargs, result))
+                record.message(self, recorded, frames_of(args, kwargs, result), at)
         return result
 
     method.__doc__ = (

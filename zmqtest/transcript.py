@@ -149,16 +149,18 @@ class Transcript:
 
     # --- recording (hot: called on every send and receive) ----------------------------------------------------------
 
-    def message(self, sock: TestSocket, kind: str, frames: Sequence[Any]) -> None:
-        """Record the frames ``sock`` sent (``kind`` ``"send"``) or received (``"recv"``)."""
+    def message(self, sock: TestSocket, kind: str, frames: Sequence[Any], at: float | None = None) -> None:
+        """Record the frames ``sock`` sent (``kind`` ``"send"``) or received (``"recv"``) at ``at`` (default: now)."""
         if self.recording:
             who = sock.__dict__["_who"] or self._mimic(sock)
+            if at is None:
+                at = _perf_counter()
             if len(frames) == 1:  # the common case, inlined: one short bytes frame, immutable, kept as it is
                 frame = frames[0]
                 if type(frame) is bytes and len(frame) <= KEPT_BYTES:
-                    self._append((_perf_counter(), who, kind, (frame,)))
+                    self._append((at, who, kind, (frame,)))
                     return
-            self._append((_perf_counter(), who, kind, kept(frames)))
+            self._append((at, who, kind, kept(frames)))
 
     def _mimic(self, sock: TestSocket) -> Mimic:
         who = sock.__dict__["_who"] = Mimic(sock)
