@@ -13,11 +13,12 @@
   document with such files, a ``console`` block whose first line is ``$ python -m pytest ARGS``
   is run against the files written above it (in a fresh pytester directory, one test per
   block): the output the block shows must appear in the real output, in order (ports, process
-  ids, durations, versions, absolute paths and the lengths of ``====`` rules may differ), and
-  the exit status must be a failure exactly when the shown output reports one. ``$ rm FILE``
-  removes a file of the project; any other command must be listed in ``NOT_RUN``. A document
-  whose files have no such block must pass ``python -m pytest`` as a whole. (Console blocks of
-  documents without files, such as measurements, are illustrations and are not run.)
+  ids, durations, versions, absolute paths, the lengths of ``====`` rules and the last characters
+  of a line cut short with ``...`` may differ), and the exit status must be a failure exactly
+  when the shown output reports one. ``$ rm FILE`` removes a file of the project; any other
+  command must be listed in ``NOT_RUN``. A document whose files have no such block must pass
+  ``python -m pytest`` as a whole. (Console blocks of documents without files, such as
+  measurements, are illustrations and are not run.)
 """
 
 from __future__ import annotations
@@ -396,15 +397,26 @@ VOLATILE = re.compile(
 )
 
 
+TRUNCATION_SLACK = 10
+"""Characters a line cut short with ``...`` may lose to longer volatile parts before the cut (a 7-digit pid)."""
+
+
 def pattern(shown: str) -> str:
-    """An fnmatch pattern for a shown output line: the volatile parts become ``*``, the rest matches itself."""
+    """An fnmatch pattern for a shown output line: the volatile parts become ``*``, the rest matches itself.
+
+    A line that ends in ``...`` was cut to a width; where it is cut depends on the volatile
+    parts before it, so its last few characters match anything.
+    """
+    truncated = shown.rstrip().endswith("...")
+    if truncated:
+        shown = shown.rstrip()[: -len("...") - TRUNCATION_SLACK]
     parts = []
     position = 0
     for match in VOLATILE.finditer(shown):
         parts += [glob.escape(shown[position : match.start()]), "*"]
         position = match.end()
     parts.append(glob.escape(shown[position:]))
-    return " ".join("".join(parts).split())
+    return " ".join("".join(parts).split()) + ("*" if truncated else "")
 
 
 def assert_shown_output_is_real(command: Command, real: list[str]) -> None:

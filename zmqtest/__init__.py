@@ -48,6 +48,17 @@ _EXPORTS = {
     "wait_for_message": "zmqtest.waiting",
     "wait_until": "zmqtest.waiting",
     "watching": "zmqtest.waiting",
+    "connect_and_wait": "zmqtest.barriers",
+    "wait_for_subscriber": "zmqtest.barriers",
+    "wait_until_receiving": "zmqtest.barriers",
+    "LogCollector": "zmqtest.logs",
+    "LogEntry": "zmqtest.logs",
+    "GoldenFiles": "zmqtest.golden",
+    "GoldenMismatch": "zmqtest.golden",
+    "GoldenMissing": "zmqtest.golden",
+    "Normaliser": "zmqtest.golden",
+    "RunResult": "zmqtest.golden",
+    "RunTimeout": "zmqtest.golden",
 }
 
 __all__ = [
@@ -58,16 +69,24 @@ __all__ = [
     "Conversation",
     "EndpointFactory",
     "EventError",
+    "GoldenFiles",
+    "GoldenMismatch",
+    "GoldenMissing",
     "HandshakeFailed",
     "JsonCodec",
+    "LogCollector",
+    "LogEntry",
     "ManagedProcess",
     "MessageError",
+    "Normaliser",
     "ProcMock",
     "ProcessError",
     "ProcessExited",
     "ProcessManager",
     "ProcessTest",
     "RawCodec",
+    "RunResult",
+    "RunTimeout",
     "Settings",
     "SocketFactory",
     "SocketTimeout",
@@ -77,17 +96,21 @@ __all__ = [
     "WaitTimeout",
     "ZmqTestError",
     "__version__",
+    "connect_and_wait",
     "current_timeout",
     "default_timeout",
     "make_sock",
     "parse_endpoint",
     "terminate_context",
     "wait_for_message",
+    "wait_for_subscriber",
     "wait_until",
+    "wait_until_receiving",
     "watching",
 ]
 
 if TYPE_CHECKING:
+    from zmqtest.barriers import connect_and_wait, wait_for_subscriber, wait_until_receiving
     from zmqtest.codecs import Codec, JsonCodec, RawCodec
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
     from zmqtest.endpoints import EndpointFactory
@@ -102,6 +125,8 @@ if TYPE_CHECKING:
         WaitTimeout,
         ZmqTestError,
     )
+    from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser, RunResult, RunTimeout
+    from zmqtest.logs import LogCollector, LogEntry
     from zmqtest.processes import ManagedProcess, ProcessManager
     from zmqtest.procmock import ProcMock
     from zmqtest.runner import Conversation, ProcessTest
