@@ -16,7 +16,7 @@ fixture. All variants talk to the same process, one REQ socket each, one message
 - ``raw``: a plain blocking pyzmq REQ socket (RCVTIMEO/SNDTIMEO 10 s, set once) with the same framing:
   ``send_multipart([json.dumps(body).encode()])`` + ``json.loads(recv_multipart()[-1])``;
 - ``article``: the seed article's wrapper, kept here as the baseline: a NOBLOCK try, then
-  ``time.sleep(0.01)``, up to 100 tries, for the send and for the receive.
+  a 10 ms sleep, up to 100 tries, for the send and for the receive.
 
 Each round runs every variant once, in rotating order: a block of round trips (fewer for
 the article, whose round trip is ~10 ms); the ratio is the median over rounds of the
