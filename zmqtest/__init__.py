@@ -37,7 +37,7 @@ _EXPORTS = {
     "current_timeout": "zmqtest.settings",
     "default_timeout": "zmqtest.settings",
     "ProcessManager": "zmqtest.processes",
-    "ManagedProcess": "zmqtest.processes",
+    "ManagedProcess": "zmqtest.managed",
     "ProcMock": "zmqtest.procmock",
     "EndpointFactory": "zmqtest.endpoints",
     "SocketFactory": "zmqtest.contexts",
@@ -127,7 +127,8 @@ if TYPE_CHECKING:
     )
     from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser, RunResult, RunTimeout
     from zmqtest.logs import LogCollector, LogEntry
-    from zmqtest.processes import ManagedProcess, ProcessManager
+    from zmqtest.managed import ManagedProcess
+    from zmqtest.processes import ProcessManager
     from zmqtest.procmock import ProcMock
     from zmqtest.runner import Conversation, ProcessTest
     from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout

@@ -40,7 +40,7 @@ from typing import IO
 
 from zmqtest import reaper
 from zmqtest.errors import ProcessError, WaitTimeout, ZmqTestError
-from zmqtest.processes import group_members, require_linux, start_session, status_text
+from zmqtest.managed import group_members, require_linux, start_session, status_text
 from zmqtest.settings import parse_timeout
 
 __all__ = [
