@@ -450,6 +450,8 @@ def write_project(pytester: pytest.Pytester, files: dict[str, str | None]) -> No
 def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
     monkeypatch.setenv("COLUMNS", "80")  # the width the shown outputs were copied at
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    for name in ("CI", "BUILD_NUMBER"):  # on CI, pytest shows assertion diffs in full: not what a reader sees
+        monkeypatch.delenv(name, raising=False)
     return pytester.runpytest_subprocess(*INNER_ARGS, *args, timeout=SUBPROCESS_DEADLINE)
 
 
