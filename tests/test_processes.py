@@ -796,3 +796,24 @@ def test_atexit_stops_what_a_manager_left_running(tmp_path: Path) -> None:
     assert len(pids) == 4  # three leaders and a grandchild
     assert reaper_line == "reaper None"  # switched off: only the atexit handler was there to stop them
     assert [pid for pid in pids if alive(pid)] == []
+
+
+def test_the_forkserver_preloads_pyzmq_and_keeps_the_users_preloads(tmp_path: Path) -> None:
+    """Its children find pyzmq imported already (a start costs less); a preload the user set stays."""
+    script = textwrap.dedent(
+        f"""
+        import multiprocessing, sys
+        sys.path.insert(0, {str(Path(BEHAVE).parent.parent)!r})
+        from apps.behave import Behave
+        from zmqtest import ProcessManager
+
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["__main__", "json"])
+        with ProcessManager({str(tmp_path)!r}) as procs:
+            handle = procs.start(Behave("modules", "zmq json"), start_method="forkserver", ready="modules")
+            handle.wait(30)
+            print(handle.stdout_path.read_text())
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "modules zmq=True json=True"

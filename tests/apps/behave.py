@@ -41,6 +41,9 @@ def behave(mode: str, arg: str = "") -> None:
     if mode == "twice":  # exits on the second SIGINT only: shows that SIGINT is repeated
         count: list[int] = []
         signal.signal(signal.SIGINT, lambda signum, frame: count.append(signum) if not count else sys.exit(0))
+    if mode == "modules":  # which of the modules named in arg were imported before run() (e.g. by a preload)
+        print("modules", " ".join(f"{name}={name in sys.modules}" for name in arg.split()), flush=True)
+        return
     if mode == "lost":  # the lost-SIGINT race: running when the first SIGINT comes, which is only noted, then asleep
         noted: list[int] = []
         signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum) if not noted else sys.exit(0))
