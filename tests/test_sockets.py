@@ -135,7 +135,7 @@ def test_mimic_defaults(socks: Sockets) -> None:
     for sock_type in (zmq.REQ, zmq.REP, zmq.DEALER, zmq.ROUTER, zmq.PUSH, zmq.PULL, zmq.PUB, zmq.SUB, zmq.PAIR):
         sock = socks(sock_type)
         assert sock.linger == 0
-        assert sock.reconnect_ivl == 10
+        assert sock.reconnect_ivl == 2
         assert sock.immediate == (1 if sock_type in (zmq.DEALER, zmq.PUSH) else 0)
         assert sock.timeout is None
 
