@@ -41,10 +41,11 @@ WHY_MISSED: dict[str, str] = {
         "context termination 0.6 ms. What it would take: a shorter reconnect interval for mimics that wait for a "
         "process's readiness (or readiness reported by the child), and a cheaper stop (e.g. skip the group sweep "
         "when the process group is already empty). Forkserver: zmqtest makes the forkserver preload pyzmq "
-        "(`zmqtest.processes.FORKSERVER_PRELOAD`), which took zmqtest's forkserver test from 97 to 81 ms; the bare "
-        "reference runs in the same interpreter and so shares that forkserver and its preload (64 -> 37 ms), which "
-        "a bare user would not have: against the bare figure without the preload the ratio is about 1.3x. What is "
-        "left over the bare start is the pickling of the Process with its child-side setup and the fixed costs above."
+        "(`zmqtest.processes.FORKSERVER_PRELOAD`) and mimics reconnect every 2 ms (was 10), which took zmqtest's "
+        "forkserver test from 97 to 69 ms and its fork test from 28 to 21 ms; the bare reference runs in the same "
+        "interpreter and so shares that forkserver and its preload (64 -> 37-41 ms), which a bare user would not "
+        "have. What is left over the bare start is the pickling of the Process with its child-side setup and the "
+        "fixed costs above."
     ),
     "P4": (
         "With zmqtest installed, pytest loads its plugin in every project: `zmqtest.plugin` with "
@@ -62,11 +63,13 @@ WHY_MISSED: dict[str, str] = {
         "and the application afresh (tens of milliseconds of CPU), and the test's own process does its share. "
         "Two workers can only be twice as fast if two CPUs are free for them; on a machine loaded by other "
         "programs they are not, and xdist's start-up (two more interpreters importing pytest, zmqtest and pyzmq) "
-        "is a fixed cost on top. zmqtest now has the forkserver preload pyzmq, which cut the serial suite from "
-        "52 s to 37 s and raised the speed-up from 1.63x to 1.70x (p10-p90 1.63-1.77: at the target, within "
-        "noise). What it would take beyond that: less CPU per test in the test process itself (readiness through a "
-        "socket monitor, the group sweep at stop, the log collector), or preloading the application's own modules "
-        "(`multiprocessing.set_forkserver_preload` with the app's package, a choice only the user can make)."
+        "is a fixed cost on top. Making each test cheaper made both runs faster but the ratio no better: with the "
+        "forkserver preloading pyzmq and a 2 ms reconnect interval, serial went 52 -> 32.5 s and `-n 2` 37 -> 20.8 s "
+        "(speed-up 1.63x -> 1.56x): what a test saved was mostly time spent waiting, which a second worker had "
+        "already overlapped; what is left is CPU, shared by the two workers and the children they start. What it "
+        "would take: less CPU per test in the test process (readiness through a socket monitor, the group sweep at "
+        "stop, a log collector per test) and in the child (preloading the application's own modules, "
+        "`multiprocessing.set_forkserver_preload`, a choice only the user can make)."
     ),
 }
 
