@@ -649,3 +649,21 @@ def test_a_failing_log_wait_in_a_pytest_run(pytester: pytest.Pytester, monkeypat
             "E *  event: ('log', 'never', None, None, 60) at test_inner.py:22",
         ]
     )
+
+
+def test_a_collector_can_bind_an_endpoint_given_to_a_process_started_before_it(tmp_path: Path) -> None:
+    """The article style without forking a process that has zmq threads: start first, then collect what it logged."""
+    from zmqtest.endpoints import EndpointFactory
+
+    with EndpointFactory() as endpoints:
+        endpoint = endpoints.ipc("logs")
+        app = LogApp(log_endpoint=endpoint, exit_after=3)
+        app.start()
+        try:
+            with LogCollector(endpoint=endpoint) as collector:
+                assert collector.endpoint == endpoint
+                assert "started" in collector.wait_for("started", timeout=10).message
+                assert collector.wait_for("last 2", timeout=10).message == "last 2"
+        finally:
+            app.join(10)
+    assert app.exitcode == 0

@@ -358,10 +358,13 @@ class LogCollector:
 
     ``context``: the zmq context for its socket (default: one of its own, terminated at
     :meth:`close`). ``transport``: ``"tcp"`` (default: ``127.0.0.1``, a port the system
-    picks) or ``"ipc"`` (a private 0700 directory, removed at close). Hand :attr:`endpoint`
-    to the process (``environ`` for a command line's environment, or as the argument of
-    :func:`forward`). ``with collector:`` makes it the current collector (the one
-    ``yield ("log", ...)`` uses when the test has no ``self.logs``) and closes it after.
+    picks) or ``"ipc"`` (a private 0700 directory, removed at close); or ``endpoint``: one
+    to bind, e.g. the one given to a process the test started before making any zmq
+    context (forking a process that has threads warns on Python 3.12+; what the process
+    logged meanwhile waits in its queue). Hand :attr:`endpoint` to the process
+    (``environ`` for a command line's environment, or as the argument of :func:`forward`).
+    ``with collector:`` makes it the current collector (the one ``yield ("log", ...)``
+    uses when the test has no ``self.logs``) and closes it after.
 
     ``process_names`` maps pids to the names records are shown with (a
     :class:`~zmqtest.processes.ProcessManager` fills it); others keep their own
@@ -370,7 +373,9 @@ class LogCollector:
 
     endpoint: str
 
-    def __init__(self, context: zmq.Context[Any] | None = None, *, transport: str = "tcp") -> None:
+    def __init__(
+        self, context: zmq.Context[Any] | None = None, *, transport: str = "tcp", endpoint: str | None = None
+    ) -> None:
         if transport not in ("tcp", "ipc"):
             raise ValueError(f"unknown transport {transport!r} for a LogCollector: expected 'tcp' or 'ipc'")
         self._own_context = context is None
@@ -390,7 +395,9 @@ class LogCollector:
             self.socket.setsockopt(zmq.LINGER, 0)
             self.socket.setsockopt(zmq.RCVHWM, QUEUED_RECORDS)
             self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-            if transport == "ipc":
+            if endpoint is not None:  # given to a process started earlier: what it logged meanwhile waits in its queue
+                self.socket.bind(endpoint)
+            elif transport == "ipc":
                 from zmqtest.endpoints import EndpointFactory
 
                 self._endpoints = EndpointFactory()
