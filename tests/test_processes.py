@@ -734,14 +734,19 @@ def test_never_closed(tmp_path):
 """
 
 
-@pytest.mark.timeout(120)
-def test_no_process_is_left_after_a_run_of_failing_tests(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def orphan_mark(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A mark the inner run's processes inherit in their environment (to find them from outside), and its paths."""
     marker = uuid.uuid4().hex
     monkeypatch.setenv("ZMQTEST_ORPHAN_MARK", marker)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(APPS.parent), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("BEHAVE", BEHAVE)
+    return marker
+
+
+@pytest.mark.timeout(120)
+def test_no_process_is_left_after_a_run_of_failing_tests(pytester: pytest.Pytester, orphan_mark: str) -> None:
+    marker = orphan_mark
     pytester.makepyfile(test_inner=INNER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", timeout=100)
     result.assert_outcomes(failed=6)
@@ -770,13 +775,10 @@ def test_hangs(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_no_process_is_left_when_pytest_timeout_ends_the_run_with_os_exit(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, orphan_mark: str
 ) -> None:
     """pytest-timeout's thread method calls os._exit: no teardown, no atexit; the reaper sees the pipe close."""
-    marker = uuid.uuid4().hex
-    monkeypatch.setenv("ZMQTEST_ORPHAN_MARK", marker)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(APPS.parent), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("BEHAVE", BEHAVE)
+    marker = orphan_mark
     pytester.makepyfile(test_inner=INNER_THREAD_TIMEOUT)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", timeout=100)
     assert result.ret not in (0, 5)
