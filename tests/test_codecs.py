@@ -26,22 +26,52 @@ BODIES = [
 
 
 @pytest.mark.parametrize("body", BODIES, ids=repr)
-def test_json_wire_format_is_compact_utf8(body: Any) -> None:
+def test_json_wire_format_is_json_dumps_byte_for_byte(body: Any) -> None:
     frame = JsonCodec().encode(body)
     assert isinstance(frame, bytes)
-    assert frame == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert frame == json.dumps(body).encode()
 
 
-def test_json_keeps_non_ascii_and_has_no_spaces() -> None:
-    assert JsonCodec().encode({"a": "é", "b": [1, None]}) == '{"a":"é","b":[1,null]}'.encode()
+def test_json_default_escapes_non_ascii_and_spaces_separators_as_json_dumps() -> None:
+    assert JsonCodec().encode({"a": "é", "b": [1, None]}) == b'{"a": "\\u00e9", "b": [1, null]}'
 
 
 @pytest.mark.parametrize("body", BODIES, ids=repr)
-def test_json_equals_pyzmq_send_json_with_compact_options(socks: Sockets, body: Any) -> None:
+def test_json_equals_pyzmq_send_json_on_the_wire(socks: Sockets, body: Any) -> None:
+    server = socks(zmq.PAIR, bind=("", 0), timeout=5)
+    client = socks(zmq.PAIR, connect=server.endpoint, timeout=5)
+    client.send_json(body)
+    assert server.recv() == JsonCodec().encode(body)
+
+
+@pytest.mark.parametrize("body", BODIES, ids=repr)
+def test_compact_json_is_utf8_without_spaces(body: Any) -> None:
+    frame = JsonCodec(compact=True).encode(body)
+    assert frame == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def test_compact_json_keeps_non_ascii_and_has_no_spaces() -> None:
+    assert JsonCodec(compact=True).encode({"a": "é", "b": [1, None]}) == '{"a":"é","b":[1,null]}'.encode()
+
+
+@pytest.mark.parametrize("body", BODIES, ids=repr)
+def test_compact_json_equals_pyzmq_send_json_with_compact_options(socks: Sockets, body: Any) -> None:
     server = socks(zmq.PAIR, bind=("", 0), timeout=5)
     client = socks(zmq.PAIR, connect=server.endpoint, timeout=5)
     client.send_json(body, separators=(",", ":"), ensure_ascii=False)
-    assert server.recv() == JsonCodec().encode(body)
+    assert server.recv() == JsonCodec(compact=True).encode(body)
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_either_form_decodes_both(compact: bool) -> None:
+    body = {"a": "é", "b": [1, 2.5, None]}
+    for frame in (JsonCodec().encode(body), JsonCodec(compact=True).encode(body)):
+        assert JsonCodec(compact=compact).decode(frame) == body
+
+
+def test_compact_takes_only_a_bool() -> None:
+    with pytest.raises(TypeError, match=r"JsonCodec\(compact=\.\.\.\) takes True or False, got 'yes'"):
+        JsonCodec(compact="yes")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("body", BODIES, ids=repr)
@@ -122,16 +152,21 @@ def test_circular_reference_is_a_message_error(make: Any) -> None:
 
 def test_shared_but_not_circular_values_encode() -> None:
     shared = [1, 2]
-    assert JsonCodec().encode({"x": shared, "y": [shared, shared]}) == b'{"x":[1,2],"y":[[1,2],[1,2]]}'
+    assert JsonCodec().encode({"x": shared, "y": [shared, shared]}) == b'{"x": [1, 2], "y": [[1, 2], [1, 2]]}'
 
 
-def test_json_lone_surrogate_is_a_message_error() -> None:
+def test_json_lone_surrogate_is_escaped_as_send_json_escapes_it() -> None:
+    assert JsonCodec().encode({"s": "\ud800"}) == json.dumps({"s": "\ud800"}).encode() == b'{"s": "\\ud800"}'
+
+
+def test_compact_json_lone_surrogate_is_a_message_error() -> None:
     with pytest.raises(MessageError, match="not JSON-serialisable"):
-        JsonCodec().encode({"s": "\ud800"})
+        JsonCodec(compact=True).encode({"s": "\ud800"})
 
 
 def test_json_codec_repr_and_name() -> None:
     assert repr(JsonCodec()) == "JsonCodec()"
+    assert repr(JsonCodec(compact=True)) == "JsonCodec(compact=True)"
     assert JsonCodec.name == "json"
 
 

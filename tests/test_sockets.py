@@ -35,6 +35,8 @@ WAIT_MS = 5000
 """Upper bound for a delivery that should take well under a millisecond on loopback."""
 
 LOOPBACK = r"tcp://127\.0\.0\.1:(\d+)"
+AGO = r"[0-9.e-]+ s ago"
+"""How a timeout message says how long ago something happened (the figure varies)."""
 
 
 def port_of(endpoint: str) -> int:
@@ -136,7 +138,7 @@ def test_mimic_defaults(socks: Sockets) -> None:
         sock = socks(sock_type)
         assert sock.linger == 0
         assert sock.reconnect_ivl == 2
-        assert sock.immediate == (1 if sock_type in (zmq.DEALER, zmq.PUSH) else 0)
+        assert sock.immediate == 0  # a mimic queues for a peer that has not connected, as a plain socket does
         assert sock.timeout is None
 
 
@@ -388,7 +390,11 @@ def test_recv_with_nothing_to_receive_times_out(socks: Sockets, operation: str) 
     assert exc.errno == zmq.EAGAIN
     assert exc.operation == operation
     assert exc.timeout == 0.02
-    assert str(exc) == f"{operation} on PAIR socket 'mimic' bound to {sock.endpoint}: no message within 0.02 s"
+    assert re.fullmatch(
+        f"{operation} on PAIR socket 'mimic' bound to {re.escape(sock.endpoint)}: no message within 0.02 s; "
+        f"no peer has connected at {re.escape(sock.endpoint)} since the socket was bound there {AGO}",
+        str(exc),
+    )
     assert exc.strerror == str(exc)
     assert exc.__cause__ is None
     assert exc.__suppress_context__
@@ -416,40 +422,88 @@ def test_sub_timeout_hints_at_the_slow_joiner(socks: Sockets) -> None:
 
 
 @pytest.mark.parametrize("operation", sorted(SEND_CALLS))
-def test_send_to_nobody_times_out_naming_the_endpoint(socks: Sockets, ipc_dir: Path, operation: str) -> None:
+def test_a_dealer_queues_for_a_peer_that_has_not_connected_and_delivers_once_one_does(
+    socks: Sockets, ipc_dir: Path, operation: str
+) -> None:
+    """As a plain DEALER: the send returns at once, the message waits, and a wait that times out says why."""
     nobody = f"ipc://{ipc_dir}/nobody"
     dealer = socks(zmq.DEALER, connect=nobody, name="client", timeout=0.02)
+    SEND_CALLS[operation](dealer)
+    with pytest.raises(SocketTimeout) as excinfo:
+        dealer.recv()
+    assert re.fullmatch(
+        f"recv on DEALER socket 'client' connected to {re.escape(nobody)}: no message within 0.02 s; "
+        f"no peer has connected at {re.escape(nobody)} since the socket connected to it {AGO} "
+        r"\(what is sent to it waits in the socket's queue until one does\)",
+        str(excinfo.value),
+    )
+    late = socks(zmq.ROUTER, bind=nobody, timeout=5)
+    identity, *frames = late.recv_multipart()
+    assert frames  # the message sent while nobody was there
+
+
+@pytest.mark.parametrize("operation", sorted(SEND_CALLS))
+def test_immediate_is_an_opt_in_and_a_send_to_nobody_then_times_out(
+    socks: Sockets, ipc_dir: Path, operation: str
+) -> None:
+    nobody = f"ipc://{ipc_dir}/nobody"
+    dealer = socks(zmq.DEALER, connect=nobody, name="client", timeout=0.02, immediate=True)
+    assert dealer.immediate == 1
     with pytest.raises(SocketTimeout) as excinfo:
         SEND_CALLS[operation](dealer)
     exc = excinfo.value
     assert exc.operation == operation
     assert exc.timeout == 0.02
-    assert str(exc) == (
-        f"{operation} on DEALER socket 'client' connected to {nobody}: could not send within 0.02 s: "
-        f"no connected peer took the message (is a process bound to {nobody} and running?)"
-    )
+    assert re.fullmatch(
+        f"{operation} on DEALER socket 'client' connected to {re.escape(nobody)}: could not send within 0.02 s: "
+        f"no peer took the message; no peer has connected at {re.escape(nobody)} since the socket connected to it "
+        f"{AGO} \\(what is sent to it waits in the socket's queue until one does\\)",
+        str(exc),
+    ), str(exc)
+
+
+def test_a_full_queue_says_so(socks: Sockets) -> None:
+    pull = socks(zmq.PULL, bind=("", 0), rcvhwm=1, name="slow")
+    push = socks(zmq.PUSH, connect=pull.endpoint, sndhwm=1, name="feeder", timeout=0.02)
+    assert pull.peers is not None
+    with pytest.raises(SocketTimeout) as excinfo:  # noqa: PT012  (fill the queue until it is full)
+        for _ in range(10_000):
+            push.send(b"x" * 1000)
+    assert re.fullmatch(
+        f"send on PUSH socket 'feeder' connected to {re.escape(pull.endpoint)}: could not send within 0.02 s: "
+        f"no peer took the message: its queue is full \\(sndhwm=1 messages per peer\\); "
+        f"a peer is connected at {re.escape(pull.endpoint)}",
+        str(excinfo.value),
+    ), str(excinfo.value)
 
 
 def test_a_req_to_nobody_queues_and_its_reply_times_out_naming_the_endpoint(socks: Sockets, ipc_dir: Path) -> None:
-    """A REQ mimic does not set IMMEDIATE (it would lose replies), so the wait is on the reply."""
     nobody = f"ipc://{ipc_dir}/nobody"
     req = socks(zmq.REQ, connect=nobody, name="client", timeout=0.02)
     req.send(b"anyone?")
     with pytest.raises(SocketTimeout) as excinfo:
         req.recv()
-    assert str(excinfo.value) == (
-        f"recv on REQ socket 'client' connected to {nobody}: no reply within 0.02 s "
-        f"(is a process bound to {nobody} and running?)"
+    assert re.fullmatch(
+        f"recv on REQ socket 'client' connected to {re.escape(nobody)}: no reply within 0.02 s; "
+        f"no peer has connected at {re.escape(nobody)} since the socket connected to it {AGO} "
+        r"\(what is sent to it waits in the socket's queue until one does\)",
+        str(excinfo.value),
     )
 
 
 def test_send_on_a_bound_socket_nobody_connected_to(socks: Sockets) -> None:
     push = socks(zmq.PUSH, bind=("", 0), name="feeder", timeout=0.01)
-    with pytest.raises(SocketTimeout, match=r"no connected peer took the message \(has the process connected\?\)"):
+    with pytest.raises(SocketTimeout) as excinfo:
         push.send(b"work")
+    assert re.fullmatch(
+        f"send on PUSH socket 'feeder' bound to {re.escape(push.endpoint)}: could not send within 0.01 s: "
+        f"no peer took the message; no peer has connected at {re.escape(push.endpoint)} since the socket was bound "
+        f"there {AGO}",
+        str(excinfo.value),
+    )
 
 
-def test_req_recv_timeout_says_no_reply(socks: Sockets) -> None:
+def test_req_recv_timeout_says_no_reply_and_that_a_peer_is_connected(socks: Sockets) -> None:
     rep = socks(zmq.REP, bind=("", 0), timeout=5)
     req = socks(zmq.REQ, connect=rep.endpoint, name="client", timeout=5)
     req.send(b"q")
@@ -457,8 +511,8 @@ def test_req_recv_timeout_says_no_reply(socks: Sockets) -> None:
     with pytest.raises(SocketTimeout) as excinfo:
         req.recv(timeout=0.01)
     assert str(excinfo.value) == (
-        f"recv on REQ socket 'client' connected to {rep.endpoint}: no reply within 0.01 s "
-        f"(is a process bound to {rep.endpoint} and running?)"
+        f"recv on REQ socket 'client' connected to {rep.endpoint}: no reply within 0.01 s; "
+        f"a peer is connected at {rep.endpoint}"
     )
 
 
@@ -621,7 +675,7 @@ def test_noblock_recv_raises_plain_again(socks: Sockets, call: str) -> None:
 
 @pytest.mark.parametrize("call", sorted(NOBLOCK_SEND))
 def test_noblock_send_raises_plain_again(socks: Sockets, ipc_dir: Path, call: str) -> None:
-    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=30)
+    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=30, immediate=True)
     with pytest.raises(zmq.Again) as excinfo:
         NOBLOCK_SEND[call](dealer)
     assert type(excinfo.value) is zmq.Again
@@ -835,7 +889,7 @@ def test_send_multipart_accepts_buffers_and_frames(socks: Sockets) -> None:
 
 
 def test_multipart_honours_the_call_timeout(socks: Sockets, ipc_dir: Path) -> None:
-    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5)
+    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5, immediate=True)
     with pytest.raises(SocketTimeout) as excinfo:
         dealer.send_multipart([b"a", b"b", b"c"], timeout=0.02)
     assert excinfo.value.operation == "send_multipart"
@@ -844,7 +898,7 @@ def test_multipart_honours_the_call_timeout(socks: Sockets, ipc_dir: Path) -> No
 
 
 def test_composite_call_honours_the_call_timeout(socks: Sockets, ipc_dir: Path) -> None:
-    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5)
+    dealer = socks(zmq.DEALER, connect=f"ipc://{ipc_dir}/nobody", timeout=0.5, immediate=True)
     with pytest.raises(SocketTimeout) as excinfo:
         dealer.send_json({"a": 1}, timeout=0.02)
     assert excinfo.value.operation == "send_json"
@@ -927,3 +981,109 @@ def test_a_req_keeps_the_reply_of_a_peer_that_has_already_exited(ctx: zmq.Contex
             peer.join(5)
             ours.close()
             theirs.close()
+
+
+# --- a REQ that gives up on a reply starts over ------------------------------------------------------------------
+
+
+def test_a_req_frames_are_those_of_a_plain_req(socks: Sockets, ctx: zmq.Context[Any]) -> None:
+    """No REQ_CORRELATE request id: a ROUTER peer sees [identity, b"", body], as from a plain REQ."""
+    router = socks.track(ctx.socket(zmq.ROUTER))
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    plain = socks.track(ctx.socket(zmq.REQ))
+    plain.connect(f"tcp://127.0.0.1:{port}")
+    mimic = socks(zmq.REQ, connect=("", port), timeout=5)
+    for sock in (plain, mimic):
+        sock.send_multipart([b"a", b"b"])
+        delivered(router)
+        identity, *frames = router.recv_multipart()
+        assert frames == [b"", b"a", b"b"]
+        router.send_multipart([identity, b"", b"ok"])
+        assert sock.recv() == b"ok"
+
+
+def test_a_late_reply_is_never_taken_for_the_reply_to_the_next_request(socks: Sockets, ctx: zmq.Context[Any]) -> None:
+    rep = socks.track(ctx.socket(zmq.REP))
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    req = socks(zmq.REQ, connect=("", port), name="client", timeout=5)
+    req.send(b"first")
+    delivered(rep)
+    assert rep.recv() == b"first"
+    with pytest.raises(SocketTimeout):
+        req.recv(timeout=0.01)
+    rep.send(b"late reply to first")  # to the connection the REQ left
+    req.send(b"second")
+    delivered(rep)
+    assert rep.recv() == b"second"  # the peer sees the second request alone, without any extra frame
+    rep.send(b"reply to second")
+    assert req.recv() == b"reply to second"
+    req.send(b"third")  # and it goes on as any REQ
+    delivered(rep)
+    assert rep.recv() == b"third"
+    rep.send(b"reply to third")
+    assert req.recv() == b"reply to third"
+
+
+def test_a_req_that_started_over_is_strict_again_after_its_next_request(socks: Sockets) -> None:
+    rep = socks(zmq.REP, bind=("", 0), timeout=5)
+    req = socks(zmq.REQ, connect=rep.endpoint, name="client", timeout=5)
+    with pytest.raises(zmq.ZMQError) as excinfo:  # noqa: PT012  (a plain REQ refuses a second request)
+        req.send(b"one")
+        req.send(b"two")
+    assert excinfo.value.errno == zmq.EFSM
+    assert rep.recv() == b"one"
+    with pytest.raises(SocketTimeout):
+        req.recv(timeout=0.01)
+    req.send(b"three")
+    with pytest.raises(zmq.ZMQError) as excinfo:
+        req.send(b"four")
+    assert excinfo.value.errno == zmq.EFSM
+    assert "in send on REQ socket 'client'" in str(excinfo.value)
+
+
+def test_a_req_that_gave_up_twice_still_starts_over(socks: Sockets) -> None:
+    rep = socks(zmq.REP, bind=("", 0), timeout=5)
+    req = socks(zmq.REQ, connect=rep.endpoint, timeout=5)
+    req.send(b"one")
+    for _ in range(2):
+        with pytest.raises(SocketTimeout):
+            req.recv(timeout=0.01)
+    req.send(b"two")
+    assert rep.recv() == b"one"
+    rep.send(b"late")
+    assert rep.recv() == b"two"
+    rep.send(b"answer")
+    assert req.recv() == b"answer"
+
+
+def test_starting_over_is_in_the_transcript(socks: Sockets) -> None:
+    from zmqtest.transcript import recording
+
+    rep = socks(zmq.REP, bind=("", 0), timeout=5)
+    with recording() as record:
+        req = socks(zmq.REQ, connect=rep.endpoint, name="client", timeout=5)
+        req.send(b"one")
+        with pytest.raises(SocketTimeout):
+            req.recv(timeout=0.01)
+    kinds = [(kind, data) for _, who, kind, data in record.events]
+    assert kinds[0] == ("send", (b"one",))
+    assert kinds[1][0] == "error"
+    assert kinds[2] == ("note", "started over on a new connection: a late reply to the last request is dropped")
+    assert "*   started over on a new connection" in record.render()
+
+
+def test_a_bound_req_cannot_start_over_and_its_next_send_says_why(socks: Sockets) -> None:
+    req = socks(zmq.REQ, bind=("", 0), name="server-side", timeout=5)
+    rep = socks(zmq.REP, connect=req.endpoint, timeout=5)
+    req.send(b"one")
+    assert rep.recv() == b"one"
+    with pytest.raises(SocketTimeout):
+        req.recv(timeout=0.01)
+    with pytest.raises(zmq.ZMQError) as excinfo:
+        req.send(b"two")
+    assert excinfo.value.errno == zmq.EFSM  # as a plain REQ's
+    assert "a REQ that is bound cannot start over on a new connection" in str(excinfo.value)
+    rep.send(b"the late reply")  # once it comes, the REQ is a REQ like any other
+    assert req.recv() == b"the late reply"
+    req.send(b"two")
+    assert rep.recv() == b"two"

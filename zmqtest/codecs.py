@@ -2,10 +2,10 @@
 
 A codec is any object with ``encode(body) -> bytes`` and ``decode(frame) -> body``
 (``decode`` raises :class:`ValueError` on a frame it cannot read). JSON is the
-default: compact UTF-8 that pyzmq's ``recv_json`` reads, and it reads what
-``send_json`` writes, so processes may use ``recv_json``/``send_json`` on their
-side. Set ``codec`` on a ProcessTest subclass to use another one (msgpack,
-protobuf, ...).
+default, and its bytes are those of pyzmq's ``send_json`` (``json.dumps(body).encode()``),
+byte for byte: a process under test that compares, signs or stores frames cannot tell a
+mimic from a plain pyzmq peer. Set ``codec`` on a ProcessTest subclass to use another
+one (``JsonCodec(compact=True)``, msgpack, protobuf, ...).
 """
 
 from __future__ import annotations
@@ -25,12 +25,23 @@ class Codec(Protocol):
 
 
 class JsonCodec:
-    """Compact UTF-8 JSON (non-ASCII kept as is), readable by ``zmq.Socket.recv_json``."""
+    """JSON bodies: by default the bytes of pyzmq's ``send_json`` and the article's harness, ``json.dumps(body)``.
+
+    ``JsonCodec(compact=True)`` writes compact UTF-8 instead (no spaces after separators,
+    non-ASCII kept as is): smaller frames, for a process that itself sends compact JSON
+    and whose frames a test compares byte for byte. Either decodes both.
+    """
 
     name = "json"
 
-    def __init__(self) -> None:
-        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    def __init__(self, *, compact: bool = False) -> None:
+        if not isinstance(compact, bool):
+            raise TypeError(f"JsonCodec(compact=...) takes True or False, got {compact!r}")
+        self.compact = compact
+        if compact:
+            self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+        else:
+            self._encoder = json.JSONEncoder()  # json.dumps's own defaults: ", ", ": " and ASCII escapes
 
     def encode(self, body: Any) -> bytes:
         try:
@@ -43,7 +54,7 @@ class JsonCodec:
         return json.loads(frame.decode())  # UTF-8 only, as recv_json (json.loads(bytes) would guess UTF-16/32)
 
     def __repr__(self) -> str:
-        return "JsonCodec()"
+        return "JsonCodec(compact=True)" if self.compact else "JsonCodec()"
 
 
 class RawCodec:

@@ -34,6 +34,7 @@ import zmq
 
 from zmqtest import transcript
 from zmqtest.errors import ProcessError, SocketTimeout, add_context
+from zmqtest.peers import PeerWatch
 from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.waiting import any_watched, describe_watched, ended, poll_items, watched
 
@@ -70,10 +71,10 @@ _zmq_poll = zmq.zmq_poll
 
 _SEND_HINTS = {
     "REQ": "no peer took the request",
-    "DEALER": "no connected peer took the message",
-    "PUSH": "no connected peer took the message",
     "ROUTER": "the peer is not reading",
 }
+_QUEUEING = frozenset({"REQ", "DEALER", "PUSH", "PAIR"})
+"""Types whose messages wait in a queue for a peer that has not connected (PUB and RADIO drop them)."""
 _RECV_HINTS = {
     "REQ": "no reply",
     "SUB": "nothing was published to this subscriber (has its subscription reached the publisher yet?)",
@@ -200,11 +201,15 @@ def _waiting(name: str, flags_at: int | None) -> Any:
     event = zmq.POLLOUT if sending else zmq.POLLIN
     recorded, frames_of = _FRAMES.get(name, ("", None))
     stamped_before = recorded == "send"  # a send is stamped when asked for: the peer may answer before it returns
+    gave_up_reply = not sending  # a receive that gave up: on a REQ, the reply may still come (see _start_over)
 
     def translate(self: TestSocket, exc: zmq.ZMQError, args: Any, kwargs: Any, seconds: float) -> BaseException:
         if isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
             return SocketTimeout(self._timeout_message(name, seconds), operation=name, timeout=seconds)
         add_context(exc, f"  in {name} on {self.describe()}")
+        stuck = self.__dict__["_stuck"]
+        if stuck and exc.errno == zmq.EFSM and sending:
+            add_context(exc, f"  {stuck}")
         return exc
 
     def call(self: TestSocket, state: dict[str, Any], args: Any, kwargs: Any) -> Any:
@@ -289,16 +294,22 @@ def _waiting(name: str, flags_at: int | None) -> Any:
                     _failed(self, error)
                 if error is exc:
                     raise
+                if gave_up_reply and state["_req"]:
+                    self._start_over()
                 raise error from None
         if rest:
             try:
                 result = watched_wait(self, state, args, kwargs, seconds, wait)
             except (SocketTimeout, ProcessError) as exc:
                 _failed(self, exc)
+                if gave_up_reply and state["_req"]:
+                    self._start_over()
                 raise
             except zmq.ZMQError as exc:
                 _failed(self, translate(self, exc, args, kwargs, seconds))
                 raise
+        if state["_pending"]:  # a REQ that gave up on a reply: back to normal once its next request is out
+            self._settle(sending)
         if frames_of is not None:
             record = _transcript()
             if record is not None:
@@ -323,13 +334,18 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     ``allow_external=True`` lets it bind beyond loopback (refused otherwise); any
     other keyword sets the socket option of that name (``maxmsgsize=...``, ...).
 
-    Mimic sockets use LINGER 0 (closing never blocks), a 2 ms reconnect interval
-    (connecting before the peer has bound costs nothing), and per type: REQ is
-    relaxed and correlated (it stays usable after a timed-out receive), ROUTER is
-    mandatory (a message to an unknown identity fails instead of vanishing),
-    DEALER/PUSH queue only on completed connections (a send to nobody times out
-    and says so instead of queueing forever), XPUB is verbose (it receives every
-    subscription, repeats too: see :func:`zmqtest.barriers.wait_for_subscriber`).
+    A mimic is faithful: the peer gets the same frames, and the same queueing, as from
+    a plain pyzmq socket of the same type making the same calls. What zmqtest sets
+    changes only the test's side: LINGER 0 (closing never blocks), a 2 ms reconnect
+    interval (connecting before the peer has bound costs nothing), ROUTER mandatory
+    (a message to an unknown identity fails instead of vanishing), XPUB verbose (it
+    receives every subscription, repeats too: see
+    :func:`zmqtest.barriers.wait_for_subscriber`), and a socket monitor that tells a
+    timeout message what became of the peers (:mod:`zmqtest.peers`). A REQ whose
+    receive gave up starts over as a real client does, on a new connection, so a late
+    reply is never taken for the next one (:meth:`_start_over`). ``security=`` makes
+    it a CURVE or PLAIN peer (:mod:`zmqtest.security`); ``immediate=True`` and any
+    other option are the user's choice.
     """
 
     __test__ = False  # not a test class, whatever pytest's name patterns say
@@ -347,6 +363,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         timeout: float | None = None,
         name: str | None = None,
         allow_external: bool = False,
+        security: Any = None,
         **options: Any,
     ) -> None:
         super().__init__(context, socket_type)
@@ -359,6 +376,11 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             _armed=None,
             _timeout=None,
             _who=None,
+            _req=socket_type == zmq.REQ,
+            _pending=False,
+            _stuck="",
+            _peers=None,
+            _security=security,
             name=name,
             allow_external=allow_external is True,
             bound=[],
@@ -369,14 +391,8 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             self.timeout = timeout
             self.setsockopt(zmq.LINGER, 0)
             self.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
-            if socket_type == zmq.REQ:
-                self.setsockopt(zmq.REQ_RELAXED, 1)
-                self.setsockopt(zmq.REQ_CORRELATE, 1)
             if socket_type == zmq.ROUTER:
                 self.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            if socket_type in (zmq.DEALER, zmq.PUSH):
-                # Not REQ: with IMMEDIATE a REQ drops a reply whose sender has already exited (0 of 30 kept).
-                self.setsockopt(zmq.IMMEDIATE, 1)
             if socket_type == zmq.XPUB:  # every subscription reaches the test, a reconnecting subscriber's too
                 self.setsockopt(zmq.XPUB_VERBOSE, 1)
             if not isinstance(allow_external, bool):
@@ -391,6 +407,14 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
                 except (TypeError, ValueError, OverflowError, zmq.ZMQError) as exc:
                     add_context(exc, f"  in TestSocket(..., {option}={value!r:.60}) for {self.describe()}")
                     raise
+            if security is not None:
+                apply = getattr(security, "apply", None)
+                if not callable(apply):
+                    raise TypeError(
+                        f"TestSocket(security=...) takes a mechanism of zmqtest.security (CurveClient, CurveServer, "
+                        f"PlainClient, PlainServer), got {security!r:.80}"
+                    )
+                apply(self)
         except BaseException:
             self.close()
             raise
@@ -431,11 +455,15 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
                 )
         try:
             self._allow_ipv6(addr)
+            peers = self._watch()
             result = super().bind(addr)
         except zmq.ZMQError as exc:
             add_context(exc, f"  in bind({addr!r}) on {self.describe()}")
             raise
-        self.bound.append(self.getsockopt_string(zmq.LAST_ENDPOINT))
+        endpoint = self.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.bound.append(endpoint)
+        if peers is not None:
+            peers.attached(endpoint, "bound")
         return result
 
     def connect(self, addr: Endpoint) -> Any:
@@ -443,11 +471,14 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         addr = parse_endpoint(addr)
         try:
             self._allow_ipv6(addr)
+            peers = self._watch()
             result = super().connect(addr)
         except zmq.ZMQError as exc:
             add_context(exc, f"  in connect({addr!r}) on {self.describe()}")
             raise
         self.connected.append(addr)
+        if peers is not None:
+            peers.attached(addr, "connected")
         return result
 
     def unbind(self, addr: Endpoint | bytes) -> None:
@@ -466,6 +497,95 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             add_context(exc, f"  in {verb}({addr!r}) on {self.describe()}")
             raise
         _discard(endpoints, addr)
+        peers = self.__dict__["_peers"]
+        if peers is not None:
+            peers.detached(addr)
+
+    @property
+    def peers(self) -> PeerWatch | None:
+        """What this socket knows of its peers (:class:`zmqtest.peers.PeerWatch`); ``None`` once closed.
+
+        The watch starts at the first bind or connect, or when first asked for.
+        """
+        return self._watch()
+
+    def _watch(self) -> PeerWatch | None:
+        """The socket's peer watch, started now if not yet (before the first bind or connect, to see it)."""
+        state = self.__dict__
+        peers = state["_peers"]
+        if peers is None and not self.closed:
+            peers = state["_peers"] = PeerWatch(self)
+        return peers  # type: ignore[no-any-return]
+
+    def monitor(self, addr: str | bytes | None, events: int = zmq.EVENT_ALL) -> None:
+        """Start (or with ``addr=None`` stop) a monitor of the test's own: it takes the place of the peer watch.
+
+        libzmq allows one monitor per socket; timeout messages then no longer say what
+        became of the peers.
+        """
+        peers = self.__dict__["_peers"]
+        if peers is not None and addr is not None:
+            peers.stop("the test started a monitor of its own on this socket")
+        super().monitor(addr, events)
+
+    def close(self, linger: int | None = None) -> None:
+        """Close the socket (and its peer watch)."""
+        peers = self.__dict__.get("_peers")
+        if peers is not None:
+            peers.stop("the socket was closed")
+        super().close(linger)
+
+    def _start_over(self) -> None:
+        """After a receive on a REQ gave up: start over on new connections, as a real client does.
+
+        A plain REQ would refuse the next request (EFSM); a client then opens a new socket
+        (the zguide's Lazy Pirate). The mimic does the same on the socket it is: it
+        disconnects and connects again each endpoint, so the reply to the request it gave
+        up on, if it ever comes, goes to a connection that is gone and is never taken for
+        the reply to the next one; the next request may go (REQ_RELAXED, for that one send
+        only). The peer sees what it would see from a real client: a new connection. A REQ
+        that is bound cannot start over without its peer reconnecting: its next send
+        raises libzmq's EFSM, as a plain REQ's does, and says why.
+        """
+        state = self.__dict__
+        if self.closed:
+            return
+        state["_pending"] = True
+        if self.bound or not self.connected:
+            state["_stuck"] = (
+                "its last request got no reply, and a REQ that is bound cannot start over on a new connection (its "
+                "peer would have to reconnect); close it and make a new one, as a real client would"
+            )
+            return
+        record = _transcript()
+        try:
+            for endpoint in self.connected:
+                zmq.Socket.disconnect(self, endpoint)
+                zmq.Socket.connect(self, endpoint)
+                peers = state["_peers"]
+                if peers is not None:
+                    peers.attached(endpoint, "connected")
+            self.setsockopt(zmq.REQ_RELAXED, 1)
+        except zmq.ZMQError as exc:  # the context is going away: the failure that got us here is what matters
+            state["_stuck"] = f"it could not start over after its last request got no reply ({exc})"
+            return
+        if record is not None:
+            record.note_on(self, "started over on a new connection: a late reply to the last request is dropped")
+
+    def _settle(self, sent: bool) -> None:
+        """After the first send or receive that worked since :meth:`_start_over`: a REQ like any other again.
+
+        A new request is out: refuse a second one (EFSM), as a plain REQ does. A reply came
+        (a bound REQ's late one): the next send is a normal one.
+        """
+        state = self.__dict__
+        if sent:
+            if not state["_stuck"] and not self.closed:
+                self.setsockopt(zmq.REQ_RELAXED, 0)
+        elif not state["_stuck"]:
+            return  # a reply, yet no new request since starting over: keep the next send relaxed
+        state["_pending"] = False
+        state["_stuck"] = ""
 
     def _allow_ipv6(self, addr: str) -> None:
         """libzmq resolves IPv6 literals (``tcp://[::1]:5555``) only on sockets with IPV6 set."""
@@ -494,20 +614,27 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         self.__dict__["_armed"] = seconds
 
     def _timeout_message(self, operation: str, seconds: float) -> str:
-        if operation.startswith("send"):
-            hint = _SEND_HINTS.get(self._type_name, "the message could not be queued")
+        kind = self._type_name
+        sending = operation.startswith("send")
+        peers = self.__dict__["_peers"]
+        watched = peers.describe(queues=kind in _QUEUEING) if peers is not None else ""
+        if sending:
+            hint = _SEND_HINTS.get(kind, "no peer took the message")
+            if kind not in _SEND_HINTS and peers is not None and peers.any_connected():
+                hint += f": its queue is full (sndhwm={int(self.getsockopt(zmq.SNDHWM))} messages per peer)"
             what = f"could not send within {seconds:g} s: {hint}"
-            if self.connected and not self.bound:
-                what += f" (is a process bound to {', '.join(self.connected)} and running?)"
-            elif self.bound and not self.connected:
-                what += " (has the process connected?)"
         else:
-            hint = _RECV_HINTS.get(self._type_name, "no message")
+            hint = _RECV_HINTS.get(kind, "no message")
             what = (
                 f"{hint} within {seconds:g} s" if hint.startswith("no ") else f"no message within {seconds:g} s: {hint}"
             )
-            if self._type_name == "REQ" and self.connected and not self.bound:
-                what += f" (is a process bound to {', '.join(self.connected)} and running?)"
+        if watched:
+            what += f"; {watched}"
+        elif self.connected and not self.bound and (sending or kind == "REQ"):
+            what += f" (is a process bound to {', '.join(self.connected)} and running?)"
+        elif sending and self.bound and not self.connected:
+            what += " (has the process connected?)"
+        if not sending:
             what += self._maxmsgsize_hint()
         return f"{operation} on {self.describe()}: {what}"
 
@@ -532,6 +659,9 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         if self.connected:
             places.append("connected to " + ", ".join(self.connected))
         text += " " + " and ".join(places) if places else " (not bound or connected)"
+        security = self.__dict__.get("_security")
+        if security is not None:
+            text += f" [{security.describe()}]"
         return text + (" [closed]" if self.closed else "")
 
     def __repr__(self) -> str:

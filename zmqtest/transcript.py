@@ -133,7 +133,8 @@ class Transcript:
 
     ``events`` holds ``(perf_counter stamp, participant, kind, data)`` tuples, kinds
     ``send``/``recv`` (data: the kept frames), ``error`` (a wait that failed: its
-    text), ``note`` (a process event, a log record, a test event: its text) and
+    text), ``note`` (a process event, a log record, a test event, a mimic's own
+    event: its text) and
     ``phase`` (setup, call, teardown). ``recording`` is False when only the sockets
     are tracked (strict mode with the transcript off).
     """
@@ -170,6 +171,11 @@ class Transcript:
         """Record a send or receive of ``sock`` that failed (a timeout, a death, a ZMQ error)."""
         if self.recording:
             self.events.append((perf_counter(), sock.__dict__["_who"] or self._mimic(sock), "error", text))
+
+    def note_on(self, sock: TestSocket, what: str) -> None:
+        """Record an event of mimic ``sock`` other than a message (a REQ that started over on a new connection)."""
+        if self.recording:
+            self.events.append((perf_counter(), sock.__dict__["_who"] or self._mimic(sock), "note", what))
 
     def note(self, who: str | None, what: str, *, at: float | None = None) -> None:
         """Record an event of process ``who`` (``None``: of the test itself) that happened now, or ``at`` then."""

@@ -14,11 +14,9 @@ timeout says what was awaited and what was seen instead.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import math
 import os
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -31,6 +29,7 @@ import zmq
 
 from zmqtest import transcript
 from zmqtest.errors import HandshakeFailed, ProcessError, SocketTimeout, WaitTimeout, ZmqTestError, add_context
+from zmqtest.peers import PeerEvent, PeerWatch, event_detail, handshake_failure, parse_event
 from zmqtest.settings import current_timeout, parse_timeout
 
 __all__ = [
@@ -367,45 +366,19 @@ def wait_until(
 # --- ConnectionWaiter ----------------------------------------------------------------------------------------------
 
 _monitor_numbers = itertools.count(1)
-_EVENT = struct.Struct("=Hi")
-"""A libzmq (v1) monitor event frame: 16-bit event id, 32-bit value."""
-_PROTOCOL_ERRORS = {
-    int(getattr(zmq, name)): name.removeprefix("PROTOCOL_ERROR_") for name in dir(zmq) if name.startswith("PROTOCOL_")
-}
-_HANDSHAKE_HINTS = {
-    "ZMTP_MECHANISM_MISMATCH": ": the two sides use different security mechanisms (NULL, PLAIN or CURVE)",
-}
 _FATAL = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 """Handshake failures that the next attempt repeats (mechanism mismatch, rejected credentials): no use waiting."""
-
-
-def event_name(event: int) -> str:
-    """``HANDSHAKE_SUCCEEDED`` for a monitor event id (the hex value for one libzmq knows and pyzmq does not)."""
-    try:
-        name = zmq.Event(event).name
-    except ValueError:
-        name = None
-    return name or hex(event)
-
-
-def event_detail(event: int, value: int) -> str:
-    """What the value of a failure event means: an errno, a ZMTP protocol error, a ZAP status code."""
-    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        return _PROTOCOL_ERRORS.get(value, hex(value))
-    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-        return f"ZAP status {value}: the credentials were rejected"
-    if event in (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_BIND_FAILED, zmq.EVENT_ACCEPT_FAILED):
-        return errno.errorcode.get(value, str(value))
-    return ""
 
 
 class ConnectionWaiter:
     """Wait until a peer has completed a connection (the ZMTP handshake) with a mimic socket.
 
-    Create it *before* the peer can connect: it starts the socket's monitor, and a
-    connection made earlier is not reported. Either side works: a mimic that binds sees
-    the process connect, a mimic that connects sees the process accept. Use it as a
-    context manager (or call :meth:`close`) so the monitor socket is closed::
+    Create it *before* the peer can connect: a connection made earlier is not
+    reported. Either side works: a mimic that binds sees the process connect, a mimic
+    that connects sees the process accept. A :class:`~zmqtest.sockets.TestSocket` is
+    watched through its own peer watch (:mod:`zmqtest.peers`); any other socket gets a
+    monitor for the waiter's lifetime. Use it as a context manager (or call
+    :meth:`close`) so such a monitor is stopped::
 
         with ConnectionWaiter(sock) as waiter:
             start_process(sock.endpoint)
@@ -415,18 +388,24 @@ class ConnectionWaiter:
     """
 
     def __init__(self, sock: zmq.Socket[Any]) -> None:
+        self.sock = sock
+        self.events: deque[dict[str, Any]] = deque(maxlen=100)
+        self._counts: dict[str, int] = {}  # label -> count, in first-seen order (a bounded set of names)
+        peers = getattr(sock, "peers", None)
+        self._peers: PeerWatch | None = peers if isinstance(peers, PeerWatch) and peers.stopped is None else None
+        if self._peers is not None:
+            self._seen = self._peers.read()  # from now on
+            self.monitor: zmq.Socket[Any] = self._peers.pair
+            return
         current = getattr(sock, "_monitor_socket", None)
         if current is not None and not current.closed:
             raise ValueError(
                 f"{describe_socket(sock)} already has a monitor, and libzmq allows one per socket:"
                 " close the other ConnectionWaiter (or call sock.disable_monitor()) first"
             )
-        self.sock = sock
-        self.events: deque[dict[str, Any]] = deque(maxlen=100)
-        self._counts: dict[str, int] = {}  # label -> count, in first-seen order (a bounded set of names)
         # a fresh inproc address each time: libzmq releases a stopped monitor's address only later, asynchronously
         address = f"inproc://zmqtest-monitor-{os.getpid()}-{next(_monitor_numbers)}"
-        self.monitor: zmq.Socket[Any] = sock.get_monitor_socket(addr=address)
+        self.monitor = sock.get_monitor_socket(addr=address)
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
         """Return the next ``HANDSHAKE_SUCCEEDED`` event: ``{"event", "value", "endpoint" (str), "name"}``.
@@ -437,17 +416,27 @@ class ConnectionWaiter:
         :class:`~zmqtest.errors.WaitTimeout` listing the events seen.
         """
         seconds = _seconds(timeout, "the timeout= argument of ConnectionWaiter.wait")
-        if self.monitor.closed:
+        if self._closed():
             raise ValueError(f"this ConnectionWaiter of {describe_socket(self.sock)} is closed")
         deadline = time.monotonic() + seconds
         processes = watched()
         while True:
-            try:
-                frames = self.monitor.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                waiting_for = self._waiting_for
-                if _wait_ready(self.monitor, zmq.POLLIN, deadline, processes, waiting_for):
-                    continue
+            for event in self._arrived():
+                kind = event.event
+                if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    return event.as_dict()
+                if kind in _FATAL:
+                    raise _failed(
+                        HandshakeFailed(
+                            f"{self._waiting_for()}: {handshake_failure(event)} on {event.endpoint}; {self.summary()}"
+                        )
+                    )
+                if kind == zmq.EVENT_MONITOR_STOPPED:
+                    raise ZmqTestError(f"{self._waiting_for()}: the socket was closed or its monitor stopped")
+            waiting_for = self._waiting_for
+            if self._closed() or not _wait_ready(self.monitor, zmq.POLLIN, deadline, processes, waiting_for):
+                if self._closed():
+                    raise ZmqTestError(f"{waiting_for()}: the socket was closed or its monitor stopped")
                 raise _failed(
                     WaitTimeout(
                         f"{waiting_for()}: no connection within {seconds:g} s; {self.summary()}"
@@ -456,41 +445,41 @@ class ConnectionWaiter:
                         timeout=seconds,
                     )
                 ) from None
-            event = self._record(frames)
-            kind = event["event"]
-            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                return event
-            if kind in _FATAL:
-                detail = event_detail(kind, event["value"])
-                raise _failed(
-                    HandshakeFailed(
-                        f"{self._waiting_for()}: {event['name']} ({detail}) on {event['endpoint']}"
-                        f"{_HANDSHAKE_HINTS.get(detail, '')}; {self.summary()}"
-                    )
-                )
-            if kind == zmq.EVENT_MONITOR_STOPPED:
-                raise ZmqTestError(f"{self._waiting_for()}: the socket was closed or its monitor stopped")
+
+    def _closed(self) -> bool:
+        return self.monitor.closed or (self._peers is not None and self._peers.stopped is not None)
+
+    def _arrived(self) -> list[PeerEvent]:
+        """The events that arrived since the last look, recorded for :meth:`summary`."""
+        if self._peers is not None:
+            peers = self._peers
+            count = peers.read()
+            new = peers.after(self._seen)
+            self._seen = count
+        else:
+            new = []
+            while True:
+                try:
+                    frames = self.monitor.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    new.append(PeerEvent(*parse_event(frames), time.monotonic()))
+                except ValueError:
+                    raise ZmqTestError(
+                        f"unexpected message on the monitor of {describe_socket(self.sock)}: {frames!r:.200}"
+                    ) from None
+        for event in new:
+            self.events.append(event.as_dict())
+            label = event.name
+            detail = event_detail(event.event, event.value)
+            if detail:
+                label += f" ({detail})"
+            self._counts[label] = self._counts.get(label, 0) + 1
+        return new
 
     def _waiting_for(self) -> str:
         return f"waiting for a connection on {describe_socket(self.sock)}"
-
-    def _record(self, frames: list[bytes]) -> dict[str, Any]:
-        if len(frames) != 2 or len(frames[0]) != _EVENT.size:
-            raise ZmqTestError(f"unexpected message on the monitor of {describe_socket(self.sock)}: {frames!r:.200}")
-        kind, value = _EVENT.unpack(frames[0])
-        event: dict[str, Any] = {
-            "event": kind,
-            "value": value,
-            "endpoint": frames[1].decode(errors="replace"),
-            "name": event_name(kind),
-        }
-        self.events.append(event)
-        label = event["name"]
-        detail = event_detail(kind, value)
-        if detail:
-            label += f" ({detail})"
-        self._counts[label] = self._counts.get(label, 0) + 1
-        return event
 
     def summary(self) -> str:
         """The events seen, in first-seen order with counts: ``events seen: CONNECT_DELAYED, CONNECT_RETRIED x12``."""
@@ -506,8 +495,8 @@ class ConnectionWaiter:
 
     def close(self) -> None:
         """Stop monitoring and close the monitor socket (safe to call twice, or after the socket was closed)."""
-        if self.monitor.closed:
-            return
+        if self._peers is not None or self.monitor.closed:
+            return  # a mimic's peer watch goes on: it belongs to the socket
         try:
             if not self.sock.closed:
                 self.sock.disable_monitor()
