@@ -558,7 +558,7 @@ def test_barriers_are_built_in_actions_of_a_generator_test(socks: Any, feed: Any
 
     ProcessTest().run(conversation)
     assert got == {"subscribed": [b"news"], "probe answer": [b"tick"]}
-    assert sub.recv_multipart() == [b"news", b'{"n":1}']
+    assert sub.recv_multipart() == [b"news", b'{"n": 1}']
 
     class Ticking(ProcessTest):
         def tick(self) -> None:  # an action of the test, standing in for "ask the process to publish"

@@ -415,7 +415,7 @@ def test_a_failure_traceback_ends_at_the_users_yield_line(pytester: pytest.Pytes
         [
             '>       reply = yield ("recv", self.left)',
             "E       zmqtest.errors.SocketTimeout: recv_multipart on PAIR socket bound to tcp://127.0.0.1:*: "
-            "no message within 0.05 s",
+            "no message within 0.05 s; a peer is connected at tcp://127.0.0.1:*",
             f"E         event: ('recv', <TestSocket PAIR socket bound to tcp://127.0.0.1:*>) "
             f"at test_no_reply.py:{yield_line}",
             "",

@@ -161,7 +161,7 @@ def check_strict_failures(result: pytest.RunResult) -> None:
     assert all(len(line) < 260 for line in many.splitlines())
     reply = reports["test_leftover_reply"]
     assert re.search(
-        r"PAIR socket 'client' connected to tcp://127\.0\.0\.1:\d+: 1 unread message\n.*\[\"pong\",1\]", reply
+        r"PAIR socket 'client' connected to tcp://127\.0\.0\.1:\d+: 1 unread message\n.*\[\"pong\", 1\]", reply
     )
     own = reports["test_own_failure"]
     assert "AssertionError: the test's own failure" in own  # the test's failure comes first, not masked

@@ -43,8 +43,6 @@ WATCHED_EVENTS = (
 """The events a mimic watches: not CONNECT_RETRIED, which a 2 ms reconnect interval repeats 500 times a second."""
 KEPT_EVENTS = 200
 """A watch keeps the last this many events (and counts all of them)."""
-QUEUED_EVENTS = 10_000
-"""Events libzmq may queue for a watch that nobody reads (each a few dozen bytes); later ones are dropped."""
 
 _EVENT = struct.Struct("=Hi")
 """A libzmq (v1) monitor event frame: 16-bit event id, 32-bit value."""
@@ -84,10 +82,10 @@ def event_detail(event: int, value: int) -> str:
     return ""
 
 
-def handshake_failure(event: PeerEvent) -> str:
-    """``HANDSHAKE_FAILED_AUTH (ZAP status 400: ...)``, with a hint where one helps."""
+def handshake_failure(event: PeerEvent, *, where: str = "") -> str:
+    """Say ``HANDSHAKE_FAILED_AUTH (ZAP status 400: ...)``, then ``where``, then a hint where one helps."""
     detail = event_detail(event.event, event.value)
-    return f"{event.name} ({detail}){_HANDSHAKE_HINTS.get(detail, '')}"
+    return f"{event.name} ({detail}){where}{_HANDSHAKE_HINTS.get(detail, '')}"
 
 
 class PeerEvent(NamedTuple):
@@ -138,7 +136,9 @@ class PeerWatch:
         self.pair: zmq.Socket[Any] = sock.context.socket(zmq.PAIR)
         try:
             self.pair.setsockopt(zmq.LINGER, 0)
-            self.pair.setsockopt(zmq.RCVHWM, QUEUED_EVENTS)
+            # No limit: libzmq sends monitor events blocking, so a full queue would stall its I/O thread. Without
+            # the retries, events come only with connections (a few dozen bytes each); every failed wait reads them.
+            self.pair.setsockopt(zmq.RCVHWM, 0)
             self.pair.connect(address)
         except BaseException:
             self.pair.close(linger=0)
@@ -175,26 +175,28 @@ class PeerWatch:
         new = self.count - count
         return list(self.events)[-new:] if new > 0 else []
 
-    def state(self, endpoint: str) -> tuple[bool, PeerEvent | None]:
-        """Whether a peer is connected at ``endpoint`` now (as far as read), and the last event that said so or not.
+    def state(self, endpoint: str) -> tuple[bool, PeerEvent | None, PeerEvent | None]:
+        """Whether a peer is connected at ``endpoint`` now (as far as read), the last event that said so or not,
+        and the last failed handshake there since the last one that succeeded.
 
         For a bound endpoint, "connected" means at least one accepted peer has completed its
         handshake and not all of those have disconnected since.
         """
         peers = 0
-        last = None
+        last = failure = None
         for event in self.events:
             if event.endpoint != endpoint:
                 continue
             if event.event in _UP:
                 peers += 1
                 last = event
+                failure = None
             elif event.event in _DOWN:
                 peers = max(peers - 1, 0)
                 last = event
             elif event.event in HANDSHAKE_FAILURES:
-                last = event
-        return peers > 0, last
+                failure = event
+        return peers > 0, last, failure
 
     def any_connected(self) -> bool:
         """Whether a peer is connected at any endpoint now, as far as read."""
@@ -206,15 +208,17 @@ class PeerWatch:
 
         Empty when there is nothing useful to say (no endpoints, or the watch was stopped).
         """
-        if self.stopped is not None and self.count == 0:
+        if not self.since:
             return ""
         self.read()
         now = time.monotonic()
         parts = []
         for endpoint, (how, at) in self.since.items():
-            connected, last = self.state(endpoint)
-            if last is not None and last.event in HANDSHAKE_FAILURES:
-                parts.append(f"the security handshake with {endpoint} failed: {handshake_failure(last)}")
+            connected, last, failure = self.state(endpoint)
+            if self.stopped is not None and last is None and failure is None:
+                continue  # nothing seen before the watch stopped: nothing to say
+            if failure is not None and not connected:
+                parts.append(f"the security handshake with {endpoint} failed: {handshake_failure(failure)}")
             elif connected:
                 parts.append(f"a peer is connected at {endpoint}")
             else:
@@ -230,10 +234,22 @@ class PeerWatch:
             parts.append(f"({self.stopped}: later connections are not known)")
         return "; ".join(parts)
 
-    def stop(self, why: str) -> None:
-        """Stop reading: the monitor was handed to someone else (``why`` says to whom) or the socket is closing."""
+    def stop(self, why: str, sock: zmq.Socket[Any] | None = None) -> None:
+        """Stop watching: ``why`` says why (the socket is closing, the test took its monitor).
+
+        Given ``sock`` (still monitored by this watch), stop its monitor first, while the
+        events still have somewhere to go: libzmq keeps a socket whose monitor outlived its
+        reader (and three file descriptors) until the context ends, and would block sending
+        the monitor's last event to nobody.
+        """
         if self.stopped is None:
             self.read()
             self.stopped = why
-        if not self.pair.closed:
-            self.pair.close(linger=0)
+        if self.pair.closed:
+            return
+        if sock is not None and not sock.closed:
+            try:
+                zmq.Socket.monitor(sock, None, 0)
+            except zmq.ZMQError:
+                pass  # the context is being terminated: nothing to stop
+        self.pair.close(linger=0)

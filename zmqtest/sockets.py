@@ -523,16 +523,20 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         libzmq allows one monitor per socket; timeout messages then no longer say what
         became of the peers.
         """
+        super().monitor(addr, events)  # libzmq stops ours first, telling its reader
         peers = self.__dict__["_peers"]
-        if peers is not None and addr is not None:
-            peers.stop("the test started a monitor of its own on this socket")
-        super().monitor(addr, events)
+        if peers is not None:
+            peers.stop(
+                "the test started a monitor of its own on this socket"
+                if addr is not None
+                else "the test stopped the socket's monitor"
+            )
 
     def close(self, linger: int | None = None) -> None:
         """Close the socket (and its peer watch)."""
         peers = self.__dict__.get("_peers")
         if peers is not None:
-            peers.stop("the socket was closed")
+            peers.stop("the socket was closed", self)
         super().close(linger)
 
     def _start_over(self) -> None:
@@ -628,14 +632,14 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             what = (
                 f"{hint} within {seconds:g} s" if hint.startswith("no ") else f"no message within {seconds:g} s: {hint}"
             )
+        if not sending:
+            what += self._maxmsgsize_hint()
         if watched:
             what += f"; {watched}"
         elif self.connected and not self.bound and (sending or kind == "REQ"):
             what += f" (is a process bound to {', '.join(self.connected)} and running?)"
         elif sending and self.bound and not self.connected:
             what += " (has the process connected?)"
-        if not sending:
-            what += self._maxmsgsize_hint()
         return f"{operation} on {self.describe()}: {what}"
 
     def _maxmsgsize_hint(self) -> str:

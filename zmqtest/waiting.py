@@ -391,6 +391,7 @@ class ConnectionWaiter:
         self.sock = sock
         self.events: deque[dict[str, Any]] = deque(maxlen=100)
         self._counts: dict[str, int] = {}  # label -> count, in first-seen order (a bounded set of names)
+        self._done = False
         peers = getattr(sock, "peers", None)
         self._peers: PeerWatch | None = peers if isinstance(peers, PeerWatch) and peers.stopped is None else None
         if self._peers is not None:
@@ -416,7 +417,7 @@ class ConnectionWaiter:
         :class:`~zmqtest.errors.WaitTimeout` listing the events seen.
         """
         seconds = _seconds(timeout, "the timeout= argument of ConnectionWaiter.wait")
-        if self._closed():
+        if self._done:
             raise ValueError(f"this ConnectionWaiter of {describe_socket(self.sock)} is closed")
         deadline = time.monotonic() + seconds
         processes = watched()
@@ -428,7 +429,8 @@ class ConnectionWaiter:
                 if kind in _FATAL:
                     raise _failed(
                         HandshakeFailed(
-                            f"{self._waiting_for()}: {handshake_failure(event)} on {event.endpoint}; {self.summary()}"
+                            f"{self._waiting_for()}: {handshake_failure(event, where=f' on {event.endpoint}')}; "
+                            f"{self.summary()}"
                         )
                     )
                 if kind == zmq.EVENT_MONITOR_STOPPED:
@@ -484,7 +486,8 @@ class ConnectionWaiter:
     def summary(self) -> str:
         """The events seen, in first-seen order with counts: ``events seen: CONNECT_DELAYED, CONNECT_RETRIED x12``."""
         if not self._counts:
-            return "no monitor events (nothing connected or tried to)"
+            watched = self._peers.describe(queues=False) if self._peers is not None else ""
+            return watched or "no monitor events (nothing connected or tried to)"
         seen = ", ".join(label if count == 1 else f"{label} x{count}" for label, count in self._counts.items())
         endpoints = sorted({event["endpoint"] for event in self.events if event["endpoint"]})
         where = f" on {', '.join(endpoints)}" if endpoints else ""
@@ -495,6 +498,7 @@ class ConnectionWaiter:
 
     def close(self) -> None:
         """Stop monitoring and close the monitor socket (safe to call twice, or after the socket was closed)."""
+        self._done = True
         if self._peers is not None or self.monitor.closed:
             return  # a mimic's peer watch goes on: it belongs to the socket
         try:

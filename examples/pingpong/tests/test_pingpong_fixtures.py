@@ -107,7 +107,7 @@ class TestPong(ProcessTest):
         yield ("send", pong.client, [], ["ping", 7])
         assert (yield ("recv", pong.client)) == [["pong", 7]]
         # PongProc's logging records reach the test (zmq_process_factory hands it the endpoint).
-        record = yield ("log", '["ping",7] -> ["pong",7]')
+        record = yield ("log", '["ping", 7] -> ["pong",7]')
         assert (record.process, record.logger, record.level) == ("PongProc", "pingpong.pong", "INFO")
         listening = yield ("log", "listening on", "INFO", "pingpong")  # logged before the test began: it counts
         assert listening.message == f"listening on {pong.client.endpoint}"

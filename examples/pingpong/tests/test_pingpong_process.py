@@ -128,7 +128,7 @@ class TestPongProcess(PongTest):
         ("body", "problem"),
         [
             (["ping"], 'bad request: expected [command, argument], got ["ping"]'),
-            ({"ping": 1}, 'bad request: expected [command, argument], got {"ping":1}'),
+            ({"ping": 1}, 'bad request: expected [command, argument], got {"ping": 1}'),
             (["ping", "one"], 'bad request: ping takes an integer, got "one"'),
         ],
         ids=["one-element", "object", "string-argument"],
