@@ -940,7 +940,7 @@ def test_a_monitor_of_the_tests_own_takes_the_place_of_the_peer_watch(socks: Soc
     with pytest.raises(SocketTimeout) as excinfo:
         mimic.recv()
     assert str(excinfo.value).endswith(
-        "no message within 0.01 s; (the test started a monitor of its own on this socket: later connections are not "
+        "no message within 0.01 s; (the test started a monitor of its own on this socket: its connections are not "
         "known)"
     ), str(excinfo.value)
     mimic.disable_monitor()

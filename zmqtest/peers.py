@@ -199,7 +199,9 @@ class PeerWatch:
         return peers > 0, last, failure
 
     def any_connected(self) -> bool:
-        """Whether a peer is connected at any endpoint now, as far as read."""
+        """Whether a peer is connected at any endpoint now, as far as read (False once the watch stopped: unknown)."""
+        if self.stopped is not None:
+            return False
         self.read()
         return any(self.state(endpoint)[0] for endpoint in self.since)
 
@@ -210,13 +212,13 @@ class PeerWatch:
         """
         if not self.since:
             return ""
+        if self.stopped is not None:  # what it saw before may no longer be so
+            return f"({self.stopped}: its connections are not known)"
         self.read()
         now = time.monotonic()
         parts = []
         for endpoint, (how, at) in self.since.items():
             connected, last, failure = self.state(endpoint)
-            if self.stopped is not None and last is None and failure is None:
-                continue  # nothing seen before the watch stopped: nothing to say
             if failure is not None and not connected:
                 parts.append(f"the security handshake with {endpoint} failed: {handshake_failure(failure)}")
             elif connected:
@@ -230,8 +232,6 @@ class PeerWatch:
                 if queues and how == "connected":  # a connect makes the queue at once; a bind only for a peer
                     text += " (what is sent to it waits in the socket's queue until one does)"
                 parts.append(text)
-        if self.stopped is not None:
-            parts.append(f"({self.stopped}: later connections are not known)")
         return "; ".join(parts)
 
     def stop(self, why: str, sock: zmq.Socket[Any] | None = None) -> None:
