@@ -18,6 +18,7 @@ nothing of peers.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
@@ -248,8 +249,6 @@ class PeerWatch:
         if self.pair.closed:
             return
         if sock is not None and not sock.closed:
-            try:
+            with contextlib.suppress(zmq.ZMQError):  # the context is being terminated: nothing to stop
                 zmq.Socket.monitor(sock, None, 0)
-            except zmq.ZMQError:
-                pass  # the context is being terminated: nothing to stop
         self.pair.close(linger=0)
