@@ -438,7 +438,7 @@ def test_a_dealer_queues_for_a_peer_that_has_not_connected_and_delivers_once_one
         str(excinfo.value),
     )
     late = socks(zmq.ROUTER, bind=nobody, timeout=5)
-    identity, *frames = late.recv_multipart()
+    _identity, *frames = late.recv_multipart()
     assert frames  # the message sent while nobody was there
 
 

@@ -169,7 +169,9 @@ def test_a_timeout_is_recorded_on_its_socket_and_a_noblock_miss_is_not(socks: So
         server.recv(zmq.NOBLOCK)  # "nothing yet", asked for: not a failure
     with pytest.raises(SocketTimeout):
         server.recv_multipart(timeout=0.01)
-    assert kinds(transcript) == [("server", "error", f"recv_multipart: no message within 0.01 s; a peer is connected at {server.endpoint}")]
+    assert kinds(transcript) == [
+        ("server", "error", f"recv_multipart: no message within 0.01 s; a peer is connected at {server.endpoint}")
+    ]
 
 
 def test_an_error_of_zmq_is_recorded_with_its_message(socks: Sockets, transcript: Transcript) -> None:

@@ -844,8 +844,8 @@ def test_connection_waiter_times_out_with_nothing_seen(socks: Sockets, fakes: Ca
         waiter.wait(timeout=0.02)
     assert re.fullmatch(
         f"waiting for a connection on PAIR socket 'backend' bound to {re.escape(mimic.endpoint)}: no connection within "
-        f"0.02 s; no peer has connected at {re.escape(mimic.endpoint)} since the socket was bound there [0-9.e-]+ s ago; "
-        r"server \(pid 0, running\)",
+        f"0.02 s; no peer has connected at {re.escape(mimic.endpoint)} since the socket was bound there "
+        r"[0-9.e-]+ s ago; server \(pid 0, running\)",
         str(excinfo.value),
     ), str(excinfo.value)
     assert excinfo.value.what == "a connection"
@@ -876,7 +876,8 @@ def test_connection_waiter_timeout_lists_the_events(ctx: zmq.Context[Any], socks
             waiter.wait(timeout=0.1)
     message = str(excinfo.value)
     assert message.startswith(
-        f"waiting for a connection on DEALER socket at {endpoint}: no connection within 0.1 s; events seen on {endpoint}: "
+        f"waiting for a connection on DEALER socket at {endpoint}: no connection within 0.1 s; "
+        f"events seen on {endpoint}: "
     ), message
     assert re.search(r"CONNECT_RETRIED x\d+", message)  # a retry every 10 ms
     assert message.endswith("(nothing accepted the connection: is the process bound there, and running?)")
