@@ -59,14 +59,26 @@ _EXPORTS = {
     "Normaliser": "zmqtest.golden",
     "RunResult": "zmqtest.golden",
     "RunTimeout": "zmqtest.golden",
+    "Authenticator": "zmqtest.security",
+    "CurveClient": "zmqtest.security",
+    "CurveKeys": "zmqtest.security",
+    "CurveServer": "zmqtest.security",
+    "PlainClient": "zmqtest.security",
+    "PlainServer": "zmqtest.security",
+    "Security": "zmqtest.security",
+    "ZapRequest": "zmqtest.security",
 }
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Authenticator",
     "Codec",
     "ConnectionWaiter",
     "ContextNotTerminated",
     "Conversation",
+    "CurveClient",
+    "CurveKeys",
+    "CurveServer",
     "EndpointFactory",
     "EventError",
     "GoldenFiles",
@@ -79,6 +91,8 @@ __all__ = [
     "ManagedProcess",
     "MessageError",
     "Normaliser",
+    "PlainClient",
+    "PlainServer",
     "ProcMock",
     "ProcessError",
     "ProcessExited",
@@ -87,6 +101,7 @@ __all__ = [
     "RawCodec",
     "RunResult",
     "RunTimeout",
+    "Security",
     "Settings",
     "SocketFactory",
     "SocketTimeout",
@@ -94,6 +109,7 @@ __all__ = [
     "TestContext",
     "TestSocket",
     "WaitTimeout",
+    "ZapRequest",
     "ZmqTestError",
     "__version__",
     "connect_and_wait",
@@ -131,6 +147,16 @@ if TYPE_CHECKING:
     from zmqtest.processes import ProcessManager
     from zmqtest.procmock import ProcMock
     from zmqtest.runner import Conversation, ProcessTest
+    from zmqtest.security import (
+        Authenticator,
+        CurveClient,
+        CurveKeys,
+        CurveServer,
+        PlainClient,
+        PlainServer,
+        Security,
+        ZapRequest,
+    )
     from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout
     from zmqtest.sockets import TestSocket, make_sock, parse_endpoint
     from zmqtest.waiting import ConnectionWaiter, wait_for_message, wait_until, watching

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from zmqtest.endpoints import EndpointFactory
     from zmqtest.golden import GoldenFiles
     from zmqtest.processes import ProcessManager
+    from zmqtest.security import Authenticator
 
 __all__ = [
+    "zmq_authenticator",
     "zmq_context",
     "zmq_endpoint",
     "zmq_endpoint_factory",
@@ -159,3 +161,18 @@ def zmq_golden(
                 "give one of them a name of its own, zmq_golden.check(output, 'name.txt')",
                 pytrace=False,
             )
+
+
+@pytest.fixture
+def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
+    """pyzmq's ZAP handler on ``zmq_context``: which clients the test's CURVE and PLAIN server mimics let in.
+
+    ``zmq_authenticator.allow_curve(client_keys)`` (a ``CurveKeys`` or a public key) and
+    ``zmq_authenticator.allow_plain("alice", "s3cret")`` allow clients; every other one
+    is rejected (its handshake fails with ``HANDSHAKE_FAILED_AUTH``). ``requests`` lists
+    each decision. Its thread stops at teardown, before the context terminates.
+    """
+    from zmqtest.security import Authenticator
+
+    with Authenticator(zmq_context) as authenticator:
+        yield authenticator

@@ -42,6 +42,7 @@ from zmqtest import transcript as ztranscript
 from zmqtest.fixtures import (
     GOLDEN_WRITTEN,
     PROCESSES,
+    zmq_authenticator,
     zmq_context,
     zmq_endpoint,
     zmq_endpoint_factory,
@@ -51,7 +52,15 @@ from zmqtest.fixtures import (
 )
 from zmqtest.settings import Settings
 
-FIXTURES = (zmq_context, zmq_endpoint, zmq_endpoint_factory, zmq_golden, zmq_process_factory, zmq_socket_factory)
+FIXTURES = (
+    zmq_authenticator,
+    zmq_context,
+    zmq_endpoint,
+    zmq_endpoint_factory,
+    zmq_golden,
+    zmq_process_factory,
+    zmq_socket_factory,
+)
 """The public fixtures, found by pytest as attributes of this plugin module."""
 
 MARKERS = (
