@@ -59,14 +59,14 @@ _EXPORTS = {
     "Normaliser": "zmqtest.golden",
     "RunResult": "zmqtest.golden",
     "RunTimeout": "zmqtest.golden",
-    "Authenticator": "zmqtest.security",
+    "Authenticator": "zmqtest.authenticator",
     "CurveClient": "zmqtest.security",
     "CurveKeys": "zmqtest.security",
     "CurveServer": "zmqtest.security",
     "PlainClient": "zmqtest.security",
     "PlainServer": "zmqtest.security",
     "Security": "zmqtest.security",
-    "ZapRequest": "zmqtest.security",
+    "ZapRequest": "zmqtest.authenticator",
 }
 
 __all__ = [
@@ -126,6 +126,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from zmqtest.authenticator import Authenticator, ZapRequest
     from zmqtest.barriers import connect_and_wait, wait_for_subscriber, wait_until_receiving
     from zmqtest.codecs import Codec, JsonCodec, RawCodec
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
@@ -147,16 +148,7 @@ if TYPE_CHECKING:
     from zmqtest.processes import ProcessManager
     from zmqtest.procmock import ProcMock
     from zmqtest.runner import Conversation, ProcessTest
-    from zmqtest.security import (
-        Authenticator,
-        CurveClient,
-        CurveKeys,
-        CurveServer,
-        PlainClient,
-        PlainServer,
-        Security,
-        ZapRequest,
-    )
+    from zmqtest.security import CurveClient, CurveKeys, CurveServer, PlainClient, PlainServer, Security
     from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout
     from zmqtest.sockets import TestSocket, make_sock, parse_endpoint
     from zmqtest.waiting import ConnectionWaiter, wait_for_message, wait_until, watching

@@ -16,11 +16,11 @@ import pytest
 if TYPE_CHECKING:
     import zmq
 
+    from zmqtest.authenticator import Authenticator
     from zmqtest.contexts import SocketFactory
     from zmqtest.endpoints import EndpointFactory
     from zmqtest.golden import GoldenFiles
     from zmqtest.processes import ProcessManager
-    from zmqtest.security import Authenticator
 
 __all__ = [
     "zmq_authenticator",
@@ -172,7 +172,7 @@ def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
     is rejected (its handshake fails with ``HANDSHAKE_FAILED_AUTH``). ``requests`` lists
     each decision. Its thread stops at teardown, before the context terminates.
     """
-    from zmqtest.security import Authenticator
+    from zmqtest.authenticator import Authenticator
 
     with Authenticator(zmq_context) as authenticator:
         yield authenticator

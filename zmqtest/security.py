@@ -11,8 +11,9 @@ Each has ``apply(sock)`` (set the socket's options, before any bind or connect) 
 ``describe()`` (a short text for messages that never shows a secret key or password).
 :class:`CurveKeys` is a key pair, generated, derived from a secret key, loaded from or
 written to ``zmq.auth`` certificate files. When the test plays the server and must check
-the process's credentials, an :class:`Authenticator` (pyzmq's own ZAP handler, running
-in a thread that is always stopped) allows the client keys and PLAIN passwords given.
+the process's credentials, an :class:`~zmqtest.authenticator.Authenticator` (pyzmq's own
+ZAP handler, running in a thread that is always stopped) allows the client keys and PLAIN
+passwords given.
 
 Keys are CURVE keys as ``zmq.curve_keypair()`` makes them: 40 characters of Z85 text.
 Every value is checked when the object is made, and an error names the bad value's role.
@@ -20,33 +21,26 @@ Every value is checked when the object is made, and an error names the bad value
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
 import os
 import stat
 import struct
-import threading
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from zmqtest.errors import ZmqTestError
 
 __all__ = [
-    "Authenticator",
     "CurveClient",
     "CurveKeys",
     "CurveServer",
     "PlainClient",
     "PlainServer",
     "Security",
-    "ZapRequest",
 ]
 
 Z85_KEY_LENGTH = 40
@@ -56,23 +50,18 @@ SHOWN_KEY_CHARS = 8
 """Characters of a public key that messages show: enough to tell keys apart."""
 MAX_CREDENTIAL_BYTES = 255
 """libzmq's limit for a PLAIN user name, password and a ZAP domain (each is sent with a one-byte length)."""
-ZAP_ENDPOINT = "inproc://zeromq.zap.01"
-"""Where libzmq asks for a ZAP decision: one handler per context binds it."""
-STOP_TIMEOUT = 5.0
-"""Seconds :meth:`Authenticator.close` waits for its thread by default (it stops within a millisecond)."""
 
 _Z85_CHARS = frozenset(z85.Z85CHARS)
 _secret_digests: set[bytes] = set()
 """SHA-256 digests of the secret keys of every :class:`CurveKeys` made in this process: a secret key passed where a
 public one belongs is recognised (and never shown). Digests, not keys: nothing secret is kept here."""
-_log = logging.getLogger("zmqtest.security")
 
 
 def _digest(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()
 
 
-def _short(key: bytes) -> str:
+def short_key(key: bytes) -> str:
     """``'rq:rM>}U...'``: the start of a public key, for messages."""
     return f"'{key[:SHOWN_KEY_CHARS].decode('ascii')}...'"
 
@@ -111,7 +100,7 @@ def _z85_key(value: object, role: str) -> bytes:
     return value
 
 
-def _public_key(value: object, role: str) -> bytes:
+def check_public_key(value: object, role: str) -> bytes:
     """A public key: a :class:`CurveKeys` gives its own; a known secret key is refused, never shown."""
     if isinstance(value, CurveKeys):
         return value.public
@@ -132,7 +121,7 @@ def _check_curve() -> None:
         )
 
 
-def _credential(value: object, role: str) -> bytes:
+def check_credential(value: object, role: str) -> bytes:
     """A PLAIN user name or password, or a ZAP domain: 1 to 255 bytes of UTF-8."""
     if isinstance(value, str):
         value = value.encode("utf-8")
@@ -150,10 +139,10 @@ def _zap_domain(value: object, role: str) -> bytes | None:
         return None
     if value == "" or value == b"":
         raise ValueError(f"{role} is empty: pass None for no ZAP domain")
-    return _credential(value, role)
+    return check_credential(value, role)
 
 
-def _text(value: bytes) -> str:
+def as_text(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
 
@@ -203,8 +192,8 @@ class CurveKeys:
                     "CurveKeys(public, secret) got the keys the other way round: the secret key comes second"
                 )
             raise ValueError(
-                f"the public key of CurveKeys ({_short(public_key)}) does not belong to its secret key, whose public "
-                f"key is {_short(derived)}: CurveKeys.from_secret(secret) derives the right one"
+                f"the public key of CurveKeys ({short_key(public_key)}) does not belong to its secret key, whose "
+                f"public key is {short_key(derived)}: CurveKeys.from_secret(secret) derives the right one"
             )
         object.__setattr__(self, "public", public_key)
         object.__setattr__(self, "secret", secret_key)
@@ -295,7 +284,7 @@ class CurveKeys:
 
     def describe(self) -> str:
         """``key pair with public key 'rq:rM>}U...'``."""
-        return f"key pair with public key {_short(self.public)}"
+        return f"key pair with public key {short_key(self.public)}"
 
 
 def _key_pair(value: object, expected: str) -> CurveKeys:
@@ -326,7 +315,7 @@ class CurveClient:
     __slots__ = ("keys", "server_key")
 
     def __init__(self, server_key: CurveKeys | bytes | str, keys: CurveKeys | None = None) -> None:
-        self.server_key = _public_key(server_key, "server_key of CurveClient (the server's public key)")
+        self.server_key = check_public_key(server_key, "server_key of CurveClient (the server's public key)")
         if keys is None:
             keys = CurveKeys.generate()
         keys = _key_pair(
@@ -345,7 +334,7 @@ class CurveClient:
 
     def describe(self) -> str:
         """``CURVE client 'Yne@$w-v...' of server key 'rq:rM>}U...'``."""
-        return f"CURVE client {_short(self.keys.public)} of server key {_short(self.server_key)}"
+        return f"CURVE client {short_key(self.keys.public)} of server key {short_key(self.server_key)}"
 
     def __repr__(self) -> str:
         return f"CurveClient(server_key={self.server_key!r}, keys={self.keys!r})"
@@ -367,7 +356,7 @@ class CurveServer:
         )
         self.keys = keys
         domain = _zap_domain(zap_domain, "zap_domain of CurveServer")
-        self.zap_domain = None if domain is None else _text(domain)
+        self.zap_domain = None if domain is None else as_text(domain)
 
     def apply(self, sock: zmq.Socket[Any]) -> None:
         """Set ``CURVE_SERVER``, the server's keys and ``ZAP_DOMAIN`` on ``sock``."""
@@ -381,7 +370,7 @@ class CurveServer:
     def describe(self) -> str:
         """``CURVE server with key 'rq:rM>}U...'`` (and its ZAP domain)."""
         domain = f", ZAP domain {self.zap_domain!r}" if self.zap_domain is not None else ""
-        return f"CURVE server with key {_short(self.keys.public)}{domain}"
+        return f"CURVE server with key {short_key(self.keys.public)}{domain}"
 
     def __repr__(self) -> str:
         return f"CurveServer(keys={self.keys!r}, zap_domain={self.zap_domain!r})"
@@ -399,8 +388,8 @@ class PlainClient:
     __slots__ = ("_password", "username")
 
     def __init__(self, username: str | bytes, password: str | bytes) -> None:
-        self.username = _credential(username, "username of PlainClient")
-        self._password = _credential(password, "password of PlainClient")
+        self.username = check_credential(username, "username of PlainClient")
+        self._password = check_credential(password, "password of PlainClient")
 
     def apply(self, sock: zmq.Socket[Any]) -> None:
         """Set ``PLAIN_USERNAME`` and ``PLAIN_PASSWORD`` on ``sock``."""
@@ -409,7 +398,7 @@ class PlainClient:
 
     def describe(self) -> str:
         """``PLAIN client as user 'alice'`` (never the password)."""
-        return f"PLAIN client as user {_text(self.username)!r}"
+        return f"PLAIN client as user {as_text(self.username)!r}"
 
     def __repr__(self) -> str:
         return f"PlainClient(username={self.username!r}, password=<hidden>)"
@@ -426,7 +415,7 @@ class PlainServer:
 
     def __init__(self, zap_domain: str | None = None) -> None:
         domain = _zap_domain(zap_domain, "zap_domain of PlainServer")
-        self.zap_domain = None if domain is None else _text(domain)
+        self.zap_domain = None if domain is None else as_text(domain)
 
     def apply(self, sock: zmq.Socket[Any]) -> None:
         """Set ``PLAIN_SERVER`` and ``ZAP_DOMAIN`` on ``sock``."""
@@ -440,247 +429,3 @@ class PlainServer:
 
     def __repr__(self) -> str:
         return f"PlainServer(zap_domain={self.zap_domain!r})"
-
-
-# --- the server side's ZAP handler ------------------------------------------------------------------------------------
-
-
-class ZapRequest(NamedTuple):
-    """One ZAP request an :class:`Authenticator` decided: who asked to get in, and the answer."""
-
-    mechanism: str
-    """``"CURVE"``, ``"PLAIN"`` (or ``"NULL"``, for a server with a ZAP domain and no mechanism)."""
-    domain: str
-    """The server socket's ZAP domain (``""``: none)."""
-    address: str
-    """The client's IP address (empty for ipc)."""
-    user: str
-    """The CURVE client's public key (Z85 text) or the PLAIN user name; never a password."""
-    allowed: bool
-    status: str
-    """The ZAP status text: ``"OK"``, ``"Unknown key"``, ``"Invalid password"``..."""
-
-    def describe(self) -> str:
-        """``CURVE client 'Yne@$w-v...' from 127.0.0.1: rejected (Unknown key)``."""
-        who = f"client {_short(self.user.encode())}" if self.mechanism == "CURVE" else f"user {self.user!r}"
-        where = f" from {self.address}" if self.address else ""
-        domain = f" in ZAP domain {self.domain!r}" if self.domain else ""
-        verdict = "allowed" if self.allowed else f"rejected ({self.status})"
-        return f"{self.mechanism} {who}{where}{domain}: {verdict}"
-
-
-class _QuietLog:
-    """The ``log`` of pyzmq's authenticator: its debug lines (with PLAIN passwords in them) are dropped."""
-
-    def debug(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def info(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def warning(self, *args: Any, **kwargs: Any) -> None:
-        _log.warning(*args, **kwargs)
-
-    def error(self, *args: Any, **kwargs: Any) -> None:
-        _log.error(*args, **kwargs)
-
-
-class _AllowedKeys:
-    """A CURVE credentials provider of pyzmq's authenticator: the keys allowed in one ZAP domain."""
-
-    def __init__(self) -> None:
-        self.keys: set[bytes] = set()
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        return key in self.keys
-
-
-class _Handler(ThreadAuthenticator):
-    """pyzmq's thread authenticator, recording each decision (pyzmq has no hook for them: two overrides)."""
-
-    def __init__(self, context: zmq.Context[Any], requests: list[ZapRequest]) -> None:
-        super().__init__(context=context, log=_QuietLog())
-        self.requests = requests
-        self.current: tuple[str, str, str, str] | None = None
-
-    async def handle_zap_message(self, msg: list[bytes]) -> None:
-        self.current = None
-        if len(msg) >= 6:
-            domain, address, mechanism = (_text(frame) for frame in (msg[2], msg[3], msg[5]))
-            user = ""
-            if mechanism == "CURVE" and len(msg) == 7 and len(msg[6]) == RAW_KEY_LENGTH:
-                user = z85.encode(msg[6]).decode("ascii")
-            elif mechanism == "PLAIN" and len(msg) == 8:
-                user = _text(msg[6])
-            self.current = (mechanism, domain, address, user)
-        try:
-            await super().handle_zap_message(msg)
-        finally:
-            self.current = None
-
-    def _send_zap_reply(
-        self, request_id: bytes, status_code: bytes, status_text: bytes, user_id: str = "anonymous"
-    ) -> None:
-        if self.current is not None:
-            mechanism, domain, address, user = self.current
-            self.requests.append(
-                ZapRequest(mechanism, domain, address, user, status_code == b"200", _text(status_text))
-            )
-        super()._send_zap_reply(request_id, status_code, status_text, user_id)
-
-
-def _domain(domain: object, role: str) -> str:
-    """A ZAP domain as pyzmq's authenticator files it: ``"*"`` for servers that set none."""
-    if not isinstance(domain, str):
-        raise TypeError(f"{role} must be a str, the server's ZAP domain ('*': a server that sets none), got {domain!r}")
-    if domain == "":
-        return "*"
-    _credential(domain, role)
-    return domain
-
-
-class Authenticator:
-    """pyzmq's ZAP handler (``zmq.auth.thread.ThreadAuthenticator``) on ``context``: started at once, always stopped.
-
-    It decides for the CURVE and PLAIN server sockets of ``context`` (mimics made with
-    :class:`CurveServer` or :class:`PlainServer`) which clients get in: only those allowed
-    with :meth:`allow_curve` and :meth:`allow_plain`; every other one is rejected (ZAP status
-    400), and the client sees ``HANDSHAKE_FAILED_AUTH``. ``requests`` lists each decision.
-    ``close()`` (or the end of a ``with`` block) stops its thread, within a deadline.
-
-    ``domain`` is the server's ZAP domain (``CurveServer(..., zap_domain=...)``); the default,
-    ``"*"``, is the one of servers that set none. As in pyzmq, it does not stand for the others.
-    libzmq allows one ZAP handler per context.
-    """
-
-    def __init__(self, context: zmq.Context[Any]) -> None:
-        if not isinstance(context, zmq.Context):
-            raise TypeError(
-                f"Authenticator(context) needs the zmq.Context of the server mimics it decides for, got {context!r:.80}"
-            )
-        self.context = context
-        self._requests: list[ZapRequest] = []
-        self._curve: dict[str, _AllowedKeys] = {}
-        self._plain: dict[str, dict[str, str]] = {}
-        self._lock = threading.Lock()
-        handler = _Handler(context, self._requests)
-        try:
-            handler.start()
-        except zmq.ZMQError as exc:
-            _close_quietly(handler)
-            if exc.errno == zmq.EADDRINUSE:
-                raise ZmqTestError(
-                    f"another ZAP handler already serves this context ({ZAP_ENDPOINT} is bound): libzmq allows one "
-                    "per context; allow the keys and passwords on that one (one Authenticator, or the "
-                    "zmq_authenticator fixture, per context)"
-                ) from None
-            raise
-        except BaseException:
-            _close_quietly(handler)
-            raise
-        handler.thread.name = "zmqtest-authenticator"
-        self._handler: _Handler | None = handler
-        # servers without a ZAP domain: a key nobody allowed is an "Unknown key" (pyzmq: "Unknown domain")
-        self._curve["*"] = _AllowedKeys()
-        handler.configure_curve_callback("*", self._curve["*"])
-
-    @property
-    def requests(self) -> list[ZapRequest]:
-        """The ZAP requests decided so far, oldest first (a copy)."""
-        return list(self._requests)
-
-    def allow_curve(self, *keys: CurveKeys | bytes | str, domain: str = "*") -> None:
-        """Let the CURVE clients with these public keys (or :class:`CurveKeys`) in, on servers of ``domain``."""
-        if not keys:
-            raise TypeError("allow_curve() needs at least one client key: allow_curve(client_keys, ...)")
-        zone = _domain(domain, "domain of allow_curve")
-        allowed = [
-            _public_key(key, f"key {index} of allow_curve (a client's public key)") for index, key in enumerate(keys)
-        ]
-        handler = self._running("allow_curve")
-        with self._lock:
-            provider = self._curve.get(zone)
-            if provider is None:
-                provider = self._curve[zone] = _AllowedKeys()
-                handler.configure_curve_callback(zone, provider)
-            provider.keys.update(allowed)  # pyzmq hands the callback Z85 text
-
-    def allow_plain(self, username: str, password: str, *, domain: str = "*") -> None:
-        """Let the PLAIN client ``username`` with ``password`` in, on servers of ``domain``."""
-        for value, role in ((username, "username"), (password, "password")):
-            if not isinstance(value, str):
-                raise TypeError(f"the {role} of allow_plain must be a str, got {type(value).__name__}")
-            _credential(value, f"the {role} of allow_plain")
-        zone = _domain(domain, "domain of allow_plain")
-        handler = self._running("allow_plain")
-        with self._lock:
-            passwords = self._plain.setdefault(zone, {})
-            passwords[username] = password
-            handler.configure_plain(zone, passwords)
-
-    def _running(self, what: str) -> _Handler:
-        if self._handler is None:
-            raise ZmqTestError(f"{what}() on an Authenticator that is closed")
-        return self._handler
-
-    def describe(self) -> str:
-        """``Authenticator allowing 2 CURVE keys and 1 PLAIN user; 3 requests (1 rejected)``."""
-        keys = sum(len(provider.keys) for provider in self._curve.values())
-        users = sum(len(passwords) for passwords in self._plain.values())
-        requests = self._requests[:]
-        rejected = sum(not request.allowed for request in requests)
-        state = "" if self._handler is not None else " [closed]"
-        return (
-            f"Authenticator allowing {keys} CURVE key{'s' * (keys != 1)} and {users} PLAIN user{'s' * (users != 1)}; "
-            f"{len(requests)} request{'s' * (len(requests) != 1)} ({rejected} rejected){state}"
-        )
-
-    def __repr__(self) -> str:
-        return f"<{self.describe()}>"
-
-    def close(self, timeout: float | None = None) -> None:
-        """Stop the thread (within ``timeout`` seconds, default 5) and close its sockets; safe to call twice."""
-        handler = self._handler
-        if handler is None:
-            return
-        seconds = STOP_TIMEOUT if timeout is None else timeout
-        thread = handler.thread
-        if handler.pipe is not None:
-            with contextlib.suppress(zmq.ZMQError):  # a thread that ended has closed its end: never block
-                handler.pipe.send(b"TERMINATE", zmq.NOBLOCK)
-        if thread is not None:
-            thread.join(seconds)
-            if thread.is_alive():
-                raise ZmqTestError(
-                    f"the authenticator's thread did not stop within {seconds:g} s; its sockets are left open "
-                    "(closing them under a running thread could crash the process)"
-                )
-        self._handler = None
-        _close_quietly(handler)
-
-    def __enter__(self) -> Authenticator:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-def _close_quietly(handler: ThreadAuthenticator) -> None:
-    """Close the sockets of a handler whose thread has ended (or never started), and release the ZAP endpoint at once.
-
-    pyzmq's own ``stop()`` closes the ZAP socket without unbinding it: libzmq then
-    releases the address only later, asynchronously, and a new handler on the same context
-    fails with EADDRINUSE meanwhile. ``unbind`` of an inproc address takes effect at once.
-    """
-    pipe, zap = handler.pipe, handler.zap_socket
-    handler.pipe = None  # type: ignore[assignment]  # so that pyzmq's stop() (from __del__) does nothing
-    handler.thread = None  # type: ignore[assignment]
-    handler.zap_socket = None  # type: ignore[assignment]
-    if pipe is not None and not pipe.closed:
-        pipe.close(linger=0)
-    if zap is not None and not zap.closed:
-        with contextlib.suppress(zmq.ZMQError):  # never bound (the bind failed)
-            zap.unbind(ZAP_ENDPOINT)
-        zap.close(linger=0)
