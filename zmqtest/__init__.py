@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "TestSocket": "zmqtest.sockets",
     "make_sock": "zmqtest.sockets",
-    "parse_endpoint": "zmqtest.sockets",
+    "parse_endpoint": "zmqtest.endpoints",
     "ProcessTest": "zmqtest.runner",
     "Conversation": "zmqtest.runner",
     "Codec": "zmqtest.codecs",
@@ -130,7 +130,7 @@ if TYPE_CHECKING:
     from zmqtest.barriers import connect_and_wait, wait_for_subscriber, wait_until_receiving
     from zmqtest.codecs import Codec, JsonCodec, RawCodec
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
-    from zmqtest.endpoints import EndpointFactory
+    from zmqtest.endpoints import EndpointFactory, parse_endpoint
     from zmqtest.errors import (
         EventError,
         HandshakeFailed,
@@ -150,7 +150,7 @@ if TYPE_CHECKING:
     from zmqtest.runner import Conversation, ProcessTest
     from zmqtest.security import CurveClient, CurveKeys, CurveServer, PlainClient, PlainServer, Security
     from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout
-    from zmqtest.sockets import TestSocket, make_sock, parse_endpoint
+    from zmqtest.sockets import TestSocket, make_sock
     from zmqtest.waiting import ConnectionWaiter, wait_for_message, wait_until, watching
 
 

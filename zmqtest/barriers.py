@@ -38,9 +38,9 @@ from typing import Any
 
 import zmq
 
+from zmqtest.endpoints import Endpoint, parse_endpoint
 from zmqtest.errors import WaitTimeout, add_context
 from zmqtest.settings import current_timeout, parse_timeout
-from zmqtest.sockets import Endpoint, parse_endpoint
 from zmqtest.waiting import ConnectionWaiter, _wait_ready, describe_socket, describe_watched, name_of, watched
 
 __all__ = ["connect_and_wait", "wait_for_subscriber", "wait_until_receiving"]

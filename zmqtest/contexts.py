@@ -23,9 +23,10 @@ from typing import Any
 
 import zmq
 
+from zmqtest.endpoints import Endpoint
 from zmqtest.errors import ZmqTestError
 from zmqtest.settings import parse_timeout
-from zmqtest.sockets import Endpoint, TestSocket, make_sock
+from zmqtest.sockets import TestSocket, make_sock
 
 __all__ = ["TERM_TIMEOUT", "ContextNotTerminated", "SocketFactory", "TestContext", "terminate_context"]
 

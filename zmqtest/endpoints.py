@@ -21,6 +21,7 @@ directory and everything in it go away at :meth:`EndpointFactory.close`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import socket
@@ -31,9 +32,18 @@ from types import TracebackType
 
 import zmq
 
-__all__ = ["EndpointFactory", "reserve_tcp_port"]
+__all__ = ["Endpoint", "EndpointFactory", "external_reason", "parse_endpoint", "reserve_tcp_port"]
+
+Endpoint = str | tuple[str | None, int | str]
+"""An endpoint string (``"tcp://127.0.0.1:5555"``, ``"ipc:///tmp/x"``) or a ``(host, port)`` tuple."""
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK_NAMES = frozenset({"localhost", "lo", "lo0"})
+"""Bind hosts that are loopback by name: the host name, and the Linux and BSD/macOS loopback interfaces."""
+LOCAL_TRANSPORTS = frozenset({"ipc", "inproc"})
+"""Transports that never reach another machine (ipc paths are guarded by file permissions)."""
+HOST_TRANSPORTS = frozenset({"tcp", "ws", "wss", "udp"})
+"""Transports whose bind address names a host or interface: mimics bind them on loopback only, unless allowed."""
 IPC_PREFIX = "zmqtest-"
 """Prefix of the private ipc directories (``/tmp/zmqtest-XXXXXXXX``), so leftovers are easy to spot."""
 IPC_NAME_ROOM = 32
@@ -199,3 +209,60 @@ def _short_base() -> str:
     if limit and needed > limit and os.path.isdir("/tmp"):
         return "/tmp"
     return base
+
+
+# --- endpoint strings -------------------------------------------------------------------------------------------------
+
+
+def parse_endpoint(spec: Endpoint, *, bind: bool = False) -> str:
+    """Turn ``spec`` into an endpoint string.
+
+    ``(host, port)`` becomes ``tcp://host:port``; an empty or missing host means
+    127.0.0.1 (loopback unless the user says otherwise). When binding, port 0 or
+    ``"*"`` asks the system for a free port (read it back from ``sock.endpoint``).
+    """
+    if isinstance(spec, str):
+        if "://" not in spec:
+            raise ValueError(
+                f"endpoint {spec!r} has no transport: write it like 'tcp://127.0.0.1:5555' or 'ipc:///path'"
+            )
+        if spec.startswith("tcp://:"):
+            return f"tcp://{LOOPBACK}{spec[6:]}"
+        return spec
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        host, port = spec
+        if host is None or host == "":
+            host = LOOPBACK
+        if not isinstance(host, str):
+            raise ValueError(f"host in {spec!r} must be a string")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # IPv6 literal
+        if port == "*" or (bind and port == 0 and type(port) is int):  # not False or 0.0
+            if not bind:
+                raise ValueError(f"cannot connect to {spec!r}: a connect needs the port number")
+            return f"tcp://{host}:*"
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port in {spec!r} must be a number from 1 to 65535" + (" (or 0 for any)" if bind else ""))
+        return f"tcp://{host}:{port}"
+    raise ValueError(f"expected an endpoint string like 'tcp://127.0.0.1:5555' or a (host, port) tuple, got {spec!r}")
+
+
+def external_reason(addr: str) -> str | None:
+    """Why binding ``addr`` would listen beyond this machine's loopback; ``None`` if it would not."""
+    transport, _, rest = addr.partition("://")
+    if transport in LOCAL_TRANSPORTS:
+        return None
+    if transport not in HOST_TRANSPORTS:
+        return f"the {transport} transport reaches other machines"
+    host = rest.split("/", 1)[0].rpartition(":")[0].strip("[]")  # from "127.0.0.1:*" or "[::1]:5555/path"
+    if host == "*":
+        return "'*' listens on all interfaces"
+    if host.lower() in LOOPBACK_NAMES:
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"{host!r} is an interface or host name other than {', '.join(sorted(LOOPBACK_NAMES))}"
+    if address.is_unspecified:
+        return f"{host} listens on all interfaces"
+    return None if address.is_loopback else f"{host} is not a loopback address"

@@ -24,7 +24,6 @@ transcript (:mod:`zmqtest.transcript`) when one records.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import Any
 import zmq
 
 from zmqtest import transcript
+from zmqtest.endpoints import Endpoint, external_reason, parse_endpoint
 from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.peers import PeerWatch
 from zmqtest.settings import current_timeout, parse_timeout
@@ -40,16 +40,6 @@ from zmqtest.waiting import any_watched, describe_watched, ended, poll_items, wa
 
 __all__ = ["TestSocket", "make_sock", "parse_endpoint"]
 
-Endpoint = str | tuple[str | None, int | str]
-"""An endpoint string (``"tcp://127.0.0.1:5555"``, ``"ipc:///tmp/x"``) or a ``(host, port)`` tuple."""
-
-LOOPBACK = "127.0.0.1"
-LOOPBACK_NAMES = frozenset({"localhost", "lo", "lo0"})
-"""Bind hosts that are loopback by name: the host name, and the Linux and BSD/macOS loopback interfaces."""
-LOCAL_TRANSPORTS = frozenset({"ipc", "inproc"})
-"""Transports that never reach another machine (ipc paths are guarded by file permissions)."""
-HOST_TRANSPORTS = frozenset({"tcp", "ws", "wss", "udp"})
-"""Transports whose bind address names a host or interface: mimics bind them on loopback only, unless allowed."""
 RECONNECT_IVL_MS = 2
 """libzmq's default (100 ms) would make a mimic that connects before the process has bound wait that long; at 10 ms
 it connected 7-9 ms after the bind (median), at 2 ms within 1-2 ms, for a refused connect every 2 ms meanwhile."""
@@ -79,39 +69,6 @@ _RECV_HINTS = {
     "REQ": "no reply",
     "SUB": "nothing was published to this subscriber (has its subscription reached the publisher yet?)",
 }
-
-
-def parse_endpoint(spec: Endpoint, *, bind: bool = False) -> str:
-    """Turn ``spec`` into an endpoint string.
-
-    ``(host, port)`` becomes ``tcp://host:port``; an empty or missing host means
-    127.0.0.1 (loopback unless the user says otherwise). When binding, port 0 or
-    ``"*"`` asks the system for a free port (read it back from ``sock.endpoint``).
-    """
-    if isinstance(spec, str):
-        if "://" not in spec:
-            raise ValueError(
-                f"endpoint {spec!r} has no transport: write it like 'tcp://127.0.0.1:5555' or 'ipc:///path'"
-            )
-        if spec.startswith("tcp://:"):
-            return f"tcp://{LOOPBACK}{spec[6:]}"
-        return spec
-    if isinstance(spec, (tuple, list)) and len(spec) == 2:
-        host, port = spec
-        if host is None or host == "":
-            host = LOOPBACK
-        if not isinstance(host, str):
-            raise ValueError(f"host in {spec!r} must be a string")
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"  # IPv6 literal
-        if port == "*" or (bind and port == 0 and type(port) is int):  # not False or 0.0
-            if not bind:
-                raise ValueError(f"cannot connect to {spec!r}: a connect needs the port number")
-            return f"tcp://{host}:*"
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"port in {spec!r} must be a number from 1 to 65535" + (" (or 0 for any)" if bind else ""))
-        return f"tcp://{host}:{port}"
-    raise ValueError(f"expected an endpoint string like 'tcp://127.0.0.1:5555' or a (host, port) tuple, got {spec!r}")
 
 
 def _send_multipart(
@@ -446,7 +403,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         """
         addr = parse_endpoint(addr, bind=True)
         if not self.__dict__["allow_external"]:
-            reason = _external_reason(addr)
+            reason = external_reason(addr)
             if reason is not None:
                 raise ValueError(
                     f"bind({addr!r}) on {self.describe()} refused: {reason}, so other machines could reach this "
@@ -670,27 +627,6 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"<TestSocket {self.describe()}>"
-
-
-def _external_reason(addr: str) -> str | None:
-    """Why binding ``addr`` would listen beyond this machine's loopback; ``None`` if it would not."""
-    transport, _, rest = addr.partition("://")
-    if transport in LOCAL_TRANSPORTS:
-        return None
-    if transport not in HOST_TRANSPORTS:
-        return f"the {transport} transport reaches other machines"
-    host = rest.split("/", 1)[0].rpartition(":")[0].strip("[]")  # from "127.0.0.1:*" or "[::1]:5555/path"
-    if host == "*":
-        return "'*' listens on all interfaces"
-    if host.lower() in LOOPBACK_NAMES:
-        return None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return f"{host!r} is an interface or host name other than {', '.join(sorted(LOOPBACK_NAMES))}"
-    if address.is_unspecified:
-        return f"{host} listens on all interfaces"
-    return None if address.is_loopback else f"{host} is not a loopback address"
 
 
 def _discard(endpoints: list[str], addr: str) -> None:
