@@ -1087,3 +1087,22 @@ def test_a_bound_req_cannot_start_over_and_its_next_send_says_why(socks: Sockets
     assert req.recv() == b"the late reply"
     req.send(b"two")
     assert rep.recv() == b"two"
+
+
+def test_a_req_made_relaxed_and_correlated_by_the_user_keeps_libzmqs_own_behaviour(socks: Sockets) -> None:
+    """The old defaults, as an opt-in: no new connection, the correlation frame drops the late reply."""
+    rep = socks(zmq.REP, bind=("", 0), timeout=5)
+    req = socks(zmq.REQ, connect=rep.endpoint, timeout=5, req_relaxed=1, req_correlate=1)
+    req.send(b"first")
+    assert rep.recv() == b"first"
+    with pytest.raises(SocketTimeout):
+        req.recv(timeout=0.01)
+    assert req.__dict__["_pending"] is False  # it did not start over
+    rep.send(b"late")
+    req.send(b"second")
+    req.send(b"third")  # relaxed: a second request before the reply, as the user asked
+    assert rep.recv() == b"second"
+    rep.send(b"to second")
+    assert rep.recv() == b"third"
+    rep.send(b"to third")
+    assert req.recv() == b"to third"  # libzmq's correlation dropped the replies to the earlier requests
