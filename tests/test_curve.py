@@ -131,6 +131,10 @@ def test_a_mimic_client_with_the_wrong_server_key_names_the_failed_handshake(
     with pytest.raises(SocketTimeout) as failure:
         client.recv_string(timeout=REJECTED)
     assert fnmatch.fnmatch(first_line(failure.value), HANDSHAKE_FAILED), first_line(failure.value)
+    assert (
+        "HANDSHAKE_FAILED_NO_DETAIL (EPIPE): a CURVE client sees this when its server key is not the server's public "
+        "key;" in first_line(failure.value)
+    ), first_line(failure.value)
 
 
 @pytest.mark.process

@@ -83,10 +83,31 @@ def event_detail(event: int, value: int) -> str:
     return ""
 
 
-def handshake_failure(event: PeerEvent, *, where: str = "") -> str:
+_ROLE_HINTS = {
+    ("CURVE client", "EPIPE"): ": a CURVE client sees this when its server key is not the server's public key",
+    ("PLAIN server", "EFAULT"): (
+        ": a PLAIN server refuses every client while no ZAP handler serves its context (zmqtest.Authenticator, "
+        "the zmq_authenticator fixture)"
+    ),
+}
+"""Hints for the failures that say little by themselves, by the socket's side (``"CURVE client"``...) and detail."""
+
+
+def security_role(sock: zmq.Socket[Any]) -> str:
+    """``"CURVE client"``, ``"PLAIN server"``, ... (``"NULL"``: no security) of a socket, for hints."""
+    mechanism = int(sock.getsockopt(zmq.MECHANISM))
+    if mechanism == zmq.CURVE:
+        return "CURVE server" if sock.getsockopt(zmq.CURVE_SERVER) else "CURVE client"
+    if mechanism == zmq.PLAIN:
+        return "PLAIN server" if sock.getsockopt(zmq.PLAIN_SERVER) else "PLAIN client"
+    return "NULL"
+
+
+def handshake_failure(event: PeerEvent, *, where: str = "", role: str = "") -> str:
     """Say ``HANDSHAKE_FAILED_AUTH (ZAP status 400: ...)``, then ``where``, then a hint where one helps."""
     detail = event_detail(event.event, event.value)
-    return f"{event.name} ({detail}){where}{_HANDSHAKE_HINTS.get(detail, '')}"
+    hint = _HANDSHAKE_HINTS.get(detail) or _ROLE_HINTS.get((role, detail), "")
+    return f"{event.name} ({detail}){where}{hint}"
 
 
 class PeerEvent(NamedTuple):
@@ -206,7 +227,7 @@ class PeerWatch:
         self.read()
         return any(self.state(endpoint)[0] for endpoint in self.since)
 
-    def describe(self, *, queues: bool) -> str:
+    def describe(self, *, queues: bool, role: str = "") -> str:
         """A clause for a failed wait: the peers of each endpoint (``queues``: say that messages wait for one).
 
         Empty when there is nothing useful to say (no endpoints, or the watch was stopped).
@@ -221,7 +242,7 @@ class PeerWatch:
         for endpoint, (how, at) in self.since.items():
             connected, last, failure = self.state(endpoint)
             if failure is not None and not connected:
-                parts.append(f"the security handshake with {endpoint} failed: {handshake_failure(failure)}")
+                parts.append(f"the security handshake with {endpoint} failed: {handshake_failure(failure, role=role)}")
             elif connected:
                 parts.append(f"a peer is connected at {endpoint}")
             else:

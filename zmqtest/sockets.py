@@ -34,7 +34,7 @@ import zmq
 from zmqtest import transcript
 from zmqtest.endpoints import Endpoint, external_reason, parse_endpoint
 from zmqtest.errors import ProcessError, SocketTimeout, add_context
-from zmqtest.peers import PeerWatch
+from zmqtest.peers import PeerWatch, security_role
 from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.waiting import any_watched, describe_watched, ended, poll_items, watched
 
@@ -580,7 +580,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         kind = self._type_name
         sending = operation.startswith("send")
         peers = self.__dict__["_peers"]
-        watched = peers.describe(queues=kind in _QUEUEING) if peers is not None else ""
+        watched = peers.describe(queues=kind in _QUEUEING, role=security_role(self)) if peers is not None else ""
         if sending:
             hint = _SEND_HINTS.get(kind, "no peer took the message")
             if kind not in _SEND_HINTS and peers is not None and peers.any_connected():
