@@ -176,7 +176,7 @@ def start_curve_client(
     manager: ProcessManager, tmp_path: Path, server: TestSocket, server_keys: CurveKeys, client_keys: CurveKeys
 ) -> Any:
     _, certificate = client_keys.write(tmp_path / "client", "client")
-    argv = [*CLIENT, "--connect", server.endpoint, "--server-key", server_keys.public.decode(), "--curve"]
+    argv = [*CLIENT, "--connect", server.endpoint, f"--server-key={server_keys.public.decode()}", "--curve"]
     return manager([*argv, str(certificate), "parcel"], expect_exit=0)
 
 
@@ -242,7 +242,7 @@ def test_ready_on_a_mimic_server_fails_the_start_at_once_when_the_process_key_is
         zmq.REP, bind=zmq_endpoint_factory.tcp_any(), name="server", security=CurveServer(keys.server)
     )
     _, certificate = keys.client.write(tmp_path, "client")
-    argv = [*CLIENT, "--connect", server.endpoint, "--server-key", keys.server.public.decode()]
+    argv = [*CLIENT, "--connect", server.endpoint, f"--server-key={keys.server.public.decode()}"]
     with pytest.raises(StartError, match=r"did not become ready .* HANDSHAKE_FAILED_AUTH \(ZAP status 400"):
         zmq_process_factory([*argv, "--curve", str(certificate), "parcel"], ready=server, ready_timeout=10)
     rejected = zmq_authenticator.requests[0]

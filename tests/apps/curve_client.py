@@ -1,6 +1,6 @@
 """A secured REQ client, the process under test of tests/test_curve.py, as a real program would be written.
 
-``python curve_client.py --connect ENDPOINT --server-key KEY --curve CERTIFICATE TEXT``: a CURVE
+``python curve_client.py --connect ENDPOINT --server-key=KEY --curve CERTIFICATE TEXT``: a CURVE
 client of the server whose public key (Z85 text) is ``KEY``, with the key pair of the ``zmq.auth``
 secret certificate ``CERTIFICATE``.
 ``python curve_client.py --connect ENDPOINT --plain USER TEXT``: a PLAIN client, logging in as
@@ -22,7 +22,7 @@ import zmq.auth
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connect", required=True)
-    parser.add_argument("--server-key")
+    parser.add_argument("--server-key", help="the server's public key; write --server-key=KEY: a Z85 key may start with -")
     parser.add_argument("--curve", metavar="CERTIFICATE")
     parser.add_argument("--plain", metavar="USER")
     parser.add_argument("text")
