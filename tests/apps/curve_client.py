@@ -22,7 +22,9 @@ import zmq.auth
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connect", required=True)
-    parser.add_argument("--server-key", help="the server's public key; write --server-key=KEY: a Z85 key may start with -")
+    parser.add_argument(
+        "--server-key", help="the server's public key; write --server-key=KEY: a Z85 key may start with -"
+    )
     parser.add_argument("--curve", metavar="CERTIFICATE")
     parser.add_argument("--plain", metavar="USER")
     parser.add_argument("text")
