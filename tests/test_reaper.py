@@ -209,3 +209,44 @@ def test_a_killed_reaper_is_replaced_with_every_registration(tmp_path: Path) -> 
         assert alive(new)
         assert {first.pid, second.pid} <= reaper.registered()
     assert not alive(old)
+
+
+REAPERLESS_CONFTEST = """
+import zmqtest.reaper
+
+
+def no_reaper():
+    raise OSError("no reaper today")
+
+
+zmqtest.reaper._start = no_reaper
+"""
+
+REAPERLESS_TESTS = """
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("number", range(3))
+def test_start(zmq_process_factory, number):
+    idle = "import signal; print('ready', flush=True); signal.pause()"
+    zmq_process_factory([sys.executable, "-c", idle], ready="ready")
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["alone", "xdist"])
+def test_a_reaper_that_could_not_start_is_reported_once_in_the_summary(
+    pytester: pytest.Pytester, args: tuple[str, ...]
+) -> None:
+    pytester.makeconftest(REAPERLESS_CONFTEST)
+    pytester.makepyfile(test_inner=REAPERLESS_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", *args, timeout=90)
+    result.assert_outcomes(passed=3)  # starts go on without it
+    result.stdout.fnmatch_lines(
+        [
+            "*= zmqtest: the reaper could not start =*",
+            "could not start the zmqtest reaper (no reaper today): processes may outlive a SIGKILLed interpreter",
+        ]
+    )
+    assert result.stdout.str().count("no reaper today") == 1

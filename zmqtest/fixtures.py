@@ -115,9 +115,15 @@ def zmq_process_factory(
     from zmqtest.processes import ProcessManager
 
     __tracebackhide__ = True  # an unexpected exit at teardown is reported without this fixture's source
-    with ProcessManager(tmp_path / "zmqtest-processes") as manager:
-        request.node.stash[PROCESSES] = manager
-        yield manager
+    try:
+        with ProcessManager(tmp_path / "zmqtest-processes") as manager:
+            request.node.stash[PROCESSES] = manager
+            yield manager
+    except KeyboardInterrupt:
+        # A Ctrl-C held back while the processes stopped, raised once they all have. In a session that a Ctrl-C
+        # ends already, it adds nothing, and raised it would cut the other fixtures' teardown (and the summary) short.
+        if request.session.exitstatus != pytest.ExitCode.INTERRUPTED:
+            raise
 
 
 @pytest.fixture

@@ -71,7 +71,12 @@ MARKERS = (
 )
 _NAMES = tuple(field.name for field in dataclasses.fields(Settings))
 
+REAPER_PROBLEM = "zmqtest reaper problem"
+"""The user property that carries why the reaper could not start, on one report per run (reports travel from xdist
+workers); the terminal summary shows it once."""
+
 _SESSION_SETTINGS = pytest.StashKey[tuple[Settings, dict[str, str]]]()
+_REAPER_REPORTED = pytest.StashKey[bool]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
 _TRANSCRIPT = pytest.StashKey[ztranscript.Transcript]()
 
@@ -143,22 +148,29 @@ def item_settings(item: pytest.Item) -> Settings:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    """Make the test's settings the ones in force for its setup, call and teardown, and record its transcript."""
+    """Make the test's settings the ones in force for its setup, call and teardown, and record its transcript.
+
+    Items live as long as the session: what a test kept on its item for its reports (its transcript, its process
+    manager with its log records) is dropped once its last report is made.
+    """
     settings, _ = item.config.stash[_SESSION_SETTINGS]
     try:
         settings = _item_settings(item, settings)
     except ValueError as exc:
         item.stash[_MARKER_PROBLEM] = str(exc)
-    with zsettings.using(settings):
-        if settings.transcript == "never" and not settings.strict:
-            return (yield)  # nothing records, nothing is tracked: costs nothing
-        # One transcript per test; with the transcript off, it only tracks the mimic sockets for strict mode.
-        record = item.stash[_TRANSCRIPT] = ztranscript.Transcript(recording=settings.transcript != "never")
-        try:
+    try:
+        with zsettings.using(settings):
+            if settings.transcript == "never" and not settings.strict:
+                return (yield)  # nothing records, nothing is tracked: costs nothing
+            # One transcript per test; with the transcript off, it only tracks the mimic sockets for strict mode.
+            record = item.stash[_TRANSCRIPT] = ztranscript.Transcript(recording=settings.transcript != "never")
             with ztranscript.recording(record):
                 return (yield)
-        finally:
-            del item.stash[_TRANSCRIPT]  # items live as long as the session: their transcripts must not
+    finally:
+        if _TRANSCRIPT in item.stash:
+            del item.stash[_TRANSCRIPT]
+        if PROCESSES in item.stash:
+            del item.stash[PROCESSES]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -297,7 +309,17 @@ def pytest_runtest_makereport(
     if report.failed and manager is not None:
         for process in manager.processes:
             report.sections.append((f"zmqtest process {process.name} ({report.when})", process.report()))
+    reaper_problem = _reaper_problem()
+    if reaper_problem is not None and not item.config.stash.get(_REAPER_REPORTED, False):
+        item.config.stash[_REAPER_REPORTED] = True
+        report.user_properties = [*report.user_properties, (REAPER_PROBLEM, reaper_problem)]  # not the item's list
     return report
+
+
+def _reaper_problem() -> str | None:
+    """Why zmqtest's reaper could not start in this process, if it could not (never imports it)."""
+    reaper = sys.modules.get("zmqtest.reaper")
+    return getattr(reaper, "problem", None)
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
@@ -313,17 +335,33 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """List the golden files that --zmqtest-update-golden wrote (from the reports: xdist workers' too)."""
-    written = sorted(
+    """Say why the reaper could not start; list the golden files that --zmqtest-update-golden wrote.
+
+    Both come from the reports (xdist workers' too).
+    """
+    reaper_problems = _reported(terminalreporter, REAPER_PROBLEM)
+    problem = _reaper_problem()
+    if problem is not None:
+        reaper_problems = sorted({*reaper_problems, problem})
+    if reaper_problems:
+        terminalreporter.section("zmqtest: the reaper could not start", yellow=True)
+        for line in reaper_problems:
+            terminalreporter.write_line(line)
+    written = _reported(terminalreporter, GOLDEN_WRITTEN)
+    if written:
+        terminalreporter.section(f"zmqtest: {len(written)} golden file{'s' if len(written) > 1 else ''} written")
+        for line in written:
+            terminalreporter.write_line(line)
+
+
+def _reported(terminalreporter: pytest.TerminalReporter, name: str) -> list[str]:
+    """The distinct values of the user property ``name`` over every report of the run, sorted."""
+    return sorted(
         {
             str(value)
             for reports in terminalreporter.stats.values()
             for report in reports
             for key, value in getattr(report, "user_properties", ())
-            if key == GOLDEN_WRITTEN
+            if key == name
         }
     )
-    if written:
-        terminalreporter.section(f"zmqtest: {len(written)} golden file{'s' if len(written) > 1 else ''} written")
-        for line in written:
-            terminalreporter.write_line(line)

@@ -263,6 +263,7 @@ class ProcessManager:
             transcript.note(handle.name, f"started: pid {handle.pid}, {handle._how()}")
             try:
                 self._await_ready(handle, ready, timeout, waiter)
+                handle._note_own()  # what it started until it was ready is provably of its group
             except BaseException:
                 handle._reported = True
                 problems = handle._stop()
@@ -495,34 +496,62 @@ class ProcessManager:
             return
         self._closed = True
         problems: list[str] = []
+        cut: list[BaseException] = []  # what cut a step short (pytest-timeout's failure): raised once all have run
+        error: ProcessError | None = None
         with _sigint_deferred() as interrupted:
             for handle in reversed(self.processes):
-                try:
-                    problems.extend(handle._stop())
-                except Exception as exc:  # a bug of ours must not leave the other processes running
-                    problems.append(f"stopping {handle.name} (pid {handle.pid}) failed: {type(exc).__name__}: {exc}")
-            with contextlib.suppress(ValueError, RuntimeError):  # closed in another thread or context
-                self._watch.close()
+                with _step(f"stopping {handle.name} (pid {handle.pid})", problems, cut):
+                    try:
+                        problems.extend(handle._stop())
+                    except BaseException:  # its stop was cut short: no grace left for it, it must not run on
+                        with _step(f"killing {handle.name} (pid {handle.pid})", problems, cut):
+                            handle._kill_now()
+                        raise
+            with (
+                _step("closing the watch of the processes", problems, cut),
+                contextlib.suppress(ValueError, RuntimeError),
+            ):
+                self._watch.close()  # ValueError, RuntimeError: closed in another thread or context
             if self._logs is not None:
-                try:
+                with _step(f"closing the log collector at {self._logs.endpoint}", problems, cut):
                     self._logs.close()
-                except Exception as exc:
-                    problems.append(f"closing the log collector at {self._logs.endpoint} failed: {exc!r}")
-            unexpected = [handle for handle in self.processes if handle._unexpected()]
-            error = _close_error(unexpected, problems)
-            release_stopped(self.processes)
+            with _step("reporting the processes", problems, cut):
+                unexpected = [handle for handle in self.processes if handle._unexpected()]
+                error = _close_error(unexpected, problems)
+            with _step("releasing the stopped processes", problems, cut):
+                release_stopped(self.processes)
             if self._own_dir:
-                shutil.rmtree(self.output_dir, ignore_errors=True)
+                with _step(f"removing {self.output_dir}", problems, cut):
+                    shutil.rmtree(self.output_dir, ignore_errors=True)
         if error is not None and propagating is not None:
             add_context(propagating, str(error))  # never mask the test's own failure
             error = None
         if interrupted:  # a Ctrl-C held back while stopping: the user still wants out
             stop = KeyboardInterrupt()
+            stop.__context__ = cut[0] if cut else None
+            cut.insert(0, stop)
+        if cut:  # the first interruption, once every step has run
             if error is not None:
-                add_context(stop, str(error))
-            raise stop
+                add_context(cut[0], str(error))
+            raise cut[0]
         if error is not None:
             raise error
+
+
+@contextlib.contextmanager
+def _step(what: str, problems: list[str], cut: list[BaseException]) -> Iterator[None]:
+    """One step of a close: it never keeps the next ones from running.
+
+    An ``Exception`` (a bug of ours) becomes one of ``problems``; a ``BaseException`` (pytest-timeout's
+    failure, a Ctrl-C) goes to ``cut``, for the close to raise once it has done everything else.
+    """
+    __tracebackhide__ = True
+    try:
+        yield
+    except Exception as exc:
+        problems.append(f"{what} failed: {type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        cut.append(exc)
 
 
 FORKSERVER_PRELOAD = ("zmq",)
@@ -549,7 +578,7 @@ def _close_error(unexpected: list[ManagedProcess], problems: list[str]) -> Proce
         count = "1 process" if len(unexpected) == 1 else f"{len(unexpected)} processes"
         lines.append(f"{count} ended unexpectedly (start(..., expect_exit=...) says when an end is expected):")
         for handle in unexpected:
-            lines.append(f"{handle.describe()} ended before the test stopped it")
+            lines.append(handle._unexpected_text())
             lines.append(handle._details())
     if problems:
         lines.append("stopping the processes under test went wrong:" if unexpected else problems.pop(0))
