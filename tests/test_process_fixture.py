@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -303,6 +304,41 @@ def test_a_child_that_exits_by_itself_fails_the_test_at_teardown_unless_expected
     )
 
 
+CRASH_IN_STOP_TESTS = """
+def crash(signum, frame):
+    raise RuntimeError("boom while stopping")
+
+
+class Crasher(Child):
+    def run(self):
+        signal.signal(signal.SIGINT, crash)
+        behave("obey")
+
+
+def test_stopped_cleanly(zmq_process_factory):
+    start(zmq_process_factory, Child())
+    start(zmq_process_factory, command())
+
+
+def test_crashes_when_stopped(zmq_process_factory):
+    start(zmq_process_factory, Crasher(), name="crasher")
+"""
+
+
+def test_a_child_that_crashes_while_being_stopped_fails_the_test_at_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner=inner_module(CRASH_IN_STOP_TESTS))
+    result = run(pytester)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_crashes_when_stopped*",
+            "E*ProcessExited: 1 process ended unexpectedly (start(..., expect_exit=...) says when an end is expected):",
+            "*crasher (pid *, exited with code 1) when stopped by SIGINT*",
+            "*RuntimeError: boom while stopping",
+        ]
+    )
+
+
 # --- the start method ----------------------------------------------------------------------------------------------
 
 START_METHOD_TESTS = """
@@ -441,7 +477,9 @@ def test_no_process_is_left_after_a_run_of_failing_tests(pytester: pytest.Pytest
 
 
 CTRL_C_TESTS = """
-def test_hangs(zmq_process_factory):
+def test_hangs(zmq_endpoint_factory, zmq_process_factory):
+    zmq_endpoint_factory.ipc("somewhere")
+    Path("ipc.txt").write_text(zmq_endpoint_factory.ipc_dir)
     start(zmq_process_factory, command("grandchild"))
     start(zmq_process_factory, Child("grandchild"), start_method="forkserver")
     start(zmq_process_factory, Child("obey"), start_method="spawn")
@@ -485,12 +523,16 @@ def test_ctrl_c_leaves_no_process(pytester: pytest.Pytester, mark: str, presses:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
     text = output.read_text()
-    # Once: pytest reports the interruption. Twice: the Ctrl-C held back while the processes were stopped is
-    # raised once they are all gone, out of pytest's session teardown, and Python ends on SIGINT.
-    assert code == (pytest.ExitCode.INTERRUPTED if presses == 1 else -signal.SIGINT), text
-    assert "KeyboardInterrupt" in text
+    # Twice: the Ctrl-C held back while the processes were stopped adds nothing to the one pytest handles already,
+    # so every other fixture still tears down (the ipc directory goes) and pytest reports the interruption.
+    assert code == pytest.ExitCode.INTERRUPTED, text
+    assert re.search(r"^!+ KeyboardInterrupt !+$", text, re.MULTILINE), text
+    assert re.search(r"^=+ .* in [0-9.]+s.* =+$", text, re.MULTILINE), text  # the summary line
     assert len(recorded_pids(pytester)) == 6, text
     assert left_behind(mark) == [], text
+    ipc_dir = (pytester.path / "ipc.txt").read_text()
+    assert ipc_dir, text
+    assert not Path(ipc_dir).exists(), text
 
 
 TIMEOUT_TESTS = """
@@ -511,3 +553,76 @@ def test_pytest_timeouts_signal_method_leaves_no_process(pytester: pytest.Pytest
     assert (pytester.path / "running").exists()
     assert len(recorded_pids(pytester)) == 3
     assert left_behind(mark) == []
+
+
+TEARDOWN_TIMEOUT_TESTS = """
+def test_slow_teardown(zmq_process_factory):
+    start(zmq_process_factory, Child(), start_method="fork")
+    # stopped first (latest first), it holds teardown up (stop grace 30 s) until pytest-timeout fires
+    start(zmq_process_factory, Child("stubborn"), start_method="fork")
+
+
+def test_next(zmq_process_factory):
+    from zmqtest.logs import current_collector
+    from zmqtest.waiting import any_watched
+
+    left = [pid for pid in recorded_pids() if Path(f"/proc/{pid}").exists()]
+    assert left == [], f"the previous test's processes are still there: {left}"
+    assert any_watched() == () and current_collector() is None, "the previous test's watch is still on"
+    child = start(zmq_process_factory, Child())
+    assert child.is_alive()
+
+
+def recorded_pids():
+    return [int(line) for line in PIDS.read_text().split()]
+"""
+
+
+@pytest.mark.timeout(120)
+def test_pytest_timeout_firing_during_teardown_still_stops_every_process(pytester: pytest.Pytester, mark: str) -> None:
+    """Its failure is a BaseException: the stop it interrupts is finished with SIGKILL, and so are the others."""
+    pytester.makepyfile(test_inner=inner_module(TEARDOWN_TIMEOUT_TESTS))
+    result = run(pytester, "-p", "timeout", "--timeout=3", "--timeout-method=signal", "--zmqtest-stop-grace=30")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_slow_teardown*", "*Failed: Timeout (>3.0s) from pytest-timeout*"]
+    )
+    assert len(recorded_pids(pytester)) == 3
+    assert left_behind(mark) == []
+
+
+# --- memory --------------------------------------------------------------------------------------------------------
+
+CHATTY_TESTS = """
+import gc
+import sys
+import weakref
+
+import pytest
+
+LOG_APP = {log_app!r}
+EARLIER = []
+\"\"\"Weak references to the managers and log collectors of the tests that ran before.\"\"\"
+
+
+@pytest.mark.parametrize("number", range(30))
+def test_chatty(zmq_process_factory, number):
+    gc.collect()
+    alive = [name for ref, name in EARLIER if ref() is not None]
+    assert alive == [], f"still in memory: {{alive}}"
+    zmq_process_factory([sys.executable, LOG_APP, "--exit-after", "2000"], expect_exit=0)
+    zmq_process_factory.logs.wait_for("last 1999", timeout=30)
+    EARLIER.append((weakref.ref(zmq_process_factory), f"the ProcessManager of test {{number}}"))
+    EARLIER.append((weakref.ref(zmq_process_factory.logs), f"the LogCollector of test {{number}}"))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_tests_process_manager_and_its_log_records_are_freed_once_its_report_is_made(
+    pytester: pytest.Pytester,
+) -> None:
+    """Items live all session: a manager kept on one (with up to 100,000 log records) would grow memory per test."""
+    log_app = str(Path(__file__).parent / "apps" / "log_app.py")
+    pytester.makepyfile(test_inner=CHATTY_TESTS.format(log_app=log_app))
+    result = run(pytester)
+    result.assert_outcomes(passed=30)

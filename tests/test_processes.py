@@ -30,7 +30,7 @@ from zmqtest.endpoints import reserve_tcp_port
 from zmqtest.errors import ProcessError, ProcessExited, StartError
 from zmqtest.processes import ManagedProcess, ProcessManager
 from zmqtest.settings import Settings, using
-from zmqtest.waiting import watched
+from zmqtest.waiting import wait_until, watched
 
 APPS = Path(__file__).parent / "apps"
 BEHAVE = str(APPS / "behave.py")
@@ -116,8 +116,8 @@ def test_exit_path(tmp_path: Path, kind: str, mode: str) -> None:
         stage = {"ignore-int": "SIGTERM", "ignore-int-term": "SIGKILL"}.get(mode, "SIGINT")
         assert handle.stopped_by == stage
         assert handle.stop_seconds is not None
-        if stage == "SIGINT":  # multiprocessing turns KeyboardInterrupt into 1; a repeated SIGINT during exit: -2
-            assert handle.returncode in ((-signal.SIGINT,) if kind == "command" else (1, -signal.SIGINT))
+        if stage == "SIGINT":  # a Process ends with 130 on KeyboardInterrupt; a repeated SIGINT during exit: -2
+            assert handle.returncode in ((-signal.SIGINT,) if kind == "command" else (130, -signal.SIGINT))
         else:
             assert handle.returncode == -getattr(signal, stage)
             stages = 1 if stage == "SIGTERM" else 2
@@ -507,6 +507,31 @@ def test_describe(manager: ProcessManager) -> None:
     assert other.describe() == f"behave.py (pid {other.pid}, exited with code 3)"
 
 
+def state(pid: int) -> str:
+    """The one-letter state of ``pid`` (``T``: stopped by a signal), from /proc; ``""`` once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0].decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("kind", ["fork", "command"])
+def test_a_paused_process_is_reported_as_such_and_resumed_to_be_stopped_gracefully(tmp_path: Path, kind: str) -> None:
+    """SIGSTOPped, it is not "running"; teardown sends SIGCONT first, so its SIGINT works (not 2 graces, SIGKILL)."""
+    grace = 2.0
+    with ProcessManager(tmp_path, settings=SETTINGS.replace(stop_grace=grace)) as procs:
+        handle = start(procs, kind, "obey", ready="ready")
+        os.kill(handle.pid, signal.SIGSTOP)
+        wait_until(lambda: state(handle.pid) == "T", timeout=10, what="the process to be paused")
+        assert handle.describe() == f"{handle.name} (pid {handle.pid}, stopped (paused))"
+        assert handle.is_alive()
+    assert handle.stopped_by == "SIGINT"
+    assert handle.stop_seconds is not None
+    assert handle.stop_seconds < grace
+    assert group(handle.pid) == []
+
+
 # ------------------------------------------------------------------------------------------ unexpected exits
 
 
@@ -546,6 +571,51 @@ def test_every_unexpected_exit_is_listed_in_one_error(manager: ProcessManager) -
     assert running.stopped_by == "SIGINT"
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_crash_while_being_stopped_is_an_unexpected_exit(tmp_path: Path, kind: str) -> None:
+    """Exit code 1 and a traceback after the test's SIGINT are no clean stop: the close says so, with the output."""
+    procs = ProcessManager(tmp_path, settings=SETTINGS)
+    handle = start(procs, kind, "crash-on-int", ready="ready")
+    with pytest.raises(ProcessExited) as info:
+        procs.close()
+    message = str(info.value)
+    assert handle.stopped_by == "SIGINT"
+    assert handle.returncode == 1
+    assert message.startswith("1 process ended unexpectedly")
+    assert f"{handle.name} (pid {handle.pid}, exited with code 1) when stopped by SIGINT" in message
+    assert "RuntimeError: boom while stopping" in message
+    assert group(handle.pid) == []
+
+
+@pytest.mark.parametrize("expect_exit", [1, True])
+def test_a_crash_while_being_stopped_that_the_test_expects_is_no_error(tmp_path: Path, expect_exit: Any) -> None:
+    procs = ProcessManager(tmp_path, settings=SETTINGS)
+    handle = start(procs, "command", "crash-on-int", ready="ready", expect_exit=expect_exit)
+    procs.close()
+    assert (handle.stopped_by, handle.returncode) == ("SIGINT", 1)
+
+
+@pytest.mark.parametrize("kind", ["fork", "command"])
+def test_an_exit_just_before_the_stop_signal_is_its_own_and_is_reported(
+    manager: ProcessManager, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """It exits with code 3 by itself just after teardown's first look: not "stopped by SIGINT", but reported."""
+    handle = start(manager, kind, "exit3", ready="ready")
+    assert multiprocessing.connection.wait([handle.sentinel], 30)  # ended, not yet reaped
+    looks: list[bool] = []
+    real_ended = handle._ended
+
+    def first_look_too_early(timeout: float = 0.0) -> bool:
+        looks.append(True)
+        return False if len(looks) == 1 else real_ended(timeout)
+
+    monkeypatch.setattr(handle, "_ended", first_look_too_early)
+    with pytest.raises(ProcessExited) as info:
+        manager.close()
+    assert handle.stopped_by == "exited by itself"
+    assert f"{handle.name} (pid {handle.pid}, exited with code 3) ended before the test stopped it" in str(info.value)
+
+
 def test_close_after_a_failure_does_not_mask_it(tmp_path: Path) -> None:
     procs = ProcessManager(tmp_path, settings=SETTINGS)
     handle = start(procs, "fork", "exit3", ready="ready")
@@ -573,6 +643,32 @@ def test_ctrl_c_during_close_is_held_until_every_process_is_stopped(tmp_path: Pa
     assert group(second.pid) == []
 
 
+class Interruption(BaseException):
+    """Not an Exception, as pytest-timeout's failure and KeyboardInterrupt are not."""
+
+
+def test_a_base_exception_during_close_skips_no_step_and_the_first_is_raised_once_all_are_done(
+    tmp_path: Path,
+) -> None:
+    def interrupt(name: str) -> Callable[[], None]:
+        def stop() -> None:
+            raise Interruption(f"{name}'s stop cut short")
+
+        return stop
+
+    procs = ProcessManager(tmp_path, settings=SETTINGS)
+    first = start(procs, "command", "ignore-int-term", ready="ready")
+    second = start(procs, "fork", "ignore-int-term", ready="ready", stop=interrupt("second"))
+    third = start(procs, "forkserver", "obey", ready="ready", stop=interrupt("third"))  # stopped first: latest first
+    with pytest.raises(Interruption, match=r"^third's stop cut short$"):
+        procs.close()
+    assert (third.returncode, second.returncode) == (-signal.SIGKILL, -signal.SIGKILL)  # cut short: killed at once
+    assert first.stopped_by == "SIGKILL"  # stopped as usual, its grace included
+    assert [group(handle.pid) for handle in (first, second, third)] == [[], [], []]
+    assert procs.logs.closed
+    assert watched() == ()
+
+
 def test_ctrl_c_during_readiness_stops_the_process(manager: ProcessManager) -> None:
     def ctrl_c_once_it_is_up() -> bool:
         if "ready" in manager.processes[-1].stdout_path.read_text():  # its SIGINT handler is in place
@@ -591,7 +687,7 @@ def test_a_child_stops_on_sigint_even_if_we_ignore_it(manager: ProcessManager) -
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         handle = start(manager, "fork", "obey", ready="ready")
-        assert handle.stop() == 1
+        assert handle.stop() == 130  # KeyboardInterrupt ended it
     finally:
         signal.signal(signal.SIGINT, previous)
     assert handle.stopped_by == "SIGINT"
@@ -785,6 +881,42 @@ def test_no_process_is_left_when_pytest_timeout_ends_the_run_with_os_exit(
     assert "Timeout" in result.stderr.str() + result.stdout.str()
     left = wait_until_gone(marker, 5)
     assert left == [], f"processes left after os._exit: {[(p.pid, p.cmdline()) for p in left]}"
+
+
+def start_with_pid(pid: int, argv: list[str]) -> subprocess.Popen[bytes] | None:
+    """Start ``argv`` in a session of its own as process ``pid`` (pinned through ns_last_pid); None if it cannot be."""
+    for _ in range(100):  # another process may take the pid first: try again (bounded)
+        try:
+            with open("/proc/sys/kernel/ns_last_pid", "w") as last_pid:
+                last_pid.write(str(pid - 1))
+        except OSError:
+            return None
+        popen = subprocess.Popen(argv, start_new_session=True)
+        if popen.pid == pid:
+            return popen
+        popen.kill()
+        popen.wait(10)
+    return None
+
+
+@pytest.mark.parametrize("kind", ["fork", "forkserver", "command"])
+def test_teardown_never_kills_a_group_whose_leader_pid_was_reused(
+    manager: ProcessManager, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Reaped during the test, its pid goes to an unrelated process leading its own group: teardown leaves it be."""
+    handle = start(manager, kind, "exit3", ready="ready", expect_exit=3)
+    assert handle.wait(30) == 3  # reaped: its pid is free, its group empty
+    stranger = start_with_pid(handle.pid, ["sleep", "60"])
+    if stranger is None:  # no privilege to pin the next pid: hand the pid over by hand instead
+        stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        monkeypatch.setattr(handle, "pid", stranger.pid)
+    try:
+        assert os.getpgid(stranger.pid) == handle.pid
+        manager.close()
+        assert stranger.poll() is None, f"teardown killed an unrelated process group ({stranger.returncode})"
+    finally:
+        stranger.kill()
+        stranger.wait(10)
 
 
 def test_atexit_stops_what_a_manager_left_running(tmp_path: Path) -> None:

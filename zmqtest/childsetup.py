@@ -49,6 +49,15 @@ class ChildSetup:
         self.environ = environ or {}  # set in the child (e.g. the log endpoint): a forkserver child has not our env
 
     def __call__(self) -> None:
+        try:
+            self._prepare_and_run()
+        except KeyboardInterrupt:  # stopped by SIGINT: end as a shell's job ends on Ctrl-C, code 130, not 1 (a crash)
+            import traceback
+
+            traceback.print_exc()  # where it was when interrupted, as multiprocessing would have printed
+            raise SystemExit(130) from None
+
+    def _prepare_and_run(self) -> None:
         with contextlib.suppress(OSError):  # fails only if already a group leader: then it is one already
             os.setsid()
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # inherited from a background job: SIGINT must work

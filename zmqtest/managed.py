@@ -8,12 +8,22 @@ for each process it starts (see that module for how they start and become ready)
   grandchild inherits: measured, under fork and spawn it stays unreadable after the
   child has died for as long as a grandchild lives. The pidfd is readable the moment
   the child itself ends.
-- **Stop escalates over the whole group**: the stop action or SIGINT (sent again when
-  it was lost: one that lands just before pyzmq's ``recv`` sleeps is, 35 % of the time
-  under load; never into a shutdown under way), then SIGTERM, then SIGKILL,
-  ``stop_grace`` apart; then SIGKILL for whatever is left of the group (grandchildren
-  holding ports), waiting until it is empty. A zombie counts as gone once all its
-  threads have ended: a container's pid 1 may never reap it.
+- **Stop escalates over the whole group**: SIGCONT (a paused process could act on
+  nothing), the stop action or SIGINT (sent again when it was lost: one that lands
+  just before pyzmq's ``recv`` sleeps is, 35 % of the time under load; never into a
+  shutdown under way), then SIGTERM, then SIGKILL, ``stop_grace`` apart; then SIGKILL
+  for whatever is left of the group (grandchildren holding ports), waiting until it
+  is empty. A zombie counts as gone once all its threads have ended: a container's
+  pid 1 may never reap it.
+- **A clean stop** ends with exit code 0, or by a stop signal that was sent (killed by
+  it, or exit code 128 + its number: 130 after SIGINT, which is also how a Process
+  ends when ``KeyboardInterrupt`` leaves its ``run()``). Anything else (a crash in
+  the shutdown) is an unexpected end, as is a non-zero exit before any stop signal
+  reached it, unless ``expect_exit`` allows it.
+- **A group is signalled by number only while its leader's pid is its own** (it runs,
+  or is a zombie not yet reaped): once reaped, the pid may be another process's,
+  leading a group of its own. Then what is left of the group is killed, each by
+  pidfd, only if one of them provably is its (see ``_kill_own_members``).
   :attr:`ManagedProcess.ends_waits` says whether its end should still cut other waits
   short: not once the test has stopped it, nor when it may end (``expect_exit``).
 - **Nothing outlives us**: an ``atexit`` handler SIGKILLs what a manager left running,
@@ -160,8 +170,15 @@ class ManagedProcess:
         self._problems: list[str] = []
         self._survivors: list[int] = []
         self._released = False
+        self._sent: list[str] = []
+        """The stop stages that reached it (``"stop action"``, ``"SIGINT"``, ...), in order."""
+        self._own_at: int | None = None
+        """When its pid, and so its group's number, was last known its own (CLOCK_BOOTTIME, ns)."""
         self._pidfd: int | None = None
         self._pidfd = self._open_pidfd()
+        self._start_time = None if self._pidfd is None else reaper.start_time(pid)
+        """When it started (clock ticks since boot): with the pid, names it (but for one started in the same tick)."""
+        self._note_own()
 
     def _open_pidfd(self) -> int | None:
         try:
@@ -200,11 +217,39 @@ class ManagedProcess:
             fd = self.sentinel
         except ValueError:
             return True
-        return bool(multiprocessing.connection.wait([fd], timeout))
+        if multiprocessing.connection.wait([fd], timeout):
+            return True
+        self._note_own()
+        return False
+
+    def _note_own(self) -> None:
+        """Note the time if its pid is its own (see ``_kill_own_members``)."""
+        now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        if self._holds_pid():
+            self._own_at = now
+
+    def _holds_pid(self) -> bool:
+        """Whether its pid is still its own (it runs, or is a zombie not yet reaped): no other process can have it."""
+        if self._pidfd is not None and not _readable(self._pidfd):
+            return True  # it runs
+        if self._returncode is not None or self._start_time is None:
+            return False  # reaped by us (or never seen)
+        try:  # our child's zombie, or a forkserver's that it has not reaped yet?
+            zombie = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            fields = reaper.proc_stat(self.pid)
+            zombie = fields is not None and fields[:1] == [b"Z"]
+        return zombie and reaper.start_time(self.pid) == self._start_time
+
+    def _paused(self) -> bool:
+        """Whether it runs but is stopped by a signal (SIGSTOP, SIGTSTP): it acts on nothing until SIGCONT."""
+        fields = reaper.proc_stat(self.pid)
+        return fields is not None and fields[:1] == [b"T"] and not self._ended()  # still running: that stat was its own
 
     def poll(self) -> int | None:
         """The exit status if the process has ended (reaping it), else ``None``; never blocks for long."""
         if self._returncode is None and self._ended():
+            self._note_own()  # a zombie not yet reaped: the last moment its group's number is surely its own
             self._returncode = self._collect()
             if self._returncode is not None:
                 transcript.note(self.name, status_text(self._returncode))
@@ -258,8 +303,13 @@ class ManagedProcess:
         return "\n".join(parts)
 
     def describe(self) -> str:
-        """``PongProc (pid 4242, running)`` / ``(pid 4242, exited with code 3)`` / ``(pid 4242, killed by SIGKILL)``."""
-        return f"{self.name} (pid {self.pid}, {status_text(self.poll())})"
+        """``PongProc (pid 4242, running)`` / ``(pid 4242, exited with code 3)`` / ``(pid 4242, killed by SIGKILL)``.
+
+        ``stopped (paused)`` while it runs but is stopped by a signal (SIGSTOP).
+        """
+        code = self.poll()
+        state = "stopped (paused)" if code is None and self._paused() else status_text(code)
+        return f"{self.name} (pid {self.pid}, {state})"
 
     def report(self, lines: int = 20) -> str:
         """What a failing test's report shows: the state, how it was stopped, the output tail."""
@@ -287,6 +337,8 @@ class ManagedProcess:
             state = status_text(code)
         else:
             state = "ended (exit status unknown)" if self._ended() else "is still running"
+            if state == "is still running" and self._paused():
+                state = "is stopped (paused)"
         self._reported = True  # the wait raises it: close() must not report the same end again
         return ProcessExited(f"{self.name} (pid {self.pid}) {state} while {waiting_for}\n{self._details()}")
 
@@ -299,7 +351,9 @@ class ManagedProcess:
         """Stop the process (see the module docstring), reap it, clear its group; its exit status.
 
         Idempotent. Raises :class:`ProcessError` (after the process is gone) if the
-        stop action failed or the process would not die.
+        stop action failed or the process would not die. A stop that is not clean (see
+        the module docstring) is reported when its manager closes, unless ``expect_exit``
+        allows its status.
         """
         problems = self._stop()
         if problems:
@@ -318,11 +372,11 @@ class ManagedProcess:
         try:
             if self._ended():
                 self.stopped_by = BY_ITSELF
-            else:
-                self._escalate()
+            elif self._escalate():  # by the last stage that reached it; by itself if it ended before any did
+                self.stopped_by = self._sent[-1] if self._sent else BY_ITSELF
+            self._survivors = self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
             if self.poll() is None and self._ended(CODE_WAIT):
                 self.poll()
-            self._survivors = self._clear_group()
             if self._survivors:
                 self._problems.append(
                     f"{self.name} (pid {self.pid}): processes {self._survivors} of its group survived SIGKILL "
@@ -338,8 +392,12 @@ class ManagedProcess:
             self._stopped = True
         return list(self._problems)
 
-    def _escalate(self) -> None:
+    def _escalate(self) -> bool:
+        """Stop it stage by stage (the module docstring says how); whether it ended."""
         grace = self._settings.stop_grace
+        if self._paused():
+            transcript.note(self.name, "stopping: SIGCONT (it was paused)")
+        self._signal(signal.SIGCONT)  # to the whole group, paused or not: harmless to a running process
         graceful = "SIGINT"
         if self._stop_action is not None:
             transcript.note(self.name, "stopping: stop action")
@@ -352,24 +410,23 @@ class ManagedProcess:
                 )
             else:
                 graceful = "stop action"
+                self._sent.append(graceful)
                 if self._ended(grace):
-                    self.stopped_by = graceful
-                    return
+                    return True
         if graceful == "SIGINT":
             transcript.note(self.name, f"stopping: SIGINT (for {grace:g} s)")
             if self._interrupt(grace):
-                self.stopped_by = "SIGINT"
-                return
+                return True
         for signum, seconds in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
             transcript.note(self.name, f"stopping: {signum.name}")
             self._signal(signum)
             if self._ended(seconds):
-                self.stopped_by = signum.name
-                return
+                return True
         self._problems.append(
             f"{self.describe()} was still running {KILL_WAIT:g} s after SIGKILL (stuck in the kernel?)\n"
             f"{self._command_line()}"
         )
+        return False
 
     def _interrupt(self, grace: float) -> bool:
         """SIGINT the group for ``grace`` seconds; whether the process ended.
@@ -395,53 +452,110 @@ class ManagedProcess:
                     break  # asleep throughout, never woke: the SIGINT was lost
                 last = now
 
-    def _signal(self, signum: int) -> None:
-        """Send ``signum`` to the process's group (to the process alone before it has called setsid)."""
+    def _signal(self, signum: int) -> bool:
+        """Send ``signum`` to the process's group (to the process alone before it has called setsid); whether sent.
+
+        Only while it runs: its pid, and so its group's number, is then its own. A stop
+        signal that was sent counts among the stages that reached it (SIGCONT does not).
+        """
         if self._ended():
-            return  # its pid may be reaped and reused by now: never signal it
+            return False  # its pid may be reaped and reused by now: never signal it
+        sent = False
         try:
             os.killpg(self.pid, signum)
-            return
-        except ProcessLookupError:  # no such group yet: a Process child before its setsid()
-            pass
-        except PermissionError:
-            pass
-        if self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, signum)
+            sent = True
+        except (ProcessLookupError, PermissionError):  # no such group yet: a Process child before its setsid()
+            if self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signum)
+                    sent = True
+        if sent and signum != signal.SIGCONT:
+            self._sent.append(signal.Signals(signum).name)
+        return sent
 
     def _clear_group(self) -> list[int]:
-        """SIGKILL what is left of the process group and wait until it is gone; the pids that survive."""
+        """SIGKILL what is left of the process group and wait until it is gone; the pids that survive.
+
+        By the group's number while the pid is its own; after that, only its own members, one by one.
+        """
         deadline = time.monotonic() + GROUP_WAIT
         while True:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return []
-            except PermissionError:
-                pass
-            members = group_members(self.pid)
+            if self._holds_pid():
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    return []
+                except PermissionError:
+                    pass
+                members = group_members(self.pid)
+            else:
+                members = self._kill_own_members()
             if not members or time.monotonic() >= deadline:
                 return members
             with _pidfds(members) as fds:
                 multiprocessing.connection.wait(fds, POLL)
 
+    def _kill_own_members(self) -> list[int]:
+        """SIGKILL, each by pidfd, what is left of its group once its pid may be another's; those pids.
+
+        The group's number is still its own if a process of that group and session is
+        provably its: started when the number was known its own (``_own_at``; ticks of
+        10 ms), since while it lives the number cannot be reused. If another process
+        has its pid, the number was reused: nothing in that group is its.
+        """
+        if self._own_at is None or reaper.proc_stat(self.pid) is not None:
+            return []
+        known = self._own_at * os.sysconf("SC_CLK_TCK") // 1_000_000_000  # /proc's start times are in ticks
+        session = str(self.pid).encode()
+        members = []
+        for pid in group_members(self.pid):
+            fields = reaper.proc_stat(pid)
+            if fields and len(fields) >= 20 and fields[3] == session:
+                members.append((pid, fields[19].decode()))
+        if not any(int(start) <= known for _, start in members):
+            return []
+        for pid, start in members:
+            with _pidfds([pid]) as fds:
+                if fds and reaper.start_time(pid) == start:  # the pidfd is of the process judged
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(fds[0], signal.SIGKILL)
+        return [pid for pid, _ in members]
+
     def _kill_now(self) -> None:
         """At interpreter exit: SIGKILL the group, no grace, bounded waits."""
         self._signal(signal.SIGKILL)
-        if self._ended(1.0):
+        self._ended(1.0)
+        self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
+        if self._ended():
             self.poll()
-        self._clear_group()
         reaper.unregister(self.pid)
 
     def _unexpected(self) -> bool:
-        """Whether it ended by itself in a way the test did not say it expects."""
+        """Whether it ended as the test did not say it may: by itself with a code, or not cleanly when stopped."""
         code = self._returncode
-        if self.stopped_by != BY_ITSELF or self._reported or code is None or code == 0:
+        if self._reported or code is None or self.stopped_by is None:
             return False
-        if self.expect_exit is True:
+        if self.expect_exit is True or (not isinstance(self.expect_exit, bool) and self.expect_exit == code):
             return False
-        return self.expect_exit is None or self.expect_exit is False or self.expect_exit != code
+        return code != 0 if self.stopped_by == BY_ITSELF else code not in self._clean_codes()
+
+    def _clean_codes(self) -> set[int]:
+        """The statuses of a clean stop: code 0, or by a signal that was sent (killed by it, or code 128 + it)."""
+        codes = {0}
+        for stage in self._sent:
+            if stage.startswith("SIG"):
+                signum = signal.Signals[stage]
+                codes.update((-signum, 128 + signum))
+        return codes
+
+    def _unexpected_text(self) -> str:
+        """Its line in the close's error: ``PongProc (pid 4242, exited with code 1) when stopped by SIGINT (...)``."""
+        if self.stopped_by == BY_ITSELF:
+            return f"{self.describe()} ended before the test stopped it"
+        codes = sorted(code for code in self._clean_codes() if code >= 0)
+        signals = [stage for stage in dict.fromkeys(self._sent) if stage.startswith("SIG")]
+        clean = f"exit code {_or(codes)}" + (f", or killed by {_or(signals)}" if signals else "")
+        return f"{self.describe()} when stopped by {self.stopped_by} (a clean stop ends with {clean})"
 
     def _release(self) -> None:
         """Free what the ended process held here: its pidfd, and the Process's pipes (pytest keeps the item)."""
@@ -455,6 +569,17 @@ class ManagedProcess:
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.describe()}>"
+
+
+def _or(items: Sequence[object]) -> str:
+    """``0``, ``0 or 130``, ``0, 130 or 143``."""
+    words = [str(item) for item in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _readable(fd: int) -> bool:
+    """Whether a pidfd says its process has ended."""
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _last_lines(path: Path, lines: int) -> str | None:
@@ -528,7 +653,7 @@ def _wholly_ended(pid: int) -> bool:
     except ProcessLookupError:
         return True
     try:
-        return bool(select.select([pidfd], [], [], 0)[0])
+        return _readable(pidfd)
     finally:
         os.close(pidfd)
 

@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 
-MODES = ("return", "exit3", "raise", "obey", "ignore-int", "ignore-int-term", "grandchild")
+MODES = ("return", "exit3", "raise", "obey", "ignore-int", "ignore-int-term", "grandchild", "crash-on-int")
 
 
 def behave(mode: str, arg: str = "") -> None:
@@ -38,6 +38,8 @@ def behave(mode: str, arg: str = "") -> None:
     if mode == "grandchild":
         grandchild()
         return
+    if mode == "crash-on-int":  # a shutdown that goes wrong: its SIGINT handler raises (a traceback, exit code 1)
+        signal.signal(signal.SIGINT, crash)
     if mode == "twice":  # exits on the second SIGINT only: shows that SIGINT is repeated
         count: list[int] = []
         signal.signal(signal.SIGINT, lambda signum, frame: count.append(signum) if not count else sys.exit(0))
@@ -122,6 +124,10 @@ def grandchild() -> None:
     print(f"ready port={port} grandchild={pid}", flush=True)
     while True:
         time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
+
+
+def crash(signum: int, frame: object) -> None:
+    raise RuntimeError("boom while stopping")
 
 
 def fake_dumps(obj: object, *args: object, **kwargs: object) -> str:
