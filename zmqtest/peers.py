@@ -23,6 +23,7 @@ import errno
 import itertools
 import os
 import struct
+import sys
 import time
 from collections import deque
 from typing import Any, NamedTuple
@@ -264,6 +265,9 @@ class PeerWatch:
         reader (and three file descriptors) until the context ends, and would block sending
         the monitor's last event to nobody.
         """
+        if sys.is_finalizing():  # a socket dropped until the interpreter ends: nothing is left to tell
+            self.stopped = self.stopped or why
+            return
         if self.stopped is None:
             self.read()
             self.stopped = why
