@@ -265,8 +265,10 @@ class PeerWatch:
         reader (and three file descriptors) until the context ends, and would block sending
         the monitor's last event to nobody.
         """
-        if sys.is_finalizing():  # a socket dropped until the interpreter ends: nothing is left to tell
+        if sys.is_finalizing():  # a socket dropped until the interpreter ends: nothing is left to read or stop
             self.stopped = self.stopped or why
+            if not self.pair.closed:
+                self.pair.close(linger=0)
             return
         if self.stopped is None:
             self.read()
