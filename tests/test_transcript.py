@@ -8,13 +8,14 @@ deadline, against a real server process started through ``zmq_process_factory``.
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 import zmq
@@ -39,6 +40,7 @@ from zmqtest.transcript import (
     note,
     recording,
     show_frame,
+    unread,
 )
 from zmqtest.waiting import wait_until
 
@@ -384,7 +386,9 @@ def test_frames_are_shown_decoded_where_the_codec_reads_them(frame: Any, codec: 
 
 
 class Upper:
-    """A codec of the test's own: bodies are upper-cased text."""
+    """A codec of the test's own: bodies are upper-cased text (safe to decode for display, and it says so)."""
+
+    safe_to_render = True
 
     def encode(self, body: Any) -> bytes:
         return str(body).upper().encode()
@@ -398,6 +402,41 @@ class Upper:
 def test_a_custom_codec_shows_what_it_decodes_and_the_bytes_of_what_it_does_not() -> None:
     assert show_frame(b"HELLO", Upper()) == "{'text': 'hello'}"
     assert show_frame(b"hello", Upper()) == "b'hello'"
+
+
+class Pickling:
+    """A codec that runs code on peer data, and does not say it is safe to render."""
+
+    def encode(self, body: Any) -> bytes:
+        return pickle.dumps(body)
+
+    def decode(self, frame: bytes) -> Any:
+        return pickle.loads(frame)  # the point of the test: it would run code
+
+
+class Boom:
+    """Unpickling it runs code: it records that it ran."""
+
+    ran: ClassVar[list[str]] = []
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Boom.ran.append, ("ran",))
+
+
+def test_a_codec_that_does_not_say_it_is_safe_never_decodes_for_display(socks: Sockets) -> None:
+    """Issue 10, defect 11: reports never run a user codec on frames the test did not decode itself."""
+    frame = pickle.dumps(Boom())
+    assert show_frame(frame, Pickling()) == repr(frame)
+    server = socks(zmq.PAIR, bind=("", 0), timeout=5)
+    client = socks(zmq.PAIR, connect=server.endpoint, timeout=5)
+    with recording(Transcript(codec=Pickling())) as record:
+        client.send(frame)
+        server.recv()  # a raw receive: the test never decoded it
+        client.send(frame)
+        assert server.poll(5000)
+        record.render()
+        assert unread([server], codec=Pickling()) is not None  # strict mode's view of the unread one
+    assert Boom.ran == []
 
 
 # --- library use: ProcessTest.run without the pytest plugin ---------------------------------------------------------

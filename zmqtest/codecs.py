@@ -17,7 +17,12 @@ from zmqtest.errors import MessageError
 
 
 class Codec(Protocol):
-    """What ProcessTest needs to encode and decode message bodies."""
+    """What ProcessTest needs to encode and decode message bodies.
+
+    A codec may also set ``safe_to_render = True``: transcripts and strict mode then decode, for display, frames
+    the test never decoded itself (a raw receive, unread messages). Leave it out for a codec that can run code on
+    peer data (pickle): those frames then show as bytes.
+    """
 
     def encode(self, body: Any) -> bytes: ...
 
@@ -33,6 +38,7 @@ class JsonCodec:
     """
 
     name = "json"
+    safe_to_render = True  # json.loads runs no code
 
     def __init__(self, *, compact: bool = False) -> None:
         if not isinstance(compact, bool):
@@ -61,6 +67,7 @@ class RawCodec:
     """Bodies are frames already: bytes pass through, str is UTF-8 encoded."""
 
     name = "raw"
+    safe_to_render = True
 
     def encode(self, body: Any) -> bytes:
         if isinstance(body, str):
