@@ -322,6 +322,11 @@ def test_a_failure_is_thrown_into_the_generator_which_may_catch_it_and_go_on(
     assert_event_line(exc, event, THROWN_AT)
 
 
+def _a_helper(loop: Any) -> Conversation:
+    """A helper that yields events: a test must call it with ``yield from``."""
+    yield ("send", loop.bound, [], 1)
+
+
 @pytest.mark.parametrize(
     ("build", "expected", "fragments"),
     [
@@ -341,6 +346,21 @@ def test_a_failure_is_thrown_into_the_generator_which_may_catch_it_and_go_on(
         ),
         pytest.param(lambda loop: "recv", EventError, ["yielded 'recv', which is not an event"], id="str-not-tuple"),
         pytest.param(lambda loop: (), EventError, ["yielded (), which is not an event"], id="empty-tuple"),
+        pytest.param(
+            lambda loop: _a_helper(loop),
+            EventError,
+            ["yielded the generator _a_helper(), which is not an event", "write 'yield from _a_helper(...)'"],
+            id="yield-not-yield-from",
+        ),
+        pytest.param(
+            lambda loop: ("recv", loop.connected, True),
+            EventError,
+            [
+                "json_load_index of a recv must be the index of the frame to decode (an int, -1: the last) or None",
+                "True",
+            ],
+            id="bool-json-load-index",
+        ),
         pytest.param(lambda loop: (b"double", 1), EventError, ["unknown action b'double'"], id="bytes-name"),
         pytest.param(lambda loop: (print, 1), EventError, ["unknown action <built-in function print>"], id="callable"),
         pytest.param(lambda loop: ("_private",), EventError, ["unknown action '_private'"], id="private-name"),

@@ -94,6 +94,11 @@ class ProcessTest:
         """
         if not isinstance(sock, TestSocket):
             raise _not_a_socket(sock, "recv")
+        if json_load_index is not None and (isinstance(json_load_index, bool) or not isinstance(json_load_index, int)):
+            raise EventError(
+                f"json_load_index of a recv must be the index of the frame to decode (an int, -1: the last) or None "
+                f"for raw frames, got {_short(json_load_index)}"
+            )
         frames: list[Any] = sock.recv_multipart()
         if json_load_index is not None:
             try:
@@ -246,6 +251,12 @@ class ProcessTest:
     def _action(self, event: object) -> Callable[..., Any]:
         """The bound method an event names, or an EventError that says what is wrong with the event."""
         if type(event) is not tuple or not event:
+            if inspect.isgenerator(event):
+                name = getattr(event, "__name__", "helper")
+                raise EventError(
+                    f"yielded the generator {name}(), which is not an event: to run a helper that yields events, "
+                    f"write 'yield from {name}(...)'"
+                )
             raise EventError(f"yielded {_short(event)}, which is not an event: {EVENT_FORMS}")
         name = event[0]
         action = getattr(self, name, None) if isinstance(name, str) and not name.startswith("_") else None
