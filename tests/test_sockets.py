@@ -1106,3 +1106,13 @@ def test_a_req_made_relaxed_and_correlated_by_the_user_keeps_libzmqs_own_behavio
     assert rep.recv() == b"third"
     rep.send(b"to third")
     assert req.recv() == b"to third"  # libzmq's correlation dropped the replies to the earlier requests
+
+
+def test_a_sub_that_never_subscribed_says_so(socks: Sockets) -> None:
+    """Issue 10: the hint pointed at the publisher; a SUB with no subscription receives nothing at all."""
+    sub = socks(zmq.SUB, bind=("", 0), name="deaf", timeout=0.01)
+    with pytest.raises(SocketTimeout, match=r"this SUB has not subscribed to any topic, so it receives nothing"):
+        sub.recv()
+    sub.subscribe(b"news")
+    with pytest.raises(SocketTimeout, match=r"has its subscription reached the publisher yet"):
+        sub.recv()

@@ -569,6 +569,14 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     recv_serialized = _waiting("recv_serialized", 1)
     recv_into = _waiting("recv_into", None)
 
+    def set(self, option: int, optval: Any) -> None:
+        """Set a socket option (a SUB remembers that it subscribed, for its timeout message)."""
+        if option == zmq.SUBSCRIBE:
+            self.__dict__["_subscribed"] = True
+        super().set(option, optval)
+
+    setsockopt = set
+
     def _arm(self, seconds: float) -> None:
         """Make libzmq wait ``seconds`` in sends and receives (called only when it changes)."""
         millis = min(math.ceil(seconds * 1000), MAX_WAIT_MS)
@@ -588,6 +596,8 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             what = f"could not send within {seconds:g} s: {hint}"
         else:
             hint = _RECV_HINTS.get(kind, "no message")
+            if kind == "SUB" and not self.__dict__.get("_subscribed"):
+                hint = 'this SUB has not subscribed to any topic, so it receives nothing (subscribe=b"": everything)'
             what = (
                 f"{hint} within {seconds:g} s" if hint.startswith("no ") else f"no message within {seconds:g} s: {hint}"
             )
