@@ -434,6 +434,84 @@ CASES = {
         "FAILED * - ValueError: *",
     ),
     # --- processes ----------------------------------------------------------------------------------------------------
+    "lambda-target": case(
+        f"""
+        class TestCase(Conversation):
+            def test_case(self, zmq_process_factory):
+                zmq_process_factory(multiprocessing.Process(target=lambda: idle()))  {HERE}
+                yield ("double", 1)
+        """,
+        [
+            "E *TypeError: target=TestCase.test_case.<locals>.<lambda> of the Process is a lambda: under forkserver "
+            "the Process is pickled to reach the child, and a function is pickled by its name; define it at module "
+            "level (or start it with start_method='fork')"
+        ],
+        "FAILED * - TypeError: *",
+    ),
+    "bytes-ready-pattern": case(
+        f"""
+        class TestCase(Conversation):
+            def test_case(self, zmq_process_factory):
+                zmq_process_factory([sys.executable, BEHAVE, "silent"], ready=b"listening")  {HERE}
+                yield ("double", 1)
+        """,
+        ["E *TypeError: ready=b'listening' is bytes: give a str regex (the process's output is read as text)"],
+        "FAILED * - TypeError: *",
+    ),
+    "invalid-ready-regex": case(
+        f"""
+        class TestCase(Conversation):
+            def test_case(self, zmq_process_factory):
+                zmq_process_factory([sys.executable, BEHAVE, "silent"], ready="listening (on")  {HERE}
+                yield ("double", 1)
+        """,
+        [
+            "E *ValueError: ready='listening (on' is not a valid regular expression: missing ), unterminated "
+            "subpattern at position 10"
+        ],
+        "FAILED * - ValueError: *",
+    ),
+    "closed-socket-as-ready": case(
+        f"""
+        class TestCase(Conversation):
+            def test_case(self, zmq_process_factory, zmq_socket_factory, zmq_endpoint):
+                client = zmq_socket_factory(zmq.REQ, connect=zmq_endpoint, name="client")
+                client.close()
+                zmq_process_factory(Server(zmq_endpoint), ready=client)  {HERE}
+                yield ("double", 1)
+        """,
+        [
+            "E *ValueError: ready=<TestSocket REQ socket 'client' * is closed: give an open socket, one the process "
+            "will connect to"
+        ],
+        "FAILED * - ValueError: *",
+    ),
+    "stop-not-callable": case(
+        f"""
+        class TestCase(Conversation):
+            def test_case(self, zmq_process_factory):
+                zmq_process_factory([sys.executable, BEHAVE, "silent"], stop="kill")  {HERE}
+                yield ("double", 1)
+        """,
+        [
+            "E *TypeError: stop='kill' is not callable: give a function that makes the process stop (say, one that "
+            "sends it the stop message), or None for SIGINT"
+        ],
+        "FAILED * - TypeError: *",
+    ),
+    "expect-exit-not-a-code": case(
+        f"""
+        class TestCase(Conversation):
+            def test_case(self, zmq_process_factory):
+                zmq_process_factory([sys.executable, BEHAVE, "silent"], expect_exit="yes")  {HERE}
+                yield ("double", 1)
+        """,
+        [
+            "E *TypeError: expect_exit='yes' is a str: give True (it may end in any way), an exit code (say 0), or "
+            "None or False (any end of its own fails the test)"
+        ],
+        "FAILED * - TypeError: *",
+    ),
     "process-exits-early": case(
         f"""
         class TestCase(Conversation):

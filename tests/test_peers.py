@@ -123,3 +123,33 @@ def test_a_rejected_plain_handshake_is_named_in_the_timeout(socks: Sockets) -> N
         r"\(ZMTP_MECHANISM_MISMATCH\): the two sides use different security mechanisms \(NULL, PLAIN or CURVE\)",
         str(excinfo.value),
     ), str(excinfo.value)
+
+
+def test_in_a_fork_of_the_test_a_mimic_closes_without_touching_its_watch(ctx: zmq.Context[Any]) -> None:
+    """A test that forks itself: the fork's close (or garbage collection) of a mimic must return at once."""
+    import select
+    import warnings
+
+    pull = make_sock(ctx, zmq.PULL, bind=("", 0))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork with zmq's threads running
+            pid = os.fork()
+        if pid == 0:  # the fork: close the parent's mimic, as its teardown or the garbage collector would
+            try:
+                pull.close()
+            finally:
+                os._exit(0)
+        fd = os.pidfd_open(pid)
+        try:
+            ready, _, _ = select.select([fd], [], [], 30)
+            if not ready:
+                os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            assert ready, "the fork's close of a mimic did not return within 30 s"
+        finally:
+            os.close(fd)
+        assert pull.peers is not None
+        assert pull.peers.stopped is None  # the parent's watch goes on
+    finally:
+        pull.close()

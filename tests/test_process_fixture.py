@@ -591,6 +591,45 @@ def test_pytest_timeout_firing_during_teardown_still_stops_every_process(pyteste
     assert left_behind(mark) == []
 
 
+SELF_FORKING_TESTS = """
+import select
+
+
+def test_forks(zmq_process_factory, zmq_socket_factory, zmq_endpoint_factory, zmq_authenticator):
+    zmq_socket_factory(zmq.PULL, bind=zmq_endpoint_factory.ipc("sink"))
+    daemon = Child()
+    daemon.daemon = True  # multiprocessing's exit handler terminates a daemon child
+    processes = [start(zmq_process_factory, daemon), start(zmq_process_factory, command())]
+    zmq_process_factory.logs.drain()
+    fork = os.fork()
+    if fork == 0:
+        sys.exit(0)  # in the fork, through pytest: a report, the fixtures' teardown, the session's end, the exit
+    pidfd = os.pidfd_open(fork)
+    try:
+        ended = select.select([pidfd], [], [], 30)[0]
+    finally:
+        os.close(pidfd)
+    if not ended:
+        os.kill(fork, signal.SIGKILL)
+    os.waitpid(fork, 0)
+    assert ended, "the fork was still running after 30 s"
+    assert [process.poll() for process in processes] == [None, None], "the fork stopped the test's processes"
+    assert Path(zmq_endpoint_factory.ipc_dir).is_dir(), "the fork removed the test's ipc directory"
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_test_that_forks_itself_leaves_its_processes_to_the_test(pytester: pytest.Pytester, mark: str) -> None:
+    """The fork tears down too: it must leave the test's processes, sockets and files be, and end at once."""
+    pytester.makepyfile(test_inner=inner_module(SELF_FORKING_TESTS))
+    result = run(pytester)
+    result.assert_outcomes(passed=1)  # the test's own report: the fork's comes first ("failed": SystemExit)
+    result.stdout.fnmatch_lines(["*FAILED test_inner.py::test_forks - SystemExit: 0", "*1 passed*"])
+    assert "Exception ignored" not in result.stderr.str(), result.stderr.str()
+    assert len(recorded_pids(pytester)) == 2
+    assert left_behind(mark) == []
+
+
 # --- memory --------------------------------------------------------------------------------------------------------
 
 CHATTY_TESTS = """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -190,9 +191,8 @@ def return_none() -> None:
     [
         (make_local_process, "LocalProc", "local object"),
         (lambda: Behave("obey", threading.Lock()), "Behave", "_thread.lock"),  # type: ignore[arg-type]
-        (lambda: multiprocessing.Process(target=lambda: None), "<lambda>", "lambda"),
     ],
-    ids=["local-class", "holds-lock", "lambda-target"],
+    ids=["local-class", "holds-lock"],
 )
 def test_unpicklable_process_says_why_and_how_to_fix(
     manager: ProcessManager, method: str, make: Callable[[], multiprocessing.Process], name: str, problem: str
@@ -206,6 +206,18 @@ def test_unpicklable_process_says_why_and_how_to_fix(
     assert "define the class at module level" in message
     assert "create them in run()" in message
     assert "start_method='fork'" in message
+    assert manager.processes == []
+    assert list((manager.output_dir).iterdir()) == []
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_lambda_or_local_function_target_is_refused_before_the_start(manager: ProcessManager, method: str) -> None:
+    def local() -> None:
+        pass
+
+    for target, kind in ((lambda: None, "a lambda"), (local, "a local function")):
+        with pytest.raises(TypeError, match=f"of the Process is {kind}: under {method} .* define it at module level"):
+            manager.start(multiprocessing.Process(target=target), start_method=method)
     assert manager.processes == []
     assert list((manager.output_dir).iterdir()) == []
 
@@ -744,6 +756,38 @@ def test_bad_arguments(manager: ProcessManager, tmp_path: Path) -> None:
     manager.close()
     with pytest.raises(ProcessError, match="closed"):
         manager.start(Behave("obey"))
+
+
+def test_in_a_fork_of_the_test_close_leaves_the_processes_and_the_log_collector_alone(
+    manager: ProcessManager,
+) -> None:
+    """A test that forks itself: its fork's close must not stop the test's processes, nor block in a zmq read."""
+    handle = start(manager, "forkserver", "obey", ready="ready")
+    logs = manager.logs
+    fork = os.fork()
+    if fork == 0:  # the fork: its exit code is all it can tell
+        code = 3
+        try:
+            with pytest.raises(ValueError, match=r"belongs to process \d+, not to its fork"):
+                logs.drain()  # pyzmq retries a read in a fork for ever: it must not try
+            manager.close()
+            logs.close()
+            code = 0
+        finally:
+            os._exit(code)
+    pidfd = os.pidfd_open(fork)
+    try:
+        ended = bool(select.select([pidfd], [], [], 30)[0])
+    finally:
+        os.close(pidfd)
+    if not ended:
+        os.kill(fork, signal.SIGKILL)
+    status = os.waitpid(fork, 0)[1]
+    assert ended, "the fork's close did not return within 30 s"
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert handle.poll() is None, handle.describe()
+    assert not logs.closed
+    logs.drain()
 
 
 # ---------------------------------------------------------------------------------------------- no orphans

@@ -6,10 +6,11 @@ here imports pyzmq or the rest of zmqtest until a fixture is used.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -52,8 +53,7 @@ def zmq_context() -> Iterator[zmq.Context[Any]]:
     from zmqtest.contexts import TestContext, terminate_context
 
     context = TestContext()
-    yield context
-    terminate_context(context)
+    yield from _owned(context, lambda: terminate_context(context))
 
 
 @pytest.fixture
@@ -67,8 +67,8 @@ def zmq_socket_factory(zmq_context: zmq.Context[Any]) -> Iterator[SocketFactory]
     """
     from zmqtest.contexts import SocketFactory
 
-    with SocketFactory(zmq_context) as factory:
-        yield factory
+    factory = SocketFactory(zmq_context)
+    yield from _owned(factory, factory.close)
 
 
 @pytest.fixture
@@ -84,8 +84,8 @@ def zmq_endpoint_factory() -> Iterator[EndpointFactory]:
     """
     from zmqtest.endpoints import EndpointFactory
 
-    with EndpointFactory() as factory:
-        yield factory
+    factory = EndpointFactory()
+    yield from _owned(factory, factory.close)
 
 
 @pytest.fixture
@@ -116,9 +116,9 @@ def zmq_process_factory(
 
     __tracebackhide__ = True  # an unexpected exit at teardown is reported without this fixture's source
     try:
-        with ProcessManager(tmp_path / "zmqtest-processes") as manager:
-            request.node.stash[PROCESSES] = manager
-            yield manager
+        manager = ProcessManager(tmp_path / "zmqtest-processes")
+        request.node.stash[PROCESSES] = manager
+        yield from _owned(manager, manager.close)
     except KeyboardInterrupt:
         # A Ctrl-C held back while the processes stopped, raised once they all have. In a session that a Ctrl-C
         # ends already, it adds nothing, and raised it would cut the other fixtures' teardown (and the summary) short.
@@ -180,5 +180,28 @@ def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
     """
     from zmqtest.authenticator import Authenticator
 
-    with Authenticator(zmq_context) as authenticator:
-        yield authenticator
+    authenticator = Authenticator(zmq_context)
+    yield from _owned(authenticator, authenticator.close)
+
+
+T = TypeVar("T")
+
+_left_to_the_test: list[object] = []
+"""In a fork of a test, what the test's fixtures made: kept, never closed nor collected (a socket's close reads)."""
+
+
+def _owned(resource: T, close: Callable[[], object]) -> Iterator[T]:
+    """Yield ``resource``, then ``close()`` it, but not in a fork of this process.
+
+    A test that forks itself tears down in its fork too (a ``return`` or ``sys.exit`` there goes through pytest):
+    the sockets, threads and files are the test's, and a zmq read in a fork retries for ever. Its fork leaves them be.
+    """
+    __tracebackhide__ = True  # a teardown error is reported at the fixture, not here
+    pid = os.getpid()
+    try:
+        yield resource
+    finally:
+        if os.getpid() == pid:
+            close()
+        else:
+            _left_to_the_test.append(resource)

@@ -376,6 +376,7 @@ class LogCollector:
     def __init__(
         self, context: zmq.Context[Any] | None = None, *, transport: str = "tcp", endpoint: str | None = None
     ) -> None:
+        self._pid = os.getpid()  # the one process that reads and closes it (a test may fork itself)
         if transport not in ("tcp", "ipc"):
             raise ValueError(f"unknown transport {transport!r} for a LogCollector: expected 'tcp' or 'ipc'")
         self._own_context = context is None
@@ -429,6 +430,11 @@ class LogCollector:
         new: list[LogEntry] = []
         if self.socket.closed:
             return new
+        if os.getpid() != self._pid:  # its socket is useless in a fork: pyzmq would retry the read for ever
+            raise ValueError(
+                f"this LogCollector ({self.endpoint}) belongs to process {self._pid}, not to its fork {os.getpid()}: "
+                "read it in the process that made it"
+            )
         while True:
             try:
                 frame = self.socket.recv(zmq.NOBLOCK)
@@ -595,7 +601,12 @@ class LogCollector:
     # --------------------------------------------------------------------------------------- lifetime
 
     def close(self) -> None:
-        """Read what has arrived (for the transcript), close the socket, remove the ipc directory. Idempotent."""
+        """Read what has arrived (for the transcript), close the socket, remove the ipc directory. Idempotent.
+
+        In a fork of the process that made it (a test that forks itself), it does nothing: all that is the other's.
+        """
+        if os.getpid() != self._pid:
+            return
         sock = getattr(self, "socket", None)
         if sock is not None and not sock.closed:
             try:

@@ -700,9 +700,13 @@ def _kill_all_at_exit() -> None:
 
 
 def _forget_in_child() -> None:
-    """A forked child must not kill its parent's processes when it exits."""
+    """A forked child must not kill its parent's processes when it exits, nor have multiprocessing's exit do it."""
     global _live_lock
     _live_lock = threading.Lock()
+    # private: the set whose members multiprocessing's exit handler terminates (daemons) and joins (the others)
+    children: set[object] = getattr(multiprocessing.process, "_children", set())
+    for handle in _live:
+        children.discard(handle.process)
     _live.clear()
 
 

@@ -153,6 +153,8 @@ class PeerWatch:
         """Endpoint -> (``"bound"``/``"connected"``, ``time.monotonic()`` of the call), in call order."""
         self.stopped: str | None = None
         """Why the watch no longer watches, if it does not."""
+        self.pid = os.getpid()
+        """The process that watches: in a fork of it (a test that forks itself), the watch does nothing."""
         # a fresh inproc address each time: libzmq releases a stopped monitor's address only later, asynchronously
         address = f"inproc://zmqtest-peers-{os.getpid()}-{next(_numbers)}"
         zmq.Socket.monitor(sock, address, WATCHED_EVENTS)  # the base method: TestSocket.monitor() would stop us
@@ -176,7 +178,7 @@ class PeerWatch:
 
     def read(self) -> int:
         """Take every event that has arrived, without waiting; return how many were read in all so far."""
-        if self.stopped is None:
+        if self.stopped is None and os.getpid() == self.pid:  # pyzmq retries EINTR forever in a fork
             pair = self.pair
             while True:
                 try:
@@ -265,6 +267,9 @@ class PeerWatch:
         reader (and three file descriptors) until the context ends, and would block sending
         the monitor's last event to nobody.
         """
+        if os.getpid() != self.pid:  # a fork of the test: its sockets are the parent's, nothing here to stop
+            self.stopped = self.stopped or why
+            return
         if sys.is_finalizing():  # a socket dropped until the interpreter ends: nothing is left to read or stop
             self.stopped = self.stopped or why
             if not self.pair.closed:

@@ -157,6 +157,7 @@ class ProcessManager:
         self._watch = contextlib.ExitStack()
         self._closed = False
         self._logs: LogCollector | None = None
+        self._pid = os.getpid()  # only the process that made it stops its processes: a test may fork itself
 
     @property
     def logs(self) -> LogCollector:
@@ -236,8 +237,8 @@ class ProcessManager:
             if ready_timeout is None
             else parse_timeout(ready_timeout, "the ready_timeout= argument of start()")
         )
-        if isinstance(ready, str):
-            ready = re.compile(ready)
+        ready = _check_ready(ready)
+        _check_options(stop, expect_exit)
         argv, method = self._check_target(target, start_method, env, cwd, patches)
         name = name or _default_name(target, argv)
         stdout_path, stderr_path = self._output_files(name)
@@ -293,8 +294,11 @@ class ProcessManager:
             if target._popen is not None:  # type: ignore[attr-defined]
                 raise StartError(f"{type(target).__name__} was started already: a Process object starts once")
             if start_method is None:
-                return None, parse_start_method(self.settings.start_method, "the settings")
-            return None, parse_start_method(start_method, "the start_method= argument of start()")
+                method = parse_start_method(self.settings.start_method, "the settings")
+            else:
+                method = parse_start_method(start_method, "the start_method= argument of start()")
+            _check_picklable_target(target, method)
+            return None, method
         if isinstance(target, (str, bytes, os.PathLike)) or not isinstance(target, Sequence):
             raise TypeError(
                 f"start() takes a multiprocessing.Process or a command line as a list of arguments, got {target!r}"
@@ -435,8 +439,7 @@ class ProcessManager:
             finally:
                 output.close()
             return
-        if not callable(ready):
-            raise TypeError(f"ready= takes None, a pattern, a callable or a mimic socket, got {ready!r}")
+        assert callable(ready)  # checked by start()
         check: Callable[[], object] = ready
 
         def call(final: bool) -> bool:
@@ -495,6 +498,10 @@ class ProcessManager:
         if self._closed:
             return
         self._closed = True
+        if os.getpid() != self._pid:  # a fork of the test: the processes, the log collector and the files are not its
+            with contextlib.suppress(ValueError, RuntimeError):
+                self._watch.close()  # this process's own view only: it stops watching them and their collector
+            return
         problems: list[str] = []
         cut: list[BaseException] = []  # what cut a step short (pytest-timeout's failure): raised once all have run
         error: ProcessError | None = None
@@ -585,6 +592,51 @@ def _close_error(unexpected: list[ManagedProcess], problems: list[str]) -> Proce
         lines.extend(problems)
     message = "\n".join(lines)
     return ProcessExited(message) if unexpected else ProcessError(message)
+
+
+def _check_ready(ready: object) -> Ready:
+    """``ready`` as start() waits for it (a str compiled), or a TypeError/ValueError naming what is wrong with it."""
+    if isinstance(ready, (bytes, bytearray)) or (isinstance(ready, re.Pattern) and isinstance(ready.pattern, bytes)):
+        raise TypeError(f"ready={ready!r} is bytes: give a str regex (the process's output is read as text)")
+    if isinstance(ready, str):
+        try:
+            return re.compile(ready)
+        except re.error as exc:
+            raise ValueError(f"ready={ready!r} is not a valid regular expression: {exc}") from None
+    if _is_socket(ready):
+        if cast("zmq.Socket[Any]", ready).closed:
+            raise ValueError(f"ready={ready!r} is closed: give an open socket, one the process will connect to")
+        return cast("TestSocket", ready)
+    if ready is None or isinstance(ready, re.Pattern) or callable(ready):
+        return cast(Ready, ready)
+    raise TypeError(f"ready= takes None, a str regex, a callable or a mimic socket, got {ready!r}")
+
+
+def _check_options(stop: object, expect_exit: object) -> None:
+    if stop is not None and not callable(stop):
+        raise TypeError(
+            f"stop={stop!r} is not callable: give a function that makes the process stop (say, one that sends it "
+            "the stop message), or None for SIGINT"
+        )
+    if expect_exit is not None and not isinstance(expect_exit, int):  # bool is an int: True, False
+        raise TypeError(
+            f"expect_exit={expect_exit!r} is a {type(expect_exit).__name__}: give True (it may end in any way), "
+            "an exit code (say 0), or None or False (any end of its own fails the test)"
+        )
+
+
+def _check_picklable_target(process: multiprocessing.process.BaseProcess, method: str) -> None:
+    """Under spawn and forkserver a plain Process's target is pickled by name: a lambda or local function is not."""
+    target = getattr(process, "_target", None)
+    if method == "fork" or target is None:
+        return
+    qualname = getattr(target, "__qualname__", "")
+    if getattr(target, "__name__", None) == "<lambda>" or "<locals>" in qualname.split("."):
+        kind = "a lambda" if target.__name__ == "<lambda>" else "a local function"
+        raise TypeError(
+            f"target={qualname} of the Process is {kind}: under {method} the Process is pickled to reach the child, "
+            "and a function is pickled by its name; define it at module level (or start it with start_method='fork')"
+        )
 
 
 def _search(handle: ManagedProcess, pattern: re.Pattern[str], output: _OutputLines, final: bool) -> bool:
