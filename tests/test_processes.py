@@ -308,7 +308,10 @@ def test_ready_callable_that_raises_stops_the_process(manager: ProcessManager) -
     with pytest.raises(LookupError, match="no such thing") as info:
         start(manager, "fork", "obey", ready=broken)
     handle = manager.processes[-1]
-    assert handle.stopped_by == "SIGINT"
+    # Stopped at once, before the child has its own SIGINT handling in place: under load the SIGINT can come
+    # while the fork child is still starting and be lost, and the stop then takes SIGTERM (reported truthfully
+    # since a stop records the last stage that reached the process).
+    assert handle.stopped_by in ("SIGINT", "SIGTERM")
     assert group(handle.pid) == []
     assert f"in the ready= check of {handle.name} (pid {handle.pid}" in "\n".join(getattr(info.value, "__notes__", []))
 
