@@ -436,9 +436,9 @@ class ConnectionWaiter:
                 if kind == zmq.EVENT_MONITOR_STOPPED:
                     raise ZmqTestError(f"{self._waiting_for()}: the socket was closed or its monitor stopped")
             waiting_for = self._waiting_for
-            if self._closed() or not _wait_ready(self.monitor, zmq.POLLIN, deadline, processes, waiting_for):
-                if self._closed():
-                    raise ZmqTestError(f"{waiting_for()}: the socket was closed or its monitor stopped")
+            if self._closed():
+                raise ZmqTestError(f"{waiting_for()}: the socket was closed or its monitor stopped")
+            if not _wait_ready(self.monitor, zmq.POLLIN, deadline, processes, waiting_for):
                 raise _failed(
                     WaitTimeout(
                         f"{waiting_for()}: no connection within {seconds:g} s; {self.summary()}"
