@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from zmqtest import reaper
+from zmqtest import backstop
 from zmqtest.errors import StartError, WaitTimeout, ZmqTestError
 from zmqtest.golden import (
     BUILTIN_NORMALISERS,
@@ -151,7 +151,7 @@ def test_the_deadline_kills_the_program_and_its_child_and_reports_the_output_so_
     )
     assert error.stderr == "to stderr\n"
     assert error.timeout == DEADLINE
-    assert error.pid not in reaper.registered()
+    assert error.pid not in backstop.registered()
 
 
 def test_what_a_program_leaves_running_in_its_group_is_killed_and_listed() -> None:
@@ -182,7 +182,7 @@ def test_an_interrupted_run_kills_the_program(monkeypatch: pytest.MonkeyPatch) -
         run([PY, "-c", "import signal; signal.pause()"])
     assert len(started) == 1
     assert gone(started[0])
-    assert started[0] not in reaper.registered()
+    assert started[0] not in backstop.registered()
 
 
 def test_no_file_or_descriptor_is_left_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from apps.behave import Behave
 
-from zmqtest import reaper
+from zmqtest import backstop, reaper
 from zmqtest.processes import ProcessManager
 from zmqtest.settings import Settings
 
@@ -159,17 +159,17 @@ def test_the_reaper_kills_within_two_seconds_of_its_owner_being_sigkilled(tmp_pa
 def test_one_reaper_per_interpreter_and_nothing_registered_after_close(tmp_path: Path) -> None:
     with ProcessManager(tmp_path / "a", settings=SETTINGS) as first:
         one = first.start(Behave("obey"), start_method="fork", ready="ready")
-        watchdog = reaper.pid()
+        watchdog = backstop.pid()
         assert watchdog is not None
         assert alive(watchdog)
-        assert one.pid in reaper.registered()
+        assert one.pid in backstop.registered()
         with ProcessManager(tmp_path / "b", settings=SETTINGS) as second:
             two = second.start([sys.executable, BEHAVE, "obey"], ready="ready")
-            assert reaper.pid() == watchdog
-            assert {one.pid, two.pid} <= reaper.registered()
-        assert two.pid not in reaper.registered()
-    assert one.pid not in reaper.registered()
-    assert reaper.pid() == watchdog
+            assert backstop.pid() == watchdog
+            assert {one.pid, two.pid} <= backstop.registered()
+        assert two.pid not in backstop.registered()
+    assert one.pid not in backstop.registered()
+    assert backstop.pid() == watchdog
     assert psutil.Process(watchdog).cmdline()[1:3] == ["-I", "-S"]
     assert os.getsid(watchdog) == watchdog  # its own session: a Ctrl-C in the terminal does not reach it
 
@@ -180,8 +180,8 @@ def test_children_do_not_hold_the_reaper_pipe(manager_dir: Path, method: str) ->
     with ProcessManager(manager_dir, settings=SETTINGS) as procs:
         procs.start(Behave("obey"), start_method=method, ready="ready")  # the reaper runs from now on at the latest
         handle = procs.start(Behave("obey"), start_method=method, ready="ready")
-        assert reaper._fd is not None
-        pipe = os.readlink(f"/proc/self/fd/{reaper._fd}")
+        assert backstop._fd is not None
+        pipe = os.readlink(f"/proc/self/fd/{backstop._fd}")
         child_fds = {os.readlink(f"/proc/{handle.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{handle.pid}/fd")}
         assert pipe not in child_fds
 
@@ -194,7 +194,7 @@ def manager_dir(tmp_path: Path) -> Path:
 def test_a_killed_reaper_is_replaced_with_every_registration(tmp_path: Path) -> None:
     with ProcessManager(tmp_path, settings=SETTINGS) as procs:
         first = procs.start(Behave("obey"), start_method="fork", ready="ready")
-        old = reaper.pid()
+        old = backstop.pid()
         assert old is not None
         os.kill(old, signal.SIGKILL)
         pidfd = os.pidfd_open(old)
@@ -203,23 +203,23 @@ def test_a_killed_reaper_is_replaced_with_every_registration(tmp_path: Path) -> 
         finally:
             os.close(pidfd)
         second = procs.start(Behave("obey"), start_method="fork", ready="ready")
-        new = reaper.pid()
+        new = backstop.pid()
         assert new is not None
         assert new != old
         assert alive(new)
-        assert {first.pid, second.pid} <= reaper.registered()
+        assert {first.pid, second.pid} <= backstop.registered()
     assert not alive(old)
 
 
 REAPERLESS_CONFTEST = """
-import zmqtest.reaper
+import zmqtest.backstop
 
 
 def no_reaper():
     raise OSError("no reaper today")
 
 
-zmqtest.reaper._start = no_reaper
+zmqtest.backstop._start = no_reaper
 """
 
 REAPERLESS_TESTS = """

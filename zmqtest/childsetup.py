@@ -1,5 +1,11 @@
 """What runs in a multiprocessing child before the user's ``run()``: session, output files, environment, patches.
 
+It also ties the child to us (Linux ``prctl``): it is SIGKILLed when the process that
+started it dies (``PR_SET_PDEATHSIG``: the start-to-registration window of the
+watchdog is covered, a SIGKILLed test leaves no child), and it adopts its orphaned
+descendants (``PR_SET_CHILD_SUBREAPER``), so that a daemon it starts stays below it
+where its stop finds it, instead of moving under init.
+
 Kept apart from :mod:`zmqtest.processes`, and on the standard library alone, because
 under spawn and forkserver the child imports the module of this class to unpickle it:
 importing zmqtest.processes (and with it pyzmq, the settings and the waits) cost a
@@ -9,14 +15,19 @@ forkserver child about 55 ms, three times its bare start.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing.process
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 __all__ = ["ChildSetup"]
 
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 _inherited_streams: list[object] = []
 """The parent's sys.stdout/sys.stderr in a forked child: kept, so that they are never flushed (nor duplicated)."""
@@ -47,6 +58,9 @@ class ChildSetup:
         self.stderr_path = stderr_path
         self.patches = patches
         self.environ = environ or {}  # set in the child (e.g. the log endpoint): a forkserver child has not our env
+        # Its parent is the forkserver, or us; a child dies with the thread that started it, so only the main thread's
+        self.parent = None if method == "forkserver" else os.getpid()
+        self.tie_to_parent = method == "forkserver" or threading.current_thread() is threading.main_thread()
 
     def __call__(self) -> None:
         try:
@@ -60,6 +74,7 @@ class ChildSetup:
     def _prepare_and_run(self) -> None:
         with contextlib.suppress(OSError):  # fails only if already a group leader: then it is one already
             os.setsid()
+        self._tie()
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # inherited from a background job: SIGINT must work
             signal.signal(signal.SIGINT, signal.default_int_handler)
         _redirect(os.devnull, 0, os.O_RDONLY)
@@ -87,6 +102,19 @@ class ChildSetup:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
+
+    def _tie(self) -> None:
+        """Die with the parent (if it is already gone, now); adopt orphaned descendants. Best effort: Linux only."""
+        try:
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            return
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        if self.tie_to_parent:
+            parent = os.getppid() if self.parent is None else self.parent
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # it died before the tie was made
+                os._exit(128 + signal.SIGKILL)
 
 
 def _redirect(path: str, fd: int, flags: int) -> None:

@@ -33,14 +33,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from zmqtest import reaper
+from zmqtest import backstop
 from zmqtest.errors import ProcessError, WaitTimeout, ZmqTestError
-from zmqtest.managed import group_members, require_linux, start_session, status_text
+from zmqtest.groups import MARK, clear_group, descendants, start_time, status_text, wait_gone
+from zmqtest.managed import require_linux, start_session
 from zmqtest.settings import parse_timeout
 
 __all__ = [
@@ -156,6 +157,7 @@ def run(
     data = _stdin_bytes(stdin)
     environment = dict(os.environ if env is None else env)
     environment.setdefault("PYTHONUNBUFFERED", "1")
+    environment[MARK] = mark = backstop.new_mark()
     where = None if cwd is None else os.fspath(cwd)
     with contextlib.ExitStack() as files:
         out = files.enter_context(tempfile.TemporaryFile())  # unlinked at once: nothing to clean up, ever
@@ -166,21 +168,26 @@ def run(
             given.write(data)
             given.seek(0)
         started = time.monotonic()
+        backstop.arm()
         popen = start_session(
             command, os.path.basename(command[0]), stdin=given, stdout=out, stderr=err, cwd=where, env=environment
         )
-        reaper.register(popen.pid)
+        backstop.register(popen.pid)
+        began = start_time(popen.pid)
         ended = False
         try:
             ended = _wait_for_end(popen.pid, seconds)
         finally:
+            escaped = [] if ended else descendants(popen.pid)
             if not ended:  # the deadline, or an exception (Ctrl-C) while we waited
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(popen.pid, signal.SIGKILL)
+                    os.killpg(popen.pid, signal.SIGKILL)  # not reaped yet: its pid and group number are its own
+                wait_gone([popen.pid], KILL_WAIT)
+            found, _ = clear_group(popen.pid, KILL_WAIT)  # still before it is reaped, for the same reason
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(KILL_WAIT)
-            leftovers = _clear_group(popen.pid)
-            reaper.unregister(popen.pid)
+            leftovers = (*found, *backstop.sweep(mark, began, escaped))
+            backstop.unregister(popen.pid)
         took = time.monotonic() - started
         out.seek(0)
         err.seek(0)
@@ -234,42 +241,6 @@ def _wait_for_end(pid: int, timeout: float) -> bool:
         return bool(select.select([fd], [], [], timeout)[0])
     finally:
         os.close(fd)
-
-
-def _clear_group(pgid: int) -> tuple[int, ...]:
-    """SIGKILL what is left of process group ``pgid`` (its leader reaped) and wait until it is empty; who was left.
-
-    A group with members keeps its number from being reused, so the signal can only
-    reach what the program left behind. An empty group is the usual case, and one
-    ``killpg(pgid, 0)`` tells (scanning /proc for the members costs milliseconds).
-    """
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return ()
-    members = group_members(pgid)
-    found = tuple(members)
-    deadline = time.monotonic() + KILL_WAIT
-    while members and time.monotonic() < deadline:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        with _pidfds(members) as fds:
-            select.select(fds, [], [], GROUP_POLL)
-        members = group_members(pgid)
-    return found
-
-
-@contextlib.contextmanager
-def _pidfds(pids: Iterable[int]) -> Iterator[list[int]]:
-    fds: list[int] = []
-    try:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                fds.append(os.pidfd_open(pid))
-        yield fds
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def _deadline_error(

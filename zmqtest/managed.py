@@ -26,37 +26,49 @@ for each process it starts (see that module for how they start and become ready)
   pidfd, only if one of them provably is its (see ``_kill_own_members``).
   :attr:`ManagedProcess.ends_waits` says whether its end should still cut other waits
   short: not once the test has stopped it, nor when it may end (``expect_exit``).
-- **Nothing outlives us**: an ``atexit`` handler SIGKILLs what a manager left running,
-  and :mod:`zmqtest.reaper` kills every registered group if this interpreter is SIGKILLed.
+- **What left its group is found too**: its descendants are noted (through their
+  parent chain) when its stop begins, and everything that carries its mark (see
+  :mod:`zmqtest.backstop`) is killed with them once the group is gone.
+- **Nothing outlives us**: see :mod:`zmqtest.backstop` for the backstops (at exit, and
+  a watchdog for when this interpreter is SIGKILLed).
 
 Linux only (pidfds: Linux 5.3+).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
 import os
 import re
-import select
 import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zmqtest import reaper, transcript
+from zmqtest import backstop, transcript
 from zmqtest.errors import ProcessError, ProcessExited, StartError
+from zmqtest.groups import (
+    clear_group,
+    descendants,
+    kill,
+    main_thread,
+    members,
+    pidfds,
+    proc_stat,
+    readable,
+    start_time,
+    status_text,
+)
 from zmqtest.settings import Settings, parse_timeout
 
-__all__ = ["ManagedProcess", "group_members", "require_linux", "start_session", "status_text"]
+__all__ = ["ManagedProcess", "require_linux", "start_session", "status_text"]
 
 POLL = 0.01
 """Longest pause between two checks of a group that is being cleared."""
@@ -80,24 +92,7 @@ def require_linux() -> None:
         )
 
 
-def status_text(returncode: int | None) -> str:
-    """``running``, ``exited with code 3``, ``killed by SIGKILL``."""
-    if returncode is None:
-        return "running"
-    if returncode >= 0:
-        return f"exited with code {returncode}"
-    try:
-        return f"killed by {signal.Signals(-returncode).name}"
-    except ValueError:
-        return f"killed by signal {-returncode}"
-
-
 # ------------------------------------------------------------------------------------------ the handle
-
-
-_live: set[ManagedProcess] = set()
-"""Processes started and not yet stopped, of every manager: what the atexit handler kills."""
-_live_lock = threading.Lock()
 
 
 class ManagedProcess:
@@ -145,6 +140,7 @@ class ManagedProcess:
         start_method: str | None = None,
         stop: Callable[[], object] | None = None,
         expect_exit: int | bool | None = None,
+        mark: str | None = None,
     ) -> None:
         self.name = name
         self.pid = pid
@@ -161,6 +157,8 @@ class ManagedProcess:
         self.stopped_by = None
         self.stop_seconds = None
         self.expect_exit = expect_exit
+        self.mark = mark
+        """Its value of ``ZMQTEST_OWNER``: what carries it is its (see :mod:`zmqtest.backstop`)."""
         self._settings = settings
         self._stop_action = stop
         self._returncode: int | None = None
@@ -176,9 +174,13 @@ class ManagedProcess:
         """When its pid, and so its group's number, was last known its own (CLOCK_BOOTTIME, ns)."""
         self._pidfd: int | None = None
         self._pidfd = self._open_pidfd()
-        self._start_time = None if self._pidfd is None else reaper.start_time(pid)
+        self._start_time = None if self._pidfd is None else start_time(pid)
         """When it started (clock ticks since boot): with the pid, names it (but for one started in the same tick)."""
+        self._escaped: list[tuple[int, str]] = []
+        """Its descendants outside its group when its stop began: killed with the group."""
         self._note_own()
+        backstop.track(self)
+        backstop.register(pid)
 
     def _open_pidfd(self) -> int | None:
         try:
@@ -230,20 +232,20 @@ class ManagedProcess:
 
     def _holds_pid(self) -> bool:
         """Whether its pid is still its own (it runs, or is a zombie not yet reaped): no other process can have it."""
-        if self._pidfd is not None and not _readable(self._pidfd):
+        if self._pidfd is not None and not readable(self._pidfd):
             return True  # it runs
         if self._returncode is not None or self._start_time is None:
             return False  # reaped by us (or never seen)
         try:  # our child's zombie, or a forkserver's that it has not reaped yet?
             zombie = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         except ChildProcessError:
-            fields = reaper.proc_stat(self.pid)
+            fields = proc_stat(self.pid)
             zombie = fields is not None and fields[:1] == [b"Z"]
-        return zombie and reaper.start_time(self.pid) == self._start_time
+        return zombie and start_time(self.pid) == self._start_time
 
     def _paused(self) -> bool:
         """Whether it runs but is stopped by a signal (SIGSTOP, SIGTSTP): it acts on nothing until SIGCONT."""
-        fields = reaper.proc_stat(self.pid)
+        fields = proc_stat(self.pid)
         return fields is not None and fields[:1] == [b"T"] and not self._ended()  # still running: that stat was its own
 
     def poll(self) -> int | None:
@@ -372,8 +374,10 @@ class ManagedProcess:
         try:
             if self._ended():
                 self.stopped_by = BY_ITSELF
-            elif self._escalate():  # by the last stage that reached it; by itself if it ended before any did
-                self.stopped_by = self._sent[-1] if self._sent else BY_ITSELF
+            else:
+                self._escaped = descendants(self.pid)
+                if self._escalate():  # by the last stage that reached it; by itself if it ended before any did
+                    self.stopped_by = self._sent[-1] if self._sent else BY_ITSELF
             self._survivors = self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
             if self.poll() is None and self._ended(CODE_WAIT):
                 self.poll()
@@ -383,9 +387,9 @@ class ManagedProcess:
                     f"for {GROUP_WAIT:g} s"
                 )
             elif self._ended():
-                reaper.unregister(self.pid)
-                with _live_lock:
-                    _live.discard(self)
+                self._sweep()
+                backstop.unregister(self.pid)
+                backstop.untrack(self)
         finally:
             self.stop_seconds = time.monotonic() - began
             self._stopping = False
@@ -440,14 +444,14 @@ class ManagedProcess:
         deadline = time.monotonic() + grace
         while True:
             self._signal(signal.SIGINT)
-            last = _main_thread(self.pid)
+            last = main_thread(self.pid)
             while True:
                 remaining = deadline - time.monotonic()
                 if self._ended(max(0.0, min(SIGINT_REPEAT, remaining))):
                     return True
                 if remaining <= SIGINT_REPEAT:
                     return False
-                now = _main_thread(self.pid)
+                now = main_thread(self.pid)
                 if now is not None and now.startswith(b"S") and now == last:
                     break  # asleep throughout, never woke: the SIGINT was lost
                 last = now
@@ -478,21 +482,14 @@ class ManagedProcess:
 
         By the group's number while the pid is its own; after that, only its own members, one by one.
         """
+        if self._holds_pid():
+            return clear_group(self.pid, GROUP_WAIT)[1]
         deadline = time.monotonic() + GROUP_WAIT
         while True:
-            if self._holds_pid():
-                try:
-                    os.killpg(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    return []
-                except PermissionError:
-                    pass
-                members = group_members(self.pid)
-            else:
-                members = self._kill_own_members()
-            if not members or time.monotonic() >= deadline:
-                return members
-            with _pidfds(members) as fds:
+            left = self._kill_own_members()
+            if not left or time.monotonic() >= deadline:
+                return left
+            with pidfds(left) as fds:
                 multiprocessing.connection.wait(fds, POLL)
 
     def _kill_own_members(self) -> list[int]:
@@ -503,32 +500,38 @@ class ManagedProcess:
         10 ms), since while it lives the number cannot be reused. If another process
         has its pid, the number was reused: nothing in that group is its.
         """
-        if self._own_at is None or reaper.proc_stat(self.pid) is not None:
+        if self._own_at is None or proc_stat(self.pid) is not None:
             return []
         known = self._own_at * os.sysconf("SC_CLK_TCK") // 1_000_000_000  # /proc's start times are in ticks
         session = str(self.pid).encode()
-        members = []
-        for pid in group_members(self.pid):
-            fields = reaper.proc_stat(pid)
+        own = []
+        for pid in members(self.pid):
+            fields = proc_stat(pid)
             if fields and len(fields) >= 20 and fields[3] == session:
-                members.append((pid, fields[19].decode()))
-        if not any(int(start) <= known for _, start in members):
+                own.append((pid, fields[19].decode()))
+        if not any(int(start) <= known for _, start in own):
             return []
-        for pid, start in members:
-            with _pidfds([pid]) as fds:
-                if fds and reaper.start_time(pid) == start:  # the pidfd is of the process judged
-                    with contextlib.suppress(ProcessLookupError):
-                        signal.pidfd_send_signal(fds[0], signal.SIGKILL)
-        return [pid for pid, _ in members]
+        kill(own)
+        return [pid for pid, _ in own]
 
-    def _kill_now(self) -> None:
-        """At interpreter exit: SIGKILL the group, no grace, bounded waits."""
+    def _sweep(self) -> None:
+        """Kill its descendants that left its group: those seen when its stop began, and those carrying its mark."""
+        if self.mark is not None:
+            escaped = backstop.sweep(self.mark, self._start_time, self._escaped)
+            if escaped:
+                transcript.note(self.name, f"killed {len(escaped)} process(es) that left its group: {escaped}")
+
+    def kill_now(self) -> None:
+        """SIGKILL the group and what left it, no grace, bounded waits (at interpreter exit, or a stop cut short)."""
+        if not self._escaped and not self._ended():
+            self._escaped = descendants(self.pid)
         self._signal(signal.SIGKILL)
         self._ended(1.0)
         self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
         if self._ended():
             self.poll()
-        reaper.unregister(self.pid)
+        self._sweep()
+        backstop.unregister(self.pid)
 
     def _unexpected(self) -> bool:
         """Whether it ended as the test did not say it may: by itself with a code, or not cleanly when stopped."""
@@ -557,7 +560,7 @@ class ManagedProcess:
         clean = f"exit code {_or(codes)}" + (f", or killed by {_or(signals)}" if signals else "")
         return f"{self.describe()} when stopped by {self.stopped_by} (a clean stop ends with {clean})"
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """Free what the ended process held here: its pidfd, and the Process's pipes (pytest keeps the item)."""
         self._released = True
         if self._pidfd is not None:
@@ -577,11 +580,6 @@ def _or(items: Sequence[object]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
-def _readable(fd: int) -> bool:
-    """Whether a pidfd says its process has ended."""
-    return bool(select.select([fd], [], [], 0)[0])
-
-
 def _last_lines(path: Path, lines: int) -> str | None:
     try:
         with open(path, "rb") as file:
@@ -592,18 +590,6 @@ def _last_lines(path: Path, lines: int) -> str | None:
         return None
     text = data.decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""
-
-
-def _main_thread(pid: int) -> bytes | None:
-    """The state of ``pid``'s main thread and how often it has blocked: equal values mean it slept throughout."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/status", "rb") as status:
-            lines = status.read().splitlines()
-    except OSError:
-        return None
-    state = next((line.split(b":", 1)[1].strip() for line in lines if line.startswith(b"State:")), b"")
-    switches = next((line for line in lines if line.startswith(b"voluntary_ctxt_switches:")), b"")
-    return state[:1] + b" " + switches
 
 
 def start_session(
@@ -626,90 +612,3 @@ def start_session(
             f"could not start {name}: {type(exc).__name__}: {exc}\ncommand: {shlex.join(argv)}"
             + (f"\nin directory: {os.fspath(cwd)}" if cwd is not None else "")
         ) from exc
-
-
-def group_members(pgid: int) -> list[int]:
-    """Processes of group ``pgid`` that have not wholly ended.
-
-    A zombie whose leader thread has ended may still have threads exiting that hold its
-    files (a zmq context's listening socket): it counts as gone once its pidfd says the
-    whole process has ended.
-    """
-    members = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = reaper.proc_stat(int(name))
-            if not fields or len(fields) <= 2 or fields[2] != str(pgid).encode():
-                continue
-            if fields[0] not in b"ZX" or not _wholly_ended(int(name)):
-                members.append(int(name))
-    return members
-
-
-def _wholly_ended(pid: int) -> bool:
-    """Whether every thread of ``pid`` has ended (its pidfd is readable then)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return _readable(pidfd)
-    finally:
-        os.close(pidfd)
-
-
-@contextlib.contextmanager
-def _pidfds(pids: list[int]) -> Iterator[list[int]]:
-    fds = []
-    try:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                fds.append(os.pidfd_open(pid))
-        yield fds
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-# ------------------------------------------------------------------------------------------ readiness
-
-
-def track(handle: ManagedProcess) -> None:
-    """Count ``handle`` among the processes the atexit handler kills until it has stopped."""
-    with _live_lock:
-        _live.add(handle)
-
-
-def release_stopped(handles: list[ManagedProcess]) -> None:
-    """Free what the stopped ones of ``handles`` hold here; one that would not die keeps it for the atexit handler."""
-    with _live_lock:
-        for handle in handles:
-            if handle not in _live:
-                handle._release()
-
-
-def _kill_all_at_exit() -> None:
-    """atexit: SIGKILL whatever a manager left running (say, a second Ctrl-C cut its close short)."""
-    with _live_lock:
-        left = list(_live)
-        _live.clear()
-    for handle in left:
-        with contextlib.suppress(Exception):
-            handle._kill_now()
-    reaper.shutdown()
-
-
-def _forget_in_child() -> None:
-    """A forked child must not kill its parent's processes when it exits, nor have multiprocessing's exit do it."""
-    global _live_lock
-    _live_lock = threading.Lock()
-    # private: the set whose members multiprocessing's exit handler terminates (daemons) and joins (the others)
-    children: set[object] = getattr(multiprocessing.process, "_children", set())
-    for handle in _live:
-        children.discard(handle.process)
-    _live.clear()
-
-
-atexit.register(_kill_all_at_exit)  # after multiprocessing's own (imported above), so it runs before it
-if hasattr(os, "register_at_fork"):  # POSIX; elsewhere ProcessManager() says that Linux is needed
-    os.register_at_fork(after_in_child=_forget_in_child)

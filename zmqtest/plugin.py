@@ -318,8 +318,8 @@ def pytest_runtest_makereport(
 
 def _reaper_problem() -> str | None:
     """Why zmqtest's reaper could not start in this process, if it could not (never imports it)."""
-    reaper = sys.modules.get("zmqtest.reaper")
-    return getattr(reaper, "problem", None)
+    backstop = sys.modules.get("zmqtest.backstop")
+    return getattr(backstop, "problem", None)
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:

@@ -56,18 +56,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union, cast
 
-from zmqtest import reaper, transcript
+from zmqtest import backstop, transcript
 from zmqtest.childsetup import ChildSetup
 from zmqtest.errors import ProcessError, ProcessExited, StartError, ZmqTestError, add_context
+from zmqtest.groups import MARK
 from zmqtest.logs import ENDPOINT_ENV, LogCollector, collecting
-from zmqtest.managed import (
-    ManagedProcess,
-    release_stopped,
-    require_linux,
-    start_session,
-    status_text,
-    track,
-)
+from zmqtest.managed import ManagedProcess, require_linux, start_session, status_text
 from zmqtest.settings import Settings, current, parse_start_method, parse_timeout
 from zmqtest.waiting import ConnectionWaiter, watching
 
@@ -242,6 +236,7 @@ class ProcessManager:
         argv, method = self._check_target(target, start_method, env, cwd, patches)
         name = name or _default_name(target, argv)
         stdout_path, stderr_path = self._output_files(name)
+        backstop.arm()  # the watchdog runs before the process does: no start is ever uncovered
         with contextlib.ExitStack() as stack:
             try:
                 waiter = self._connection_waiter(cast("zmq.Socket[Any]", ready), stack) if _is_socket(ready) else None
@@ -258,8 +253,6 @@ class ProcessManager:
             handle.expect_exit = expect_exit
             self.processes.append(handle)
             self.logs.process_names[handle.pid] = handle.name
-            track(handle)
-            reaper.register(handle.pid)
             self._watch.enter_context(watching(handle))
             transcript.note(handle.name, f"started: pid {handle.pid}, {handle._how()}")
             try:
@@ -346,14 +339,22 @@ class ProcessManager:
         state = vars(process)
         saved = {key: state[key] for key in ("run", "_Popen") if key in state}
         own_run = saved.get("run")
+        mark = backstop.new_mark()
         state["run"] = ChildSetup(
-            process, own_run, str(stdout_path), str(stderr_path), dict(patches or {}), method, environ=self.logs.environ
+            process,
+            own_run,
+            str(stdout_path),
+            str(stderr_path),
+            dict(patches or {}),
+            method,
+            environ={**self.logs.environ, MARK: mark},
         )
         state["_Popen"] = multiprocessing.get_context(method).Process._Popen  # type: ignore[attr-defined]
         if method == "forkserver":
             _preload_in_forkserver()
         try:
-            process.start()
+            with backstop.marking(method, mark):
+                process.start()
         except Exception as exc:
             if method != "fork" and process._popen is None and _is_pickling_error(exc):  # type: ignore[attr-defined]
                 raise StartError(_pickling_message(process, name, method, exc)) from exc
@@ -377,6 +378,7 @@ class ProcessManager:
             process=process,
             start_method=method,
             stop=stop,
+            mark=mark,
         )
 
     def _start_command(
@@ -393,6 +395,7 @@ class ProcessManager:
         environment.setdefault("PYTHONUNBUFFERED", "1")
         if env is None or ENDPOINT_ENV not in env:  # ours, not one this process inherited
             environment.update(self.logs.environ)
+        environment[MARK] = mark = backstop.new_mark()
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
             popen = start_session(
                 argv, name, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=environment
@@ -407,6 +410,7 @@ class ProcessManager:
             popen=popen,
             argv=argv,
             stop=stop,
+            mark=mark,
         )
 
     def _await_ready(
@@ -512,7 +516,7 @@ class ProcessManager:
                         problems.extend(handle._stop())
                     except BaseException:  # its stop was cut short: no grace left for it, it must not run on
                         with _step(f"killing {handle.name} (pid {handle.pid})", problems, cut):
-                            handle._kill_now()
+                            handle.kill_now()
                         raise
             with (
                 _step("closing the watch of the processes", problems, cut),
@@ -526,7 +530,7 @@ class ProcessManager:
                 unexpected = [handle for handle in self.processes if handle._unexpected()]
                 error = _close_error(unexpected, problems)
             with _step("releasing the stopped processes", problems, cut):
-                release_stopped(self.processes)
+                backstop.release_stopped(self.processes)
             if self._own_dir:
                 with _step(f"removing {self.output_dir}", problems, cut):
                     shutil.rmtree(self.output_dir, ignore_errors=True)

@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 
-MODES = ("return", "exit3", "raise", "obey", "ignore-int", "ignore-int-term", "grandchild", "crash-on-int")
+MODES = ("return", "exit3", "raise", "obey", "ignore-int", "ignore-int-term", "grandchild", "crash-on-int", "escape")
 
 
 def behave(mode: str, arg: str = "") -> None:
@@ -37,6 +37,9 @@ def behave(mode: str, arg: str = "") -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if mode == "grandchild":
         grandchild()
+        return
+    if mode == "escape":
+        escape()
         return
     if mode == "crash-on-int":  # a shutdown that goes wrong: its SIGINT handler raises (a traceback, exit code 1)
         signal.signal(signal.SIGINT, crash)
@@ -124,6 +127,53 @@ def grandchild() -> None:
     print(f"ready port={port} grandchild={pid}", flush=True)
     while True:
         time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
+
+
+def escape() -> None:
+    """Start two descendants that leave our process group: a command in a new session, a daemon; obey SIGINT.
+
+    The command (``start_new_session``) stays our child; the daemon (fork, setsid, fork,
+    no exec) is orphaned at once. Both ignore SIGINT and SIGTERM. Prints their pids.
+    """
+    import subprocess
+
+    stubborn = "import signal, time; [signal.signal(s, signal.SIG_IGN) for s in (2, 15)]; print('up', flush=True)"
+    command = subprocess.Popen(
+        [sys.executable, "-c", stubborn + "\nwhile True: time.sleep(60)"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+    )
+    assert command.stdout is not None
+    command.stdout.readline()  # its handlers are in place
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        daemon = os.fork()
+        if daemon == 0:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            os.write(write_end, b"x")
+            while True:
+                time.sleep(60)  # sleep-ok: a daemon that idles until it is killed
+        os._exit(0)
+    os.waitpid(middle, 0)
+    os.read(read_end, 1)  # the daemon's handlers are in place
+    print(f"ready escaped={command.pid},{_daemon_pid(middle)}", flush=True)
+    while True:
+        time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
+
+
+def _daemon_pid(middle: int) -> int:
+    """The pid of the daemon that ``middle`` forked: the process whose session ``middle`` leads."""
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != middle:
+            try:
+                if os.getsid(int(name)) == middle:
+                    return int(name)
+            except OSError:
+                continue
+    raise RuntimeError(f"no daemon in session {middle}")
 
 
 def crash(signum: int, frame: object) -> None:

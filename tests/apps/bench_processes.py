@@ -61,7 +61,7 @@ def ready_file(procs: ProcessManager) -> Callable[[], bool]:
 
 def main() -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from zmqtest import reaper
+    from zmqtest import backstop
     from zmqtest.errors import StartError
     from zmqtest.processes import ProcessManager
     from zmqtest.settings import Settings
@@ -72,7 +72,7 @@ def main() -> None:
         began = time.perf_counter()
         start(procs, "fork", "obey", ready="ready").stop()
         first = time.perf_counter() - began
-    print(f"first start+stop in this interpreter (starts the reaper, pid {reaper.pid()}): {first * 1000:.1f} ms")
+    print(f"first start+stop in this interpreter (starts the reaper, pid {backstop.pid()}): {first * 1000:.1f} ms")
     for kind in KINDS:  # warm up: forkserver and resource tracker started, modules cached
         bare(kind)
     print(f"n = {runs}; milliseconds, median (max)")
@@ -116,7 +116,7 @@ def main() -> None:
                     died = float(str(exc).split("dying at ")[1].split()[0])
                     delays.append(reported - died)
         print(f"{kind:11} {ms(delays)}")
-    watchdog = reaper.pid()
+    watchdog = backstop.pid()
     if watchdog is not None:
         with open(f"/proc/{watchdog}/status") as status:
             rss = next(line.split()[1] for line in status if line.startswith("VmRSS"))
