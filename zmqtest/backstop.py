@@ -24,8 +24,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import multiprocessing.process
-import multiprocessing.util
 import os
 import select
 import sys
@@ -34,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from zmqtest import groups
+from zmqtest.compat import multiprocessing_children
 
 __all__ = [
     "arm",
@@ -286,8 +285,7 @@ def _forget_in_child() -> None:
             os.close(_fd)
     _fd = _pid = _interpreter = None
     _registered.clear()
-    # private: the set whose members multiprocessing's exit handler terminates (daemons) and joins (the others)
-    children: set[object] = getattr(multiprocessing.process, "_children", set())
+    children = multiprocessing_children()
     for process in _live:
         children.discard(getattr(process, "process", None))
     _live.clear()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import zmq
 
+from zmqtest.compat import add_note
+
 
 class ZmqTestError(Exception):
     """Root of zmqtest's own errors.
@@ -66,17 +68,8 @@ def add_context(exc: BaseException, line: str) -> None:
         exc.context.append(line)
     elif isinstance(exc, zmq.ZMQError):
         exc.strerror = f"{exc.strerror}\n{line}"
-    elif hasattr(exc, "add_note"):
-        exc.add_note(line)
-    else:  # Python 3.10: keep it where pytest and traceback look for it
-        notes = getattr(exc, "__notes__", None)
-        if not isinstance(notes, list):
-            notes = []
-            try:
-                exc.__notes__ = notes  # type: ignore[attr-defined,unused-ignore]  # 3.10 lacks it
-            except AttributeError:
-                return
-        notes.append(line)
+    else:
+        add_note(exc, line)
 
 
 class ProcessError(ZmqTestError):

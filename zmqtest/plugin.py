@@ -39,6 +39,7 @@ import pytest
 from zmqtest import __version__
 from zmqtest import settings as zsettings
 from zmqtest import transcript as ztranscript
+from zmqtest.compat import add_note
 from zmqtest.fixtures import (
     GOLDEN_WRITTEN,
     PROCESSES,
@@ -196,7 +197,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         except Exception as problem:  # never mask the test's failure
             left = f"zmqtest strict mode: the check for unread messages failed: {problem!r}"
         if left is not None:
-            _add_note(exc, left)
+            add_note(exc, left)
         raise
     left = ztranscript.unread(record.sockets, codec=record.codec)
     if left is not None:
@@ -213,18 +214,6 @@ def _phase(item: pytest.Item, name: str) -> None:
     record = item.stash.get(_TRANSCRIPT, None)
     if record is not None:
         record.phase(name)
-
-
-def _add_note(exc: BaseException, text: str) -> None:
-    """A PEP 678 note (shown by pytest, also on Python 3.10)."""
-    notes = getattr(exc, "__notes__", None)
-    if not isinstance(notes, list):
-        notes = []
-        try:
-            exc.__notes__ = notes  # type: ignore[attr-defined,unused-ignore]  # 3.10 lacks add_note
-        except AttributeError:
-            return
-    notes.append(text)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,0 +1,76 @@
+"""zmqtest.compat: each private name it reads works today, and its fallback is safe when the name is gone."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.process
+from multiprocessing import forkserver
+
+import pytest
+import zmq
+from zmq.auth.base import Authenticator
+
+from zmqtest import compat
+from zmqtest.errors import add_context
+
+
+def test_add_note_keeps_the_note_where_pytest_looks() -> None:
+    error = ValueError("boom")
+    compat.add_note(error, "more")
+    assert error.__notes__ == ["more"]
+
+
+class NoNotes(Exception):
+    """An exception as Python 3.10 has them: no add_note."""
+
+    add_note = property()  # type: ignore[assignment]  # hasattr() is False
+
+
+def test_add_note_without_add_note_fills_notes_by_hand() -> None:
+    error = NoNotes("boom")
+    assert not hasattr(error, "add_note")
+    compat.add_note(error, "one")
+    add_context(error, "two")
+    assert error.__notes__ == ["one", "two"]
+
+
+def test_multiprocessing_children_is_multiprocessings_own_set_and_falls_back_to_an_empty_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert compat.multiprocessing_children() is multiprocessing.process._children  # type: ignore[attr-defined]
+    monkeypatch.delattr(multiprocessing.process, "_children")
+    assert compat.multiprocessing_children() == set()
+
+
+def test_popen_class_is_the_start_methods_own_and_falls_back_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    context = multiprocessing.get_context("spawn")
+    assert compat.popen_class("spawn") is context.Process._Popen  # type: ignore[attr-defined]
+    monkeypatch.setattr(context, "Process", type("Process", (), {}))
+    assert compat.popen_class("spawn") is None
+
+
+def test_forkserver_preload_reads_the_list_and_falls_back_to_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = forkserver._forkserver  # type: ignore[attr-defined]
+    monkeypatch.setattr(server, "_preload_modules", ["__main__", "json"])
+    assert compat.forkserver_preload() == ["__main__", "json"]
+    monkeypatch.delattr(server, "_preload_modules")
+    assert compat.forkserver_preload() == ["__main__"]
+
+
+def test_process_target_and_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    process = multiprocessing.get_context("fork").Process(target=print)
+    assert compat.process_target(process) is print
+    assert not compat.started(process)
+    monkeypatch.delattr(process, "_target")
+    monkeypatch.delattr(process, "_popen")
+    assert compat.process_target(process) is None
+    assert compat.started(process)
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [(zmq.Context, "_add_socket"), (zmq.Context, "_rm_socket"), (Authenticator, "_send_zap_reply")],
+)
+def test_the_private_pyzmq_methods_zmqtest_overrides_still_exist(owner: type, name: str) -> None:
+    """If pyzmq drops one, the override is never called: this fails first, so that it is noticed."""
+    assert callable(getattr(owner, name, None))

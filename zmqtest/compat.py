@@ -1,0 +1,98 @@
+"""One home for version shims and for what zmqtest reads of other libraries' private names.
+
+Each function says which private name it uses and why no public one serves, and
+falls back to something safe when the name is gone (a new Python or pyzmq): zmqtest
+then does a little less (says less, or cleans up less), never fails.
+tests/test_compat.py checks each fallback.
+
+Two private pyzmq methods are overridden rather than read, each beside its reason:
+``Context._add_socket``/``_rm_socket`` (:class:`zmqtest.contexts.TestContext` keeps
+the test's sockets to close them at teardown) and ``Authenticator._send_zap_reply``
+(:class:`zmqtest.authenticator.Authenticator` records each ZAP verdict). Where they
+are gone, the override is never called: teardown closes fewer sockets, the
+authenticator records nothing. tests/test_compat.py fails first if pyzmq drops them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import multiprocessing.process
+
+__all__ = [
+    "add_note",
+    "forkserver_preload",
+    "multiprocessing_children",
+    "popen_class",
+    "process_target",
+    "started",
+]
+
+
+def add_note(exc: BaseException, text: str) -> None:
+    """Add a PEP 678 note to ``exc`` (Python 3.10 lacks ``add_note``: keep it where pytest and traceback look)."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(text)
+        return
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        try:
+            exc.__notes__ = notes  # type: ignore[attr-defined,unused-ignore]
+        except AttributeError:  # an exception type with __slots__: the note is lost, the error is not
+            return
+    notes.append(text)
+
+
+def multiprocessing_children() -> set[Any]:
+    """Return the set of Process objects that multiprocessing's exit handler terminates (daemons) and joins.
+
+    Private (``multiprocessing.process._children``): a fork of the test must drop our
+    processes from it, or its exit would SIGTERM the parent's processes under test.
+    Fallback: an empty set (nothing to drop).
+    """
+    import multiprocessing.process
+
+    children = getattr(multiprocessing.process, "_children", None)
+    return children if isinstance(children, set) else set()
+
+
+def popen_class(method: str) -> Any:
+    """Return the Popen class of a start method, to start a Process under that method whatever its own context.
+
+    Private (``Process._Popen``): multiprocessing offers no public way to start one
+    Process object under another context's method. Fallback: ``None`` (the Process
+    then starts under its own context's method).
+    """
+    import multiprocessing
+
+    return getattr(getattr(multiprocessing.get_context(method), "Process", None), "_Popen", None)
+
+
+def forkserver_preload() -> list[str]:
+    """Return the forkserver's preload list as set now (the public setter replaces it, so read it to extend it).
+
+    Private (``multiprocessing.forkserver._forkserver._preload_modules``). Fallback:
+    ``["__main__"]``, multiprocessing's own default.
+    """
+    from multiprocessing import forkserver
+
+    modules = getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None)
+    return list(modules) if isinstance(modules, (list, tuple)) and modules else ["__main__"]
+
+
+def process_target(process: multiprocessing.process.BaseProcess) -> object:
+    """Return the ``target=`` a Process was made with, to name it and to refuse a lambda under spawn.
+
+    Private (``BaseProcess._target``). Fallback: ``None`` (no such check, the class name).
+    """
+    return getattr(process, "_target", None)
+
+
+def started(process: multiprocessing.process.BaseProcess) -> bool:
+    """Tell whether ``start()`` got as far as making the child (a pickling error comes before that).
+
+    Private (``BaseProcess._popen``). Fallback: ``True`` (the error is then not called a pickling error).
+    """
+    return getattr(process, "_popen", True) is not None
