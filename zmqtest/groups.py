@@ -118,7 +118,41 @@ def members(pgid: int) -> list[int]:
 
 
 def descendants(pid: int) -> list[Member]:
-    """Return every living descendant of ``pid`` (through its parent chain), whatever its group or session."""
+    """Return every living descendant of ``pid`` (through its parent chain), whatever its group or session.
+
+    Read from each thread's ``children`` list in /proc (only the subtree is read);
+    where the kernel has none (no CONFIG_PROC_CHILDREN), from every process's parent.
+    """
+    if not os.path.exists(f"/proc/{pid}/task/{pid}/children"):
+        return _descendants_by_scan(pid) if os.path.exists(f"/proc/{pid}") else []
+    found: list[Member] = []
+    wanted = [pid]
+    while wanted:
+        parent = wanted.pop()
+        for child in _children(parent):
+            started = start_time(child)
+            if started is not None:
+                found.append((child, started))
+                wanted.append(child)
+    return found
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as file:
+                children.update(int(child) for child in file.read().split())
+        except OSError:
+            continue
+    return children
+
+
+def _descendants_by_scan(pid: int) -> list[Member]:
     parents: dict[int, tuple[int, str]] = {}
     for other in _pids():
         fields = proc_stat(other)
