@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
+
+import zmqtest
 
 TESTS_DIR = Path(__file__).resolve().parent
 BEHAVE = TESTS_DIR / "apps" / "behave.py"
@@ -433,6 +436,44 @@ CASES = {
         ],
         "FAILED * - ValueError: *",
     ),
+    "fixture-socket-kept-for-a-later-test": case(
+        f"""
+        class TestCase(Conversation):
+            kept = None
+
+            def test_first(self, zmq_socket_factory):
+                TestCase.kept = zmq_socket_factory(zmq.PAIR, bind=("", 0), name="kept")
+                yield ("double", 1)
+
+            def test_second(self):
+                yield ("send", TestCase.kept, [], "hello")  {HERE}
+        """,
+        [
+            "E *ZMQError: send_multipart on PAIR socket 'kept' bound to tcp://127.0.0.1:* [closed]: this socket was "
+            "closed by the zmq_socket_factory fixture at the end of test_case.py::TestCase::test_first (a fixture's "
+            "sockets last one test: ask for the fixture in each test that uses them, rather than keep a socket in a "
+            "global or a class attribute); a closed socket cannot be used again",
+        ],
+        "FAILED test_case.py::TestCase::test_second - zmq.error.ZMQError: *",
+        outcomes={"passed": 1, "failed": 1},
+    ),
+    "ipc-path-bound-twice": case(
+        f"""
+        class TestCase(Conversation):
+            def test_case(self, zmq_socket_factory, zmq_endpoint_factory):
+                jobs = zmq_endpoint_factory.ipc("jobs")
+                zmq_socket_factory(zmq.PULL, bind=jobs, name="first")
+                zmq_socket_factory(zmq.PULL, bind=jobs, name="second")  {HERE}
+                yield ("double", 1)
+        """,
+        [
+            "E *ZMQError: bind('ipc://*/jobs') on PULL socket 'second' (not bound or connected) refused: PULL socket "
+            "'first' bound to ipc://*/jobs holds that path; libzmq would let this bind take it over silently (it "
+            "replaces the socket file), and the first socket would get no more connections; unbind or close that one "
+            "first, or bind another path",
+        ],
+        "FAILED * - zmq.error.ZMQError: *",
+    ),
     # --- processes ----------------------------------------------------------------------------------------------------
     "lambda-target": case(
         f"""
@@ -667,7 +708,8 @@ OPTION_CASES = {
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """An inner project with the kit module; the pingpong example importable (its PongProc is a process under test)."""
-    monkeypatch.setenv("PYTHONPATH", str(PINGPONG))
+    # the zmqtest under test first (a worktree's, not the installed one), then the pingpong example
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(zmqtest.__file__).parent.parent), str(PINGPONG)]))
     pytester.makepyfile(kit=KIT)
     return pytester
 

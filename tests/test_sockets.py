@@ -289,6 +289,90 @@ def test_ipc_endpoints(socks: Sockets, ipc_dir: Path) -> None:
     assert server.recv_multipart(timeout=5) == [b"a", b"b"]
 
 
+def test_a_second_mimic_binding_an_ipc_path_is_refused_naming_both(socks: Sockets, ipc_dir: Path) -> None:
+    endpoint = f"ipc://{ipc_dir}/taken"
+    first = socks(zmq.PULL, bind=endpoint, name="first")
+    second = socks(zmq.PULL, name="second")
+    with pytest.raises(zmq.ZMQError) as excinfo:
+        second.bind(endpoint)  # libzmq alone would take the path over: first would get no more connections
+    assert excinfo.value.errno == zmq.EADDRINUSE
+    assert str(excinfo.value) == (
+        f"bind('{endpoint}') on PULL socket 'second' (not bound or connected) refused: PULL socket 'first' bound to "
+        f"{endpoint} holds that path; libzmq would let this bind take it over silently (it replaces the socket "
+        "file), and the first socket would get no more connections; unbind or close that one first, or bind another "
+        "path"
+    )
+    assert second.bound == []
+    pusher = socks(zmq.PUSH, connect=endpoint)
+    pusher.send(b"still first's", timeout=5)
+    assert first.recv(timeout=5) == b"still first's"
+
+
+@pytest.mark.parametrize("release", ["unbind", "close"])
+def test_an_ipc_path_is_free_for_another_mimic_once_unbound_or_closed(
+    socks: Sockets, ipc_dir: Path, release: str
+) -> None:
+    endpoint = f"ipc://{ipc_dir}/handed-over"
+    first = socks(zmq.PULL, bind=endpoint, name="first")
+    if release == "unbind":
+        first.unbind(endpoint)
+    else:
+        first.close()
+    second = socks(zmq.PULL, bind=endpoint, name="second")
+    assert second.bound == [endpoint]
+
+
+def test_a_relative_ipc_path_is_the_same_path_as_its_absolute_form(
+    socks: Sockets, ipc_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ipc_dir)
+    socks(zmq.PULL, bind="ipc://relative", name="first")
+    with pytest.raises(zmq.ZMQError, match="PULL socket 'first' bound to ipc://relative holds that path"):
+        socks(zmq.PULL, bind=f"ipc://{ipc_dir}/relative", name="second")
+
+
+CLOSED_CALLS: dict[str, Callable[[TestSocket], Any]] = {
+    "send_multipart": lambda s: s.send_multipart([b"x"]),
+    "send_json": lambda s: s.send_json({"a": 1}),
+    "recv": lambda s: s.recv(),
+    "recv_multipart": lambda s: s.recv_multipart(timeout=0.5),  # a timeout never armed: arming is what fails
+    "bind('tcp://127.0.0.1:*')": lambda s: s.bind(("", 0)),
+    "connect('tcp://127.0.0.1:9')": lambda s: s.connect(("", 9)),
+    "unbind": lambda s: s.unbind(s.bound[0]),
+}
+
+
+@pytest.mark.parametrize("call", list(CLOSED_CALLS))
+def test_a_socket_used_after_its_factory_closed_it_says_so_by_name(ctx: zmq.Context[Any], call: str) -> None:
+    factory = zmqtest.SocketFactory(ctx)
+    sock = factory(zmq.PAIR, bind=("", 0), name="kept", timeout=0.2)
+    endpoint = sock.endpoint
+    with pytest.raises(zmq.Again):
+        sock.recv(zmq.NOBLOCK)  # arms 0.2 s: a later call with it fails in libzmq's recv, one with another in arming
+    factory.close(by="the zmq_socket_factory fixture at the end of test_a.py::test_first")
+    with pytest.raises(zmq.ZMQError) as excinfo:
+        CLOSED_CALLS[call](sock)
+    assert excinfo.value.errno == zmq.ENOTSOCK  # code that catches pyzmq's error keeps catching it
+    assert str(excinfo.value).startswith(call)
+    assert str(excinfo.value).endswith(
+        f" on PAIR socket 'kept' bound to {endpoint} [closed]: this socket was closed by the zmq_socket_factory "
+        "fixture at the end of test_a.py::test_first; a closed socket cannot be used again"
+    )
+
+
+def test_a_socket_used_after_close_names_the_line_that_closed_it(socks: Sockets) -> None:
+    sock = socks(zmq.PUSH, name="done")
+    sock.close()
+    with pytest.raises(zmq.ZMQError) as excinfo:
+        sock.send(b"late")
+    assert excinfo.value.errno == zmq.ENOTSOCK
+    assert re.fullmatch(
+        r"send on PUSH socket 'done' \(not bound or connected\) \[closed\]: this socket was closed by close\(\) at "
+        r"test_sockets\.py:\d+; a closed socket cannot be used again",
+        str(excinfo.value),
+    )
+
+
 def test_make_sock_binds_connects_and_passes_options(socks: Sockets) -> None:
     peer = socks(zmq.PAIR, bind=("", 0))
     sock = socks(zmq.PAIR, bind=("", 0), connect=peer.endpoint, name="hub", timeout=0.25, sndhwm=7)

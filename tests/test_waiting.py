@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import zmq
 
-import zmqtest.sockets
+import zmqtest.sendrecv
 from zmqtest import SocketTimeout, TestSocket, ZmqTestError
 from zmqtest.errors import HandshakeFailed, ProcessError, ProcessExited, WaitTimeout
 from zmqtest.transcript import recording
@@ -313,13 +313,13 @@ def test_ready_but_refused_does_not_spin(
 ) -> None:
     router = _router_with_a_full_peer(ctx, socks)
     polls: list[int] = []
-    original = zmqtest.sockets._zmq_poll
+    original = zmqtest.sendrecv._zmq_poll
 
     def counting(items: Any, timeout: int) -> Any:
         polls.append(timeout)
         return original(items, timeout)
 
-    monkeypatch.setattr(zmqtest.sockets, "_zmq_poll", counting)
+    monkeypatch.setattr(zmqtest.sendrecv, "_zmq_poll", counting)
     with watching(fakes("worker")), pytest.raises(SocketTimeout, match="send_multipart on ROUTER socket 'router'"):
         router.send_multipart([b"slow", b"y"], timeout=0.2)
     assert len(polls) < 40  # backs off to 64 ms pauses instead of polling a ready socket in a loop
@@ -508,7 +508,7 @@ def test_composite_calls_arm_once_when_watched(
 ) -> None:
     server, client = pair(socks, timeout=0.5)
     armed = arming(server, client)
-    first = math.ceil(zmqtest.sockets.FIRST_WAIT * 1000)
+    first = math.ceil(zmqtest.sendrecv.FIRST_WAIT * 1000)
     with watching(fakes("worker")):
         for _ in range(2):
             client.send_json({"n": 1})
@@ -525,8 +525,8 @@ def test_nothing_watched_keeps_the_fast_path(socks: Sockets, monkeypatch: pytest
     def no_poll(*args: Any) -> Any:
         raise AssertionError("the fast path polled")
 
-    monkeypatch.setattr(zmqtest.sockets, "_zmq_poll", no_poll)
-    monkeypatch.setattr(zmqtest.sockets, "poll_items", no_poll)
+    monkeypatch.setattr(zmqtest.sendrecv, "_zmq_poll", no_poll)
+    monkeypatch.setattr(zmqtest.sendrecv, "poll_items", no_poll)
     server, client = pair(socks, timeout=0.25)
     assert watched() == ()
     client.send_multipart([b"a"])
@@ -540,13 +540,13 @@ def test_a_watched_wait_polls_only_when_the_first_wait_is_not_enough(
     socks: Sockets, fakes: Callable[[str], PipeProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     polls: list[Any] = []
-    original = zmqtest.sockets._zmq_poll
+    original = zmqtest.sendrecv._zmq_poll
 
     def counting(items: Any, timeout: int) -> Any:
         polls.append(list(items))
         return original(items, timeout)
 
-    monkeypatch.setattr(zmqtest.sockets, "_zmq_poll", counting)
+    monkeypatch.setattr(zmqtest.sendrecv, "_zmq_poll", counting)
     server, client = pair(socks, timeout=5)
     first, second = fakes("first"), fakes("second")
     with watching(first, second):

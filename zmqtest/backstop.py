@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import multiprocessing.util  # noqa: F401  (its atexit handler first, so that ours runs before it)
 import os
 import select
 import sys

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nothing heavy at import: the plugin imports this module
     import multiprocessing.process
+
+    import zmq
 
 __all__ = [
     "add_note",
@@ -26,6 +28,7 @@ __all__ = [
     "multiprocessing_children",
     "popen_class",
     "process_target",
+    "register_socket",
     "started",
 ]
 
@@ -96,3 +99,22 @@ def started(process: multiprocessing.process.BaseProcess) -> bool:
     Private (``BaseProcess._popen``). Fallback: ``True`` (the error is then not called a pickling error).
     """
     return getattr(process, "_popen", True) is not None
+
+
+def register_socket(context: zmq.Context[Any], sock: zmq.Socket[Any]) -> None:
+    """Register ``sock`` with ``context`` as ``Context.socket()`` does, so that ``destroy()`` closes it too.
+
+    Why private: pyzmq registers a socket with its context (``Context._add_socket``) only
+    inside ``Context.socket()``; ``TestSocket(context, kind)``, the form users write
+    (DESIGN §2), makes the socket directly, and pyzmq has no public way to register a
+    socket made so. A :class:`~zmqtest.contexts.TestContext` keeps what is registered,
+    so a mimic the test drops is closed at teardown with LINGER 0 and no ResourceWarning.
+
+    Fallback, a context without ``_add_socket``: the socket is not registered; it is
+    closed by its own ``close()`` (a :class:`~zmqtest.contexts.SocketFactory` closes
+    its sockets) or by the garbage collector, and :func:`~zmqtest.contexts.terminate_context`
+    names it if it is still open.
+    """
+    add = getattr(context, "_add_socket", None)
+    if add is not None:
+        add(sock)

@@ -111,10 +111,11 @@ class _UnderWay:
 _under_way = _UnderWay()
 
 
-def terminate_context(context: zmq.Context[Any], timeout: float | None = None) -> None:
+def terminate_context(context: zmq.Context[Any], timeout: float | None = None, *, by: str | None = None) -> None:
     """Close every socket of ``context`` with LINGER 0, then terminate it within ``timeout`` seconds.
 
-    ``timeout`` defaults to :data:`TERM_TIMEOUT`. Raises :class:`ContextNotTerminated`
+    ``timeout`` defaults to :data:`TERM_TIMEOUT`; ``by`` names who terminates it, for
+    the error a mimic closed here raises if it is used later. Raises :class:`ContextNotTerminated`
     naming the sockets still open if the context does not terminate in time; never
     hangs. Closing sockets is not thread-safe: call this when no other thread uses
     the context's sockets any more (at the end of a test), as for ``Context.destroy``.
@@ -125,8 +126,13 @@ def terminate_context(context: zmq.Context[Any], timeout: float | None = None) -
     with _under_way.lock:
         termination = _under_way.by_context.get(context)
         if termination is None:
+            closer = by or "terminate_context(), with its context"
             for sock in list(getattr(context, "_sockets", None) or ()):
-                if not sock.closed:
+                if sock.closed:
+                    continue
+                if isinstance(sock, TestSocket):
+                    sock.close(linger=0, by=closer)
+                else:
                     sock.close(linger=0)
             termination = _under_way.by_context[context] = _Termination(context)
     termination.thread.join(seconds)
@@ -186,12 +192,15 @@ class SocketFactory:
         self.sockets.append(sock)
         return sock
 
-    def close(self) -> None:
-        """Close every socket made here (LINGER 0: unsent messages are dropped, nothing blocks)."""
+    def close(self, by: str | None = None) -> None:
+        """Close every socket made here (LINGER 0: unsent messages are dropped, nothing blocks).
+
+        ``by`` names who closes them, for the error a socket raises if it is used later.
+        """
         sockets, self.sockets = self.sockets, []
         for sock in sockets:
             if not sock.closed:
-                sock.close(linger=0)
+                sock.close(linger=0, by=by or "SocketFactory.close()")
 
     def __enter__(self) -> SocketFactory:
         return self

@@ -42,7 +42,7 @@ _GOLDEN_DEFAULTS = pytest.StashKey[dict[Path, str]]()
 
 
 @pytest.fixture
-def zmq_context() -> Iterator[zmq.Context[Any]]:
+def zmq_context(request: pytest.FixtureRequest) -> Iterator[zmq.Context[Any]]:
     """A fresh ``zmq.Context`` per test; at teardown its sockets are closed (LINGER 0) and it terminates within 5 s.
 
     Sockets the test left open are closed for it, unsent messages dropped. A socket
@@ -53,11 +53,11 @@ def zmq_context() -> Iterator[zmq.Context[Any]]:
     from zmqtest.contexts import TestContext, terminate_context
 
     context = TestContext()
-    yield from _owned(context, lambda: terminate_context(context))
+    yield from _owned(context, lambda: terminate_context(context, by=_closer("zmq_context", request)))
 
 
 @pytest.fixture
-def zmq_socket_factory(zmq_context: zmq.Context[Any]) -> Iterator[SocketFactory]:
+def zmq_socket_factory(request: pytest.FixtureRequest, zmq_context: zmq.Context[Any]) -> Iterator[SocketFactory]:
     """``zmq_socket_factory(zmq.REQ, connect=endpoint, name="client")``: a mimic TestSocket, closed at teardown.
 
     The sockets live on ``zmq_context``. ``bind``/``connect`` take an endpoint string
@@ -68,7 +68,7 @@ def zmq_socket_factory(zmq_context: zmq.Context[Any]) -> Iterator[SocketFactory]
     from zmqtest.contexts import SocketFactory
 
     factory = SocketFactory(zmq_context)
-    yield from _owned(factory, factory.close)
+    yield from _owned(factory, lambda: factory.close(by=_closer("zmq_socket_factory", request)))
 
 
 @pytest.fixture
@@ -185,6 +185,15 @@ def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
 
 
 T = TypeVar("T")
+
+
+def _closer(fixture: str, request: pytest.FixtureRequest) -> str:
+    """Name a fixture that closes sockets at the end of a test, for the error a socket kept longer raises."""
+    return (
+        f"the {fixture} fixture at the end of {request.node.nodeid} (a fixture's sockets last one test: ask for the "
+        "fixture in each test that uses them, rather than keep a socket in a global or a class attribute)"
+    )
+
 
 _left_to_the_test: list[object] = []
 """In a fork of a test, what the test's fixtures made: kept, never closed nor collected (a socket's close reads)."""

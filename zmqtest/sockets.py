@@ -4,18 +4,9 @@ A :class:`TestSocket` is a :class:`zmq.Socket` (so pollers, monitors, options an
 ``isinstance`` work as usual) whose sends and receives wait at most a timeout and
 then raise :class:`~zmqtest.errors.SocketTimeout`, naming the operation, the socket,
 its endpoints and the timeout. A message that is already there comes back at once.
-
-The wait is libzmq's own (``RCVTIMEO``/``SNDTIMEO``, set only when the timeout
-changes), so a mimic costs next to nothing over a raw socket: no polling loop, no
-sleeping. Only "nothing yet" (EAGAIN) is waited on; any other ZMQ error (EFSM,
-EHOSTUNREACH, ETERM, ...) surfaces at once with the socket named in its message.
-
-While processes are watched (:func:`zmqtest.waiting.watching`), libzmq waits by
-itself for a few milliseconds first (:data:`FIRST_WAIT`: most replies come within
-it, so watching costs nothing on a round trip), and then one ``zmq_poll`` over the
-socket and the processes' sentinels waits for the rest: a process that dies ends the
-wait with :class:`~zmqtest.errors.ProcessExited`, and a timeout says what each
-watched process was doing.
+How they wait, and what a failed wait says, is :mod:`zmqtest.sendrecv`; how a REQ
+whose receive gave up starts over is :mod:`zmqtest.startover`. This module is the
+socket itself: what it sets up, where it binds and connects, how it describes itself.
 
 Every frame sent and received, and every wait that failed, goes into the test's
 transcript (:mod:`zmqtest.transcript`) when one records.
@@ -23,263 +14,37 @@ transcript (:mod:`zmqtest.transcript`) when one records.
 
 from __future__ import annotations
 
-import functools
-import math
-import time
-from collections.abc import Callable
+import contextlib
+import inspect
+import os
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import zmq
 
 from zmqtest import transcript
+from zmqtest.compat import register_socket
 from zmqtest.endpoints import Endpoint, external_reason, parse_endpoint
-from zmqtest.errors import ProcessError, SocketTimeout, add_context
-from zmqtest.peers import PeerWatch, security_role
-from zmqtest.settings import current_timeout, parse_timeout
-from zmqtest.waiting import any_watched, describe_watched, ended, poll_items, watched
+from zmqtest.errors import add_context
+from zmqtest.peers import PeerWatch
+from zmqtest.sendrecv import DEATH_GRACE_MS, FIRST_WAIT, FLAGS_AT, MAX_WAIT_MS, closed_error, waiting
+from zmqtest.settings import parse_timeout
 
-__all__ = ["TestSocket", "make_sock", "parse_endpoint"]
+__all__ = ["DEATH_GRACE_MS", "FIRST_WAIT", "MAX_WAIT_MS", "TestSocket", "make_sock", "parse_endpoint"]
+# DEATH_GRACE_MS, FIRST_WAIT, MAX_WAIT_MS: zmqtest.sendrecv's, also here, where they were first.
 
 RECONNECT_IVL_MS = 2
 """libzmq's default (100 ms) would make a mimic that connects before the process has bound wait that long; at 10 ms
 it connected 7-9 ms after the bind (median), at 2 ms within 1-2 ms, for a refused connect every 2 ms meanwhile."""
-DEATH_GRACE_MS = 50
-"""After a watched process ends, how long a wait still gives a message it sent just before to arrive."""
-MAX_WAIT_MS = 2**31 - 1
-"""RCVTIMEO/SNDTIMEO are C ints: longer timeouts (about 24.8 days) wait this long."""
-FIRST_WAIT = 0.005
-"""While processes are watched, a send or receive first waits this long (seconds) in libzmq itself, as an
-unwatched one does; only then does it poll the socket together with the processes' sentinels. Most replies
-come within it, so watching costs nothing on a round trip; a death is seen at most this much later."""
-_any_watched = any_watched  # whether any process is watched now: one C call on the fast path
-_current_watched = watched  # the processes whose end cuts a wait short; () when none
-_transcript = transcript.current  # the transcript that records now, if any: one C call on the fast path
-_monotonic = time.monotonic
-_perf_counter = time.perf_counter
-_ceil = math.ceil
-_zmq_poll = zmq.zmq_poll
 
-_SEND_HINTS = {
-    "REQ": "no peer took the request",
-    "ROUTER": "the peer is not reading",
-}
-_QUEUEING = frozenset({"REQ", "DEALER", "PUSH", "PAIR"})
-"""Types whose messages wait in a queue for a peer that has not connected (PUB and RADIO drop them)."""
-_RECV_HINTS = {
-    "REQ": "no reply",
-    "SUB": "nothing was published to this subscriber (has its subscription reached the publisher yet?)",
-}
-
-
-def _send_multipart(
-    sock: zmq.Socket[Any], msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False
-) -> Any:
-    """pyzmq's send_multipart, calling the base ``send`` directly (no re-entry into the wrapper)."""
-    for index, part in enumerate(msg_parts):  # check all frames first: never leave half a message queued
-        if not isinstance(part, (bytes, zmq.Frame, memoryview)):
-            try:
-                memoryview(part)
-            except TypeError:
-                raise TypeError(f"frame {index} ({part!r:.40}) of send_multipart is not bytes-like") from None
-    for part in msg_parts[:-1]:
-        _SEND(sock, part, zmq.SNDMORE | flags, copy=copy, track=track)
-    return _SEND(sock, msg_parts[-1], flags, copy=copy, track=track)
-
-
-def _recv_multipart(sock: zmq.Socket[Any], flags: int = 0, copy: bool = True, track: bool = False) -> list[Any]:
-    """pyzmq's recv_multipart, calling the base ``recv`` directly (no re-entry into the wrapper)."""
-    parts = [_RECV(sock, flags, copy=copy, track=track)]
-    while sock.getsockopt(zmq.RCVMORE):
-        parts.append(_RECV(sock, flags, copy=copy, track=track))
-    return parts
-
-
-_SEND: Callable[..., Any] = zmq.Socket.send
-_RECV: Callable[..., Any] = zmq.Socket.recv
-_OWN: dict[str, Callable[..., Any]] = {"send_multipart": _send_multipart, "recv_multipart": _recv_multipart}
-
-
-def _flags(args: tuple[Any, ...], kwargs: dict[str, Any], flags_at: int | None) -> int:
-    """The ``flags`` argument of a send/recv call, wherever it was passed."""
-    flags = kwargs.get("flags", args[flags_at] if flags_at is not None and len(args) > flags_at else 0)
-    return int(flags)
-
-
-def _sent(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
-    return (args[0] if args else kwargs["data"],)
-
-
-def _sent_multipart(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
-    return args[0] if args else kwargs["msg_parts"]
-
-
-def _received(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
-    return (result,)
-
-
-def _received_multipart(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
-    return result
-
-
-def _received_into(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
-    return (memoryview(args[0] if args else kwargs["buffer"])[:result],)
-
-
-_FRAMES: dict[str, tuple[str, Callable[[tuple[Any, ...], dict[str, Any], Any], Any]]] = {
-    "send": ("send", _sent),
-    "send_multipart": ("send", _sent_multipart),
-    "recv": ("recv", _received),
-    "recv_multipart": ("recv", _received_multipart),
-    "recv_into": ("recv", _received_into),
-}
-"""The calls that move frames, what the transcript calls them and where their frames are. The others (send_json,
-recv_string, ...) go through ``send``/``recv``, and are recorded there."""
-
-
-def _failed(sock: TestSocket, error: BaseException) -> None:
-    """Put a send or receive that failed in the transcript: its error's first line, without the socket's name."""
-    record = _transcript()
-    if record is not None:
-        text = str(error).partition("\n")[0].replace(f" on {sock.describe()}", "", 1)
-        record.error(sock, text)
-
-
-def _waiting(name: str, flags_at: int | None) -> Any:
-    """Wrap ``zmq.Socket.<name>`` so that it waits at most the socket's timeout.
-
-    Only the outermost call arms the timeout and translates errors. pyzmq's
-    ``send_json`` and friends re-enter through ``send``/``recv``, so they mark the
-    socket busy while they run; the hot multipart calls do not re-enter at all.
-    The calls that move frames put them in the transcript, if one records.
-    """
-    base: Callable[..., Any] = _OWN.get(name) or getattr(zmq.Socket, name)
-    reentrant = name not in _OWN and name not in ("send", "recv")
-    sending = name.startswith("send")
-    event = zmq.POLLOUT if sending else zmq.POLLIN
-    recorded, frames_of = _FRAMES.get(name, ("", None))
-    stamped_before = recorded == "send"  # a send is stamped when asked for: the peer may answer before it returns
-    gave_up_reply = not sending  # a receive that gave up: on a REQ, the reply may still come (see _start_over)
-
-    def translate(self: TestSocket, exc: zmq.ZMQError, args: Any, kwargs: Any, seconds: float) -> BaseException:
-        if isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
-            return SocketTimeout(self._timeout_message(name, seconds), operation=name, timeout=seconds)
-        add_context(exc, f"  in {name} on {self.describe()}")
-        stuck = self.__dict__["_stuck"]
-        if stuck and exc.errno == zmq.EFSM and sending:
-            add_context(exc, f"  {stuck}")
-        return exc
-
-    def call(self: TestSocket, state: dict[str, Any], args: Any, kwargs: Any) -> Any:
-        """The base call; composite ones mark the socket busy so their inner sends/receives pass straight through."""
-        if not reentrant:
-            return base(self, *args, **kwargs)
-        state["_busy"] = True
-        try:
-            return base(self, *args, **kwargs)
-        finally:
-            state["_busy"] = False
-
-    def watched_wait(
-        self: TestSocket, state: dict[str, Any], args: Any, kwargs: Any, seconds: float, waited: float
-    ) -> Any:
-        """The rest of a watched wait, after libzmq's first ``waited`` seconds: raced against the watched processes.
-
-        One poll of the socket and the processes' sentinels; whatever it says, a ready
-        socket wins over a death (a message sent just before the end is still received).
-        """
-        processes = _current_watched()  # those that still end waits: not one the test is stopping
-        items = poll_items(self, event, processes)
-        deadline = _monotonic() + seconds - waited
-        refused = 0
-        while True:
-            remaining = deadline - _monotonic()
-            ready = _zmq_poll(items, min(_ceil(remaining * 1000), MAX_WAIT_MS) if remaining > 0 else 0)
-            if ready and (ready[0][0] is self or int(self.getsockopt(zmq.EVENTS)) & event):
-                try:
-                    return call(self, state, args, kwargs)
-                except zmq.Again:
-                    # Ready, yet refused: a ROUTER's POLLOUT means "some peer can take a message", maybe
-                    # not this one. Polling again would spin: wait on the sentinels alone, 1, 2, 4 ... 64 ms.
-                    pause = min(1 << min(refused, 6), _ceil(max(deadline - _monotonic(), 0) * 1000))
-                    refused += 1
-                    ready = _zmq_poll(items[1:], pause)
-            if ready:  # only sentinels are left in it: a watched process ended
-                # What it sent just before its end may still be on its way: give that a moment.
-                if _zmq_poll(items[:1], DEATH_GRACE_MS):
-                    try:
-                        return call(self, state, args, kwargs)
-                    except zmq.Again:
-                        pass
-                raise ended(processes, [item for item, _ in ready]).exit_error(f"{name} on {self.describe()}")
-            if _monotonic() >= deadline:
-                message = self._timeout_message(name, seconds) + describe_watched(processes)
-                raise SocketTimeout(message, operation=name, timeout=seconds)
-
-    @functools.wraps(getattr(zmq.Socket, name))
-    def method(self: TestSocket, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        # The wait is libzmq's (RCVTIMEO/SNDTIMEO, armed when it changes); while processes are watched, only its
-        # first FIRST_WAIT, and watched_wait() the rest.
-        state = self.__dict__
-        at = _perf_counter() if stamped_before else None
-        if state["_busy"]:  # inside send_json & co: the outer call waits and reports, the frames are recorded here
-            result = base(self, *args, **kwargs)
-            if frames_of is not None:
-                record = _transcript()
-                if record is not None:
-                    record.message(self, recorded, frames_of(args, kwargs, result), at)
-            return result
-        if timeout is None:
-            seconds = state["_timeout"]
-            if seconds is None:
-                seconds = current_timeout()
-        else:
-            seconds = parse_timeout(timeout, f"the timeout= argument of {name}", allow_zero=True)
-        watching = _any_watched()
-        wait = FIRST_WAIT if watching and seconds > FIRST_WAIT else seconds
-        if wait != state["_armed"]:
-            self._arm(wait)
-        rest = False
-        try:
-            # the hot multipart calls: no detour through call()
-            result = base(self, *args, **kwargs) if not reentrant else call(self, state, args, kwargs)
-        except zmq.ZMQError as exc:
-            if watching and isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
-                rest = True  # the rest of the wait, raced against the processes (outside this block: no chaining)
-            else:
-                error = translate(self, exc, args, kwargs, seconds)
-                if error is not exc or not isinstance(exc, zmq.Again):  # not a NOBLOCK call's "nothing yet"
-                    _failed(self, error)
-                if error is exc:
-                    raise
-                if gave_up_reply and state["_req"]:
-                    self._start_over()
-                raise error from None
-        if rest:
-            try:
-                result = watched_wait(self, state, args, kwargs, seconds, wait)
-            except (SocketTimeout, ProcessError) as exc:
-                _failed(self, exc)
-                if gave_up_reply and state["_req"]:
-                    self._start_over()
-                raise
-            except zmq.ZMQError as exc:
-                _failed(self, translate(self, exc, args, kwargs, seconds))
-                raise
-        if state["_pending"]:  # a REQ that gave up on a reply: back to normal once its next request is out
-            self._settle(sending)
-        if frames_of is not None:
-            record = _transcript()
-            if record is not None:
-                record.message(self, recorded, frames_of(args, kwargs, result), at)
-        return result
-
-    method.__doc__ = (
-        f"{getattr(zmq.Socket, name).__doc__ or ''}\n\n"
-        "zmqtest: waits at most ``timeout`` seconds (this call's, else the socket's, else the\n"
-        "harness default), then raises :class:`zmqtest.SocketTimeout`; a watched process that\n"
-        "ends meanwhile raises its :class:`zmqtest.errors.ProcessExited` at once."
-    )
-    return method
+_ipc_bound: weakref.WeakValueDictionary[str, TestSocket] = weakref.WeakValueDictionary()
+"""The ipc paths that live mimics of this process are bound to, and by which one: libzmq lets a second bind take a
+path over silently (it replaces the file), so a mimic refuses it. Nothing on the wire: no probe of the path."""
+if hasattr(os, "register_at_fork"):  # a forked child's mimics are its own
+    os.register_at_fork(after_in_child=_ipc_bound.clear)
+_OUTSIDE = (os.path.dirname(zmq.__file__) + os.sep, os.path.dirname(__file__) + os.sep)
+"""Where the frames of pyzmq and zmqtest come from: the caller of close() is the first frame outside them."""
 
 
 class TestSocket(zmq.Socket):  # type: ignore[type-arg]
@@ -300,7 +65,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     :func:`zmqtest.barriers.wait_for_subscriber`), and a socket monitor that tells a
     timeout message what became of the peers (:mod:`zmqtest.peers`). A REQ whose
     receive gave up starts over as a real client does, on a new connection, so a late
-    reply is never taken for the next one (:meth:`_start_over`). ``security=`` makes
+    reply is never taken for the next one (:mod:`zmqtest.startover`). ``security=`` makes
     it a CURVE or PLAIN peer (:mod:`zmqtest.security`); ``immediate=True`` and any
     other option are the user's choice.
     """
@@ -308,6 +73,8 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     __test__ = False  # not a test class, whatever pytest's name patterns say
 
     name: str | None
+    type_name: str
+    """``"REQ"``, ``"ROUTER"``, ...: the socket type's name, for messages."""
     allow_external: bool
     bound: list[str]
     connected: list[str]
@@ -324,9 +91,6 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         **options: Any,
     ) -> None:
         super().__init__(context, socket_type)
-        register = getattr(context, "_add_socket", None)  # what context.socket() does, so destroy() closes us too
-        if register is not None:
-            register(self)
         state = self.__dict__
         state.update(
             _busy=False,
@@ -340,11 +104,14 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             _stuck="",
             _peers=None,
             _security=security,
+            _closed_by="",
             name=name,
+            type_name=zmq.SocketType(socket_type).name,
             allow_external=allow_external is True,
             bound=[],
             connected=[],
         )
+        register_socket(context, self)  # what context.socket() does, so that destroy() closes it too
         transcript.track(self)  # for strict mode: the mimics made during a test are checked for unread messages
         try:
             self.timeout = timeout
@@ -412,33 +179,24 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
                     "mimic; bind it on loopback (tcp://127.0.0.1:PORT, ('', PORT), port 0 or '*' for any free port), "
                     "or make it with allow_external=True"
                 )
-        try:
-            self._allow_ipv6(addr)
-            peers = self._watch()
-            result = super().bind(addr)
-        except zmq.ZMQError as exc:
-            add_context(exc, f"  in bind({addr!r}) on {self.describe()}")
-            raise
-        endpoint = self.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.bound.append(endpoint)
-        if peers is not None:
-            peers.attached(endpoint, "bound")
+        path = _ipc_path(addr)
+        holder = _ipc_bound.get(path) if path is not None else None
+        if holder is not None and not holder.closed:
+            raise zmq.ZMQError(
+                zmq.EADDRINUSE,
+                f"bind({addr!r}) on {self.describe()} refused: {holder.describe()} holds that path; libzmq would "
+                "let this bind take it over silently (it replaces the socket file), and the first socket would get "
+                "no more connections; unbind or close that one first, or bind another path",
+            )
+        result = self._attach("bind", super().bind, addr)
+        path = _ipc_path(self.bound[-1])
+        if path is not None:
+            _ipc_bound[path] = self
         return result
 
     def connect(self, addr: Endpoint) -> Any:
         """Connect to ``addr`` (a string or ``(host, port)``)."""
-        addr = parse_endpoint(addr)
-        try:
-            self._allow_ipv6(addr)
-            peers = self._watch()
-            result = super().connect(addr)
-        except zmq.ZMQError as exc:
-            add_context(exc, f"  in connect({addr!r}) on {self.describe()}")
-            raise
-        self.connected.append(addr)
-        if peers is not None:
-            peers.attached(addr, "connected")
-        return result
+        return self._attach("connect", super().connect, parse_endpoint(addr))
 
     def unbind(self, addr: Endpoint | bytes) -> None:
         """Stop listening on ``addr`` (an entry of ``.bound``, or as given to :meth:`bind` with its port)."""
@@ -448,17 +206,42 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         """Disconnect from ``addr`` (an entry of ``.connected``, or as given to :meth:`connect`)."""
         self._detach("disconnect", super().disconnect, addr, self.connected)
 
+    def _attach(self, verb: str, call: Callable[[str], Any], addr: str) -> Any:
+        """Bind or connect to ``addr``, then list the endpoint (a bind's with its real port) and tell the peer watch."""
+        with self._naming_errors(verb, addr):
+            self._allow_ipv6(addr)
+            peers = self._watch()
+            result = call(addr)
+        if verb == "bind":
+            endpoint, endpoints, how = self.getsockopt_string(zmq.LAST_ENDPOINT), self.bound, "bound"
+        else:
+            endpoint, endpoints, how = addr, self.connected, "connected"
+        endpoints.append(endpoint)
+        if peers is not None:
+            peers.attached(endpoint, how)
+        return result
+
     def _detach(self, verb: str, call: Callable[[str], None], addr: Endpoint | bytes, endpoints: list[str]) -> None:
         addr = parse_endpoint(addr.decode() if isinstance(addr, bytes) else addr)
-        try:
+        with self._naming_errors(verb, addr):
             call(addr)
-        except zmq.ZMQError as exc:
-            add_context(exc, f"  in {verb}({addr!r}) on {self.describe()}")
-            raise
+        if verb == "unbind":
+            _release(self, addr)
         _discard(endpoints, addr)
         peers = self.__dict__["_peers"]
         if peers is not None:
             peers.detached(addr)
+
+    @contextlib.contextmanager
+    def _naming_errors(self, verb: str, addr: str) -> Iterator[None]:
+        """Name this socket in a ZMQError of ``verb(addr)``; on a closed socket, say who closed it."""
+        try:
+            yield
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.ENOTSOCK and self.closed:
+                raise closed_error(self, f"{verb}({addr!r})") from None
+            add_context(exc, f"  in {verb}({addr!r}) on {self.describe()}")
+            raise
 
     @property
     def peers(self) -> PeerWatch | None:
@@ -491,83 +274,27 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
                 else "the test stopped the socket's monitor"
             )
 
-    def close(self, linger: int | None = None) -> None:
-        """Close the socket (and its peer watch)."""
-        peers = self.__dict__.get("_peers")
+    def close(self, linger: int | None = None, *, by: str | None = None) -> None:
+        """Close the socket (and its peer watch); ``by`` names who closes it, for the error a later use raises.
+
+        ``by`` defaults to ``close()`` and the line that called it.
+        """
+        state = self.__dict__
+        if not self.closed and "bound" in state:
+            state["_closed_by"] = by or _caller_of_close()
+            for endpoint in self.bound:
+                _release(self, endpoint)
+        peers = state.get("_peers")
         if peers is not None:
             peers.stop("the socket was closed", self)
         super().close(linger)
-
-    def _start_over(self) -> None:
-        """After a receive on a REQ gave up: start over on new connections, as a real client does.
-
-        A plain REQ would refuse the next request (EFSM); a client then opens a new socket
-        (the zguide's Lazy Pirate). The mimic does the same on the socket it is: it
-        disconnects and connects again each endpoint, so the reply to the request it gave
-        up on, if it ever comes, goes to a connection that is gone and is never taken for
-        the reply to the next one; the next request may go (REQ_RELAXED, for that one send
-        only). The peer sees what it would see from a real client: a new connection. A REQ
-        that is bound cannot start over without its peer reconnecting: its next send
-        raises libzmq's EFSM, as a plain REQ's does, and says why.
-        """
-        state = self.__dict__
-        if self.closed:
-            return
-        state["_pending"] = True
-        if self.bound or not self.connected:
-            state["_stuck"] = (
-                "its last request got no reply, and a REQ that is bound cannot start over on a new connection (its "
-                "peer would have to reconnect); close it and make a new one, as a real client would"
-            )
-            return
-        record = _transcript()
-        try:
-            for endpoint in self.connected:
-                zmq.Socket.disconnect(self, endpoint)
-                zmq.Socket.connect(self, endpoint)
-                peers = state["_peers"]
-                if peers is not None:
-                    peers.attached(endpoint, "connected")
-            self.setsockopt(zmq.REQ_RELAXED, 1)
-        except zmq.ZMQError as exc:  # the context is going away: the failure that got us here is what matters
-            state["_stuck"] = f"it could not start over after its last request got no reply ({exc})"
-            return
-        if record is not None:
-            record.note_on(self, "started over on a new connection: a late reply to the last request is dropped")
-
-    def _settle(self, sent: bool) -> None:
-        """After the first send or receive that worked since :meth:`_start_over`: a REQ like any other again.
-
-        A new request is out: refuse a second one (EFSM), as a plain REQ does. A reply came
-        (a bound REQ's late one): the next send is a normal one.
-        """
-        state = self.__dict__
-        if sent:
-            if not state["_stuck"] and not self.closed:
-                self.setsockopt(zmq.REQ_RELAXED, 0)
-        elif not state["_stuck"]:
-            return  # a reply, yet no new request since starting over: keep the next send relaxed
-        state["_pending"] = False
-        state["_stuck"] = ""
 
     def _allow_ipv6(self, addr: str) -> None:
         """libzmq resolves IPv6 literals (``tcp://[::1]:5555``) only on sockets with IPV6 set."""
         if addr.startswith("tcp://["):
             self.setsockopt(zmq.IPV6, 1)
 
-    send = _waiting("send", 1)
-    send_multipart = _waiting("send_multipart", 1)
-    send_json = _waiting("send_json", 1)
-    send_string = _waiting("send_string", 1)
-    send_pyobj = _waiting("send_pyobj", 1)
-    send_serialized = _waiting("send_serialized", 2)
-    recv = _waiting("recv", 0)
-    recv_multipart = _waiting("recv_multipart", 0)
-    recv_json = _waiting("recv_json", 0)
-    recv_string = _waiting("recv_string", 0)
-    recv_pyobj = _waiting("recv_pyobj", 0)
-    recv_serialized = _waiting("recv_serialized", 1)
-    recv_into = _waiting("recv_into", None)
+    # send, send_multipart, send_json, ..., recv_into: pyzmq's, made to wait (zmqtest.sendrecv), set below the class
 
     def set(self, option: int, optval: Any) -> None:
         """Set a socket option (a SUB remembers that it subscribed, for its timeout message)."""
@@ -577,53 +304,9 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
 
     setsockopt = set
 
-    def _arm(self, seconds: float) -> None:
-        """Make libzmq wait ``seconds`` in sends and receives (called only when it changes)."""
-        millis = min(math.ceil(seconds * 1000), MAX_WAIT_MS)
-        self.setsockopt(zmq.RCVTIMEO, millis)
-        self.setsockopt(zmq.SNDTIMEO, millis)
-        self.__dict__["_armed"] = seconds
-
-    def _timeout_message(self, operation: str, seconds: float) -> str:
-        kind = self._type_name
-        sending = operation.startswith("send")
-        peers = self.__dict__["_peers"]
-        watched = peers.describe(queues=kind in _QUEUEING, role=security_role(self)) if peers is not None else ""
-        if sending:
-            hint = _SEND_HINTS.get(kind, "no peer took the message")
-            if kind not in _SEND_HINTS and peers is not None and peers.any_connected():
-                hint += f": its queue is full (sndhwm={int(self.getsockopt(zmq.SNDHWM))} messages per peer)"
-            what = f"could not send within {seconds:g} s: {hint}"
-        else:
-            hint = _RECV_HINTS.get(kind, "no message")
-            if kind == "SUB" and not self.__dict__.get("_subscribed"):
-                hint = 'this SUB has not subscribed to any topic, so it receives nothing (subscribe=b"": everything)'
-            what = (
-                f"{hint} within {seconds:g} s" if hint.startswith("no ") else f"no message within {seconds:g} s: {hint}"
-            )
-        if not sending:
-            what += self._maxmsgsize_hint()
-        if watched:
-            what += f"; {watched}"
-        elif self.connected and not self.bound and (sending or kind == "REQ"):
-            what += f" (is a process bound to {', '.join(self.connected)} and running?)"
-        elif sending and self.bound and not self.connected:
-            what += " (has the process connected?)"
-        return f"{operation} on {self.describe()}: {what}"
-
-    def _maxmsgsize_hint(self) -> str:
-        """After a receive timed out on a socket with MAXMSGSIZE: what libzmq does with a bigger message."""
-        limit = int(self.getsockopt(zmq.MAXMSGSIZE))
-        if limit < 0:
-            return ""
-        return (
-            f"; this socket has maxmsgsize={limit} bytes: libzmq drops the connection of a peer that sends a bigger "
-            "message, and the message with it, so it never arrives (the peer reconnects and may send it again)"
-        )
-
     def describe(self) -> str:
         """``REQ socket 'client' connected to tcp://127.0.0.1:5555``: for messages."""
-        text = f"{self._type_name} socket"
+        text = f"{self.type_name} socket"
         if self.name:
             text += f" {self.name!r}"
         places = []
@@ -639,6 +322,38 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"<TestSocket {self.describe()}>"
+
+
+for _name, _flags_at in FLAGS_AT.items():
+    setattr(TestSocket, _name, waiting(_name, _flags_at))
+del _name, _flags_at
+
+
+def _ipc_path(endpoint: str) -> str | None:
+    """Return the socket file of an ipc endpoint; ``None`` for other transports, ``ipc://*`` and abstract names.
+
+    A second bind to an abstract name (``ipc://@name``) fails by itself, with EADDRINUSE.
+    """
+    if not endpoint.startswith("ipc://") or endpoint == "ipc://*" or endpoint.startswith("ipc://@"):
+        return None
+    return os.path.abspath(endpoint[len("ipc://") :])
+
+
+def _release(sock: TestSocket, endpoint: str) -> None:
+    """Forget that ``sock`` holds the ipc path of ``endpoint`` (after its unbind or close)."""
+    path = _ipc_path(endpoint)
+    if path is not None and _ipc_bound.get(path) is sock:
+        del _ipc_bound[path]
+
+
+def _caller_of_close() -> str:
+    """Say where close() was called from: the first line outside pyzmq and zmqtest."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_code.co_filename.startswith(_OUTSIDE):
+        frame = frame.f_back
+    if frame is None:
+        return "close()"
+    return f"close() at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
 def _discard(endpoints: list[str], addr: str) -> None:

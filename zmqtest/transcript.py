@@ -81,7 +81,7 @@ class Mimic:
 
     def __init__(self, sock: TestSocket) -> None:
         self._ref = weakref.ref(sock)
-        self.kind: str = sock._type_name
+        self.kind: str = sock.type_name
         self.name: str | None = sock.name
         self._description = sock.describe()
 

@@ -20,7 +20,7 @@ WHY_MISSED: dict[str, str] = {
         "followed by a non-blocking receive, instead of one blocking `recv`. Each is a few microseconds of Python "
         "on a ~100 us loopback round trip; P1's other rows take them away one at a time. What it "
         "would take: fewer Python steps per event on the hot path (`ProcessTest._drive`, the watched wait in "
-        "`zmqtest/sockets.py`). On a loaded machine scheduling noise of tens of microseconds swamps this; "
+        "`zmqtest/sendrecv.py`). On a loaded machine scheduling noise of tens of microseconds swamps this; "
         "re-measure on a quiet one before changing code."
     ),
     "P2": (
