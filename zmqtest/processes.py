@@ -59,7 +59,8 @@ from typing import TYPE_CHECKING, Any, Union, cast
 from zmqtest import reaper, transcript
 from zmqtest.childsetup import ChildSetup
 from zmqtest.errors import ProcessError, ProcessExited, StartError, ZmqTestError, add_context
-from zmqtest.logs import ENDPOINT_ENV, LogCollector, collecting
+from zmqtest.logcollector import LogCollector, collecting
+from zmqtest.logs import ENDPOINT_ENV
 from zmqtest.managed import (
     ManagedProcess,
     release_stopped,
