@@ -595,6 +595,16 @@ def test_forwarding_imports_no_heavy_part_of_zmqtest() -> None:
     assert result.stdout.strip() == "['zmqtest', 'zmqtest.logs']"
 
 
+def test_the_collectors_names_still_come_from_zmqtest_logs() -> None:
+    import zmqtest.logcollector
+
+    for name in ("LogCollector", "LogEntry", "LogQuery", "current_collector", "collecting", "SHOWN_ENTRIES"):
+        assert getattr(zmqtest.logs, name) is getattr(zmqtest.logcollector, name)
+    assert zmqtest.logcollector.parse_level is zmqtest.logs.parse_level  # one parser, for both sides
+    with pytest.raises(AttributeError, match=r"module 'zmqtest\.logs' has no attribute 'LogCollecter'"):
+        zmqtest.logs.LogCollecter  # noqa: B018
+
+
 # --- in a real pytest run ---------------------------------------------------------------------------------------------
 
 INNER_TESTS = """

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ import zmqtest.sendrecv
 from zmqtest import SocketTimeout, TestSocket, ZmqTestError
 from zmqtest.errors import HandshakeFailed, ProcessError, ProcessExited, WaitTimeout
 from zmqtest.transcript import recording
-from zmqtest.waiting import ConnectionWaiter, wait_for_message, wait_until, watched, watching
+from zmqtest.waiting import ConnectionWaiter, race, wait_for_message, wait_until, watched, watching
 
 if TYPE_CHECKING:
     from conftest import Sockets
@@ -807,6 +808,139 @@ def test_wait_until_times_out_naming_the_watched(fakes: Callable[[str], PipeProc
     with watching(fakes("worker")), pytest.raises(WaitTimeout) as excinfo:
         wait_until(lambda: "", timeout=0.02, interval=0.005)
     assert str(excinfo.value).endswith("the last value was ''; worker (pid 0, running)")
+
+
+# --- race: the one wait every other is made of ---------------------------------------------------------------------
+
+
+def _doing(what: str) -> Callable[[], str]:
+    return lambda: what
+
+
+def test_race_ends_at_once_when_a_watched_process_dies(children: Callable[..., Child]) -> None:
+    read, write = os.pipe()
+    child = children(_exit_when_told, 4, name="worker")
+    child.die_when_watched = True
+    reported: list[BaseException] = []
+    try:
+        with pytest.raises(ProcessExited) as excinfo:
+            race(read, time.monotonic() + LONG, [child], _doing("waiting for the pipe"), report=reported.append)
+        assert time.monotonic() - child.died_at() < PROMPT
+    finally:
+        os.close(read)
+        os.close(write)
+    assert str(excinfo.value) == f"worker (pid {child.process.pid}) exited with code 4 while waiting for the pipe"
+    assert reported == [excinfo.value]
+
+
+@pytest.mark.parametrize("thing", ["socket", "fd", "nothing"])
+def test_race_raises_the_exit_error_of_the_process_that_ended(
+    socks: Sockets, fakes: Callable[[str], PipeProcess], thing: str
+) -> None:
+    server, _ = pair(socks)
+    read, write = os.pipe()
+    alive, dead = fakes("alive"), fakes("dead")
+    dead.die(6)
+    what = {"socket": server, "fd": read, "nothing": None}[thing]
+    try:
+        with pytest.raises(ProcessExited, match=r"^dead \(pid 0\) exited with code 6 while waiting$"):
+            race(what, time.monotonic() + LONG, [alive, dead], _doing("waiting"))
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_race_honours_its_deadline(fakes: Callable[[str], PipeProcess]) -> None:
+    read, write = os.pipe()
+    try:
+        for seconds in (0.0, 0.05, 0.2):
+            started = time.monotonic()
+            assert race(read, started + seconds, [fakes("alive")], _doing("waiting")) is False
+            took = time.monotonic() - started
+            assert seconds <= took < seconds + PROMPT
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_race_honours_its_deadline_when_the_look_finds_nothing(fakes: Callable[[str], PipeProcess]) -> None:
+    read, write = os.pipe()
+    os.write(write, b"never read")  # ready all along, never what is awaited
+    looks: list[float] = []
+    try:
+        started = time.monotonic()
+        found = race(read, started + 0.05, [fakes("alive")], _doing("waiting"), look=lambda: bool(looks.append(1)))
+        assert found is False
+        assert time.monotonic() - started < PROMPT
+        assert looks  # looked at each time it was ready, and still gave up at the deadline
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_race_returns_at_once_for_a_thing_already_there(socks: Sockets, fakes: Callable[[str], PipeProcess]) -> None:
+    server, client = pair(socks)
+    client.send(b"here")
+    delivered(server)
+    dead = fakes("dead")
+    dead.die()  # a ready thing wins over an end: what a process sent before it ended is still received
+    started = time.monotonic()
+    assert race(server, started - 1, [dead], _doing("waiting")) is True  # a deadline already past: still one look
+    assert race(server, started + LONG, [], _doing("waiting")) is True
+    assert time.monotonic() - started < PROMPT
+    assert server.recv(zmq.NOBLOCK) == b"here"
+
+
+def test_race_looks_until_what_is_awaited_is_there(socks: Sockets) -> None:
+    server, client = pair(socks)
+    for number in range(3):
+        client.send(str(number).encode())
+    taken: list[bytes] = []
+
+    def look() -> bool:
+        taken.append(server.recv(zmq.NOBLOCK))
+        return taken[-1] == b"2"
+
+    assert race(server, time.monotonic() + LONG, [], _doing("waiting"), look=look) is True
+    assert taken == [b"0", b"1", b"2"]
+
+
+def test_race_gives_what_is_on_its_way_its_grace_after_a_death(fakes: Callable[[str], PipeProcess]) -> None:
+    read, write = os.pipe()
+    dead = fakes("dead")
+    dead.die()
+    late = threading.Timer(0.05, os.write, (write, b"last words"))  # arrives after the end was seen
+    late.start()
+    try:
+        started = time.monotonic()
+        assert race(read, started + LONG, [dead], _doing("waiting"), grace=LONG) is True
+        assert time.monotonic() - started < PROMPT
+        assert os.read(read, 100) == b"last words"
+        started = time.monotonic()
+        with pytest.raises(ProcessExited):  # nothing more on its way: the end is reported after the grace
+            race(read, started + LONG, [dead], _doing("waiting"), grace=0.05)
+        assert 0.05 <= time.monotonic() - started < PROMPT
+    finally:
+        late.join()
+        os.close(read)
+        os.close(write)
+
+
+def test_race_without_a_thing_looks_once_after_a_death(fakes: Callable[[str], PipeProcess]) -> None:
+    dead = fakes("dead")
+    dead.die()
+    looks: list[int] = []
+    assert race(None, time.monotonic() + LONG, [dead], _doing("waiting"), look=lambda: not looks.append(1)) is True
+    assert looks == [1]
+    with pytest.raises(ProcessExited):
+        race(None, time.monotonic() + LONG, [dead], _doing("waiting"), look=lambda: bool(looks.append(2)))
+    assert looks == [1, 2]
+
+
+def test_race_without_a_thing_or_processes_waits_out_its_deadline() -> None:
+    started = time.monotonic()
+    assert race(None, started + 0.05, [], _doing("a pause")) is False
+    assert 0.05 <= time.monotonic() - started < PROMPT
 
 
 # --- ConnectionWaiter -------------------------------------------------------------------------------------------

@@ -51,8 +51,8 @@ _EXPORTS = {
     "connect_and_wait": "zmqtest.barriers",
     "wait_for_subscriber": "zmqtest.barriers",
     "wait_until_receiving": "zmqtest.barriers",
-    "LogCollector": "zmqtest.logs",
-    "LogEntry": "zmqtest.logs",
+    "LogCollector": "zmqtest.logcollector",
+    "LogEntry": "zmqtest.logcollector",
     "GoldenFiles": "zmqtest.golden",
     "GoldenMismatch": "zmqtest.golden",
     "GoldenMissing": "zmqtest.golden",
@@ -143,7 +143,7 @@ if TYPE_CHECKING:
         ZmqTestError,
     )
     from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser, RunResult, RunTimeout
-    from zmqtest.logs import LogCollector, LogEntry
+    from zmqtest.logcollector import LogCollector, LogEntry
     from zmqtest.managed import ManagedProcess
     from zmqtest.processes import ProcessManager
     from zmqtest.procmock import ProcMock

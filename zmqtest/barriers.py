@@ -41,7 +41,15 @@ import zmq
 from zmqtest.endpoints import Endpoint, parse_endpoint
 from zmqtest.errors import WaitTimeout, add_context
 from zmqtest.settings import current_timeout, parse_timeout
-from zmqtest.waiting import ConnectionWaiter, _wait_ready, describe_socket, describe_watched, name_of, watched
+from zmqtest.waiting import (
+    ConnectionWaiter,
+    Skipped,
+    _wait_ready,
+    describe_socket,
+    describe_watched,
+    name_of,
+    watched,
+)
 
 __all__ = ["connect_and_wait", "wait_for_subscriber", "wait_until_receiving"]
 
@@ -215,8 +223,8 @@ def wait_until_receiving(
         parts.append(name_of(predicate))
     operation = f"wait_until_receiving({', '.join(parts)})"
     waiting_for = f"{operation} on {describe_socket(sub)}"
-    probes = seen = 0
-    shown: list[str] = []
+    probes = 0
+    skipped = Skipped(lambda: f"the predicate of {waiting_for}", chars=SHOWN_CHARS)
     next_probe = time.monotonic()
     while True:
         try:
@@ -238,20 +246,13 @@ def wait_until_receiving(
             if time.monotonic() < deadline:
                 continue
             raise WaitTimeout(
-                _not_receiving(waiting_for, sub, probe, predicate, probes, seen, shown, seconds)
+                _not_receiving(waiting_for, sub, probe, predicate, probes, skipped, seconds)
                 + describe_watched(processes),
                 what="a message",
                 timeout=seconds,
             ) from None
-        seen += 1
-        try:
-            if predicate is None or predicate(frames):
-                return frames
-        except Exception as exc:
-            add_context(exc, f"  in the predicate of {waiting_for}, message {seen}: {_short(repr(frames))}")
-            raise
-        if len(shown) < SHOWN:
-            shown.append(_short(repr(frames)))
+        if skipped.check(frames, predicate, None)[0]:
+            return frames
 
 
 def _not_receiving(
@@ -260,16 +261,13 @@ def _not_receiving(
     probe: object,
     predicate: object,
     probes: int,
-    seen: int,
-    shown: list[str],
+    skipped: Skipped,
     seconds: float,
 ) -> str:
     matching = "" if predicate is None else "matching "
     probed = "" if probe is None else f" ({probes} probe{'' if probes == 1 else 's'})"
     text = f"{waiting_for}: no {matching}message within {seconds:g} s{probed}"
-    if seen:
-        more = f" and {seen - len(shown)} more" if seen > len(shown) else ""
-        text += f"; {seen} other message{'' if seen == 1 else 's'} seen: {', '.join(shown)}{more}"
+    text += str(skipped)
     if probe is None:
         text += " (without probe= this waits for a message the process publishes by itself: does it?)"
     elif int(sub.getsockopt(zmq.TYPE)) == zmq.SUB:

@@ -60,7 +60,8 @@ from zmqtest import backstop, transcript
 from zmqtest.childsetup import ChildSetup
 from zmqtest.errors import ProcessError, ProcessExited, StartError, ZmqTestError, add_context
 from zmqtest.groups import MARK
-from zmqtest.logs import ENDPOINT_ENV, LogCollector, collecting
+from zmqtest.logcollector import LogCollector, collecting
+from zmqtest.logs import ENDPOINT_ENV
 from zmqtest.managed import ManagedProcess, require_linux, start_session, status_text
 from zmqtest.settings import Settings, current, parse_start_method, parse_timeout
 from zmqtest.waiting import ConnectionWaiter, watching

@@ -59,7 +59,6 @@ import multiprocessing
 import queue as queue_module
 import time
 from collections.abc import Callable
-from multiprocessing.connection import wait as wait_for_ready
 from multiprocessing.context import BaseContext, get_spawning_popen
 from multiprocessing.queues import Queue
 from multiprocessing.reduction import ForkingPickler
@@ -69,7 +68,7 @@ from unittest.mock import Mock, NonCallableMock, _Call
 
 from zmqtest import settings
 from zmqtest.errors import ZmqTestError
-from zmqtest.waiting import watched
+from zmqtest.waiting import race, watched
 
 __all__ = ["ProcCall", "ProcMock", "ProcMockError", "ProcMockTimeout", "UnpicklableArgument"]
 
@@ -311,20 +310,16 @@ class ProcMock(Mock):
     def _receive(self, deadline: float | None) -> bool:
         """Read one more record into ``_pm_received``; False if none came by ``deadline`` (None: don't wait)."""
         queue = self._live_queue()
-        while True:
-            remaining = 0.0 if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                return self._take(queue, 0.0)
-            processes = watched()
-            reader = getattr(queue, "_reader", None)
-            if not processes or reader is None:
-                return self._take(queue, remaining)
-            ready = wait_for_ready([reader, *(process.sentinel for process in processes)], remaining)
-            if self._take(queue, 0.0):
-                return True
-            for process in processes:
-                if process.sentinel in ready:
-                    raise process.exit_error(f"a call (construction) of {self._describe()}")
+        reader = getattr(queue, "_reader", None)
+        if deadline is None or reader is None:  # no wait, or a queue whose pipe is out of reach: its own wait
+            return self._take(queue, 0.0 if deadline is None else max(0.0, deadline - time.monotonic()))
+        return race(
+            reader,
+            deadline,
+            watched(),
+            lambda: f"a call (construction) of {self._describe()}",
+            look=lambda: self._take(queue, 0.0),
+        )
 
     def _take(self, queue: Queue[Any], timeout: float) -> bool:
         try:

@@ -20,7 +20,6 @@ import contextlib
 import difflib
 import inspect
 import os
-import re
 import types
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, ClassVar
@@ -31,8 +30,7 @@ from zmqtest import transcript
 from zmqtest.barriers import wait_for_subscriber, wait_until_receiving
 from zmqtest.codecs import Codec, JsonCodec
 from zmqtest.errors import EventError, MessageError, ZmqTestError, add_context
-from zmqtest.logs import LogCollector, LogEntry, LogQuery, current_collector
-from zmqtest.settings import current_timeout, parse_timeout
+from zmqtest.logcollector import LogCollector, LogEntry, LogLevel, LogText, current_collector, wait_arguments
 from zmqtest.sockets import TestSocket
 
 __all__ = ["Conversation", "ProcessTest"]
@@ -61,7 +59,7 @@ class ProcessTest:
 
     codec: ClassVar[Codec] = JsonCodec()
     logs: LogCollector | None = None
-    """The collector ``("log", ...)`` waits on: set it to your own :class:`~zmqtest.logs.LogCollector` (say in
+    """The collector ``("log", ...)`` waits on: set it to your own :class:`~zmqtest.logcollector.LogCollector` (say in
     ``setup_method``, when the test starts its process itself); ``None``: the current one (the process
     manager's, e.g. ``zmq_process_factory``'s)."""
 
@@ -120,11 +118,7 @@ class ProcessTest:
         return frames
 
     def log(
-        self,
-        substr: str | re.Pattern[str] = "",
-        level: int | str | None = None,
-        logger: str | None = None,
-        timeout: float | None = None,
+        self, substr: LogText = "", level: LogLevel = None, logger: str | None = None, timeout: float | None = None
     ) -> LogEntry:
         """Wait for a log record of the process under test containing ``substr``; return it (a LogEntry).
 
@@ -142,8 +136,7 @@ class ProcessTest:
                 "self.logs.endpoint to the process, which calls zmqtest.logs.forward()"
             )
         try:
-            query = LogQuery.parse(substr, level, logger)
-            seconds = current_timeout() if timeout is None else parse_timeout(timeout, "timeout", allow_zero=True)
+            query, seconds = wait_arguments(substr, level, logger, timeout)
         except (TypeError, ValueError) as exc:
             raise EventError(f"bad log event: {exc}; the form is {LOG_FORM}") from None
         return collector.wait(query, seconds)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 1.0
 """Seconds a mimic socket waits for a send or receive when nothing else is set."""
@@ -61,14 +63,19 @@ def current_timeout() -> float:
     return _settings.get().timeout
 
 
-@contextmanager
-def using(settings: Settings) -> Iterator[Settings]:
+def using(settings: Settings) -> AbstractContextManager[Settings]:
     """Make ``settings`` the ones in force inside the ``with`` block."""
-    token = _settings.set(settings)
+    return in_force(_settings, settings)
+
+
+@contextmanager
+def in_force(variable: ContextVar[Any], value: T) -> Iterator[T]:
+    """Set ``variable`` to ``value`` inside the ``with`` block, and back to what it was after (the test's "current")."""
+    token = variable.set(value)
     try:
-        yield settings
+        yield value
     finally:
-        _settings.reset(token)
+        variable.reset(token)
 
 
 @contextmanager

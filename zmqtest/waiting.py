@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, cast, overload
 
 import zmq
 
@@ -120,24 +120,6 @@ def poll_items(sock: zmq.Socket[Any], event: int, processes: Sequence[Watched]) 
     return [(sock, event), *((process.sentinel, zmq.POLLIN) for process in processes)]
 
 
-def poll_ready(
-    items: PollItems, sock: zmq.Socket[Any], event: int, millis: int, processes: Sequence[Watched]
-) -> bool | Watched:
-    """One poll of ``sock`` raced against ``processes`` (``items`` from :func:`poll_items`).
-
-    True: ``sock`` is ready for ``event``. False: nothing happened within ``millis``
-    (or the poll woke early). A :class:`Watched`: that process ended and ``sock`` is
-    not ready. A socket that is ready wins over a death, so a message the process sent
-    before it died is still received.
-    """
-    ready = zmq.zmq_poll(items, millis)
-    if not ready:
-        return False
-    if ready[0][0] is sock or int(sock.getsockopt(zmq.EVENTS)) & event:
-        return True
-    return ended(processes, [item for item, _ in ready])
-
-
 def ended(processes: Sequence[Watched], fired: Collection[Any]) -> Watched:
     """Which of ``processes`` owns one of the ``fired`` sentinels (the first watched, if several)."""
     for process in processes:
@@ -164,24 +146,89 @@ def describe_socket(sock: zmq.Socket[Any]) -> str:
     return f"{text} at {endpoint}" if endpoint else text
 
 
+class Pollable(Protocol):
+    """What a wait can wait for besides a zmq socket: a pipe, a connection, anything with a file descriptor."""
+
+    def fileno(self) -> int: ...
+
+
+def race(
+    thing: zmq.Socket[Any] | Pollable | int | None,
+    deadline: float,
+    processes: Sequence[Watched],
+    waiting_for: Callable[[], str],
+    *,
+    event: int = zmq.POLLIN,
+    look: Callable[[], bool] | None = None,
+    grace: float = 0.0,
+    report: Callable[[ZmqTestError], object] | None = None,
+) -> bool:
+    """Wait for ``thing``, raced against ``processes``: True once it is there, False once ``deadline`` has passed.
+
+    ``thing``: a zmq socket (ready for ``event``), a file descriptor or an object with
+    ``fileno()`` (readable), or None (the processes and the clock alone: a caller that
+    looks for itself between waits). "There" is ready, or, with ``look``, ready and
+    ``look()`` true: it takes what it waits for (a message, a record) and says whether it
+    was what was awaited, so ``look()`` is called each time ``thing`` is ready and must
+    consume what made it ready. It polls at least once (a zero wait still sees a ready
+    thing or an end) and never sleeps past ``deadline``. A ready thing wins over an end:
+    what a process sent just before it ended is still received.
+
+    A watched process that ends raises its ``exit_error(waiting_for())`` at once (passed
+    to ``report`` first: a transcript line, context), after one last look, as the process
+    may have done what was awaited as it ended: ``thing`` alone is polled ``grace``
+    seconds more (what the process sent just before its end may still be on its way),
+    and looked at each time it is ready; without ``thing``, ``look()`` is called once.
+    """
+    key: object = thing if thing is None or isinstance(thing, (zmq.Socket, int)) else thing.fileno()
+    items: PollItems = [(process.sentinel, zmq.POLLIN) for process in processes]
+    if key is not None:
+        items.insert(0, (key, event))
+    elif not items:  # nothing to poll (zmq_poll would return at once): the caller's pause between its own looks
+        time.sleep(poll_millis(deadline - time.monotonic()) / 1000)
+        return False
+    sock = thing if isinstance(thing, zmq.Socket) else None  # its fd says "something changed": ask it what
+    while True:
+        ready = zmq.zmq_poll(items, poll_millis(deadline - time.monotonic()))
+        if ready:
+            if key is not None and (ready[0][0] == key or (sock is not None and _ready(sock, event))):
+                if look is None or look():
+                    return True
+            else:
+                gone = ended(processes, [item for item, _ in ready])
+                if _last_look(items[:1] if key is not None else [], look, grace):
+                    return True
+                error = gone.exit_error(waiting_for())
+                if report is not None:
+                    report(error)
+                raise error
+        if time.monotonic() >= deadline:
+            return False
+
+
+def _ready(sock: zmq.Socket[Any], event: int) -> bool:
+    """Whether ``sock`` is ready for ``event`` now: its fd only says that something changed (edge-triggered)."""
+    return bool(int(sock.getsockopt(zmq.EVENTS)) & event)
+
+
+def _last_look(alone: PollItems, look: Callable[[], bool] | None, grace: float) -> bool:
+    """After an end: whether what was awaited is there after all, polling the thing ``alone`` ``grace`` s more."""
+    if not alone:
+        return look is not None and look()
+    grace_end = time.monotonic() + grace
+    while zmq.zmq_poll(alone, poll_millis(grace_end - time.monotonic())):
+        if look is None or look():
+            return True
+        if time.monotonic() >= grace_end:
+            break
+    return False
+
+
 def _wait_ready(
     sock: zmq.Socket[Any], event: int, deadline: float, processes: tuple[Watched, ...], waiting_for: Callable[[], str]
 ) -> bool:
     """Wait until ``sock`` is ready (True) or ``deadline`` (False); a watched death raises its exit error."""
-    items = poll_items(sock, event, processes) if processes else None
-    while True:  # polls at least once, so that a zero timeout still sees a ready socket or a death
-        millis = poll_millis(deadline - time.monotonic())
-        if items is None:
-            if sock.poll(millis, event):
-                return True
-        else:
-            outcome = poll_ready(items, sock, event, millis, processes)
-            if outcome is True:
-                return True
-            if outcome is not False:
-                raise _failed(outcome.exit_error(waiting_for()))
-        if time.monotonic() >= deadline:
-            return False
+    return race(sock, deadline, processes, waiting_for, event=event, report=_failed)
 
 
 def _failed(error: E) -> E:
@@ -252,41 +299,60 @@ def wait_for_message(
     operation = f"wait_for_message({what})"
     deadline = time.monotonic() + seconds
     processes = watched()
-    seen = 0
-    shown: list[list[bytes]] = []
+    skipped = Skipped(lambda: f"{operation} on {describe_socket(sock)}")
     while True:
         try:
             frames = sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
-            if _wait_ready(sock, zmq.POLLIN, deadline, processes, lambda: f"{operation} on {describe_socket(sock)}"):
+            if _wait_ready(sock, zmq.POLLIN, deadline, processes, skipped.where):
                 continue
+            if skipped.seen:
+                head = f"{skipped.where()}: no matching message within {seconds:g} s{skipped}"
+            else:
+                head = f"{skipped.where()}: no message at all within {seconds:g} s"
             raise _failed(
-                SocketTimeout(
-                    _message_timeout(operation, sock, seconds, seen, shown) + describe_watched(processes),
-                    operation="wait_for_message",
-                    timeout=seconds,
-                )
+                SocketTimeout(head + describe_watched(processes), operation="wait_for_message", timeout=seconds)
             ) from None
-        seen += 1
+        found, message = skipped.check(frames, predicate, decode)
+        if found:
+            return message
+
+
+class Skipped:
+    """The messages a wait received and passed over: how many, and the first few, which its timeout error quotes."""
+
+    def __init__(self, where: Callable[[], str], *, chars: int = SHOWN_CHARS) -> None:
+        self.where = where
+        """What the wait is, for its errors: ``wait_for_message(ready) on SUB socket at ...``."""
+        self.chars = chars
+        self.seen = 0
+        self.shown: list[str] = []
+
+    def check(
+        self,
+        frames: list[bytes],
+        predicate: Callable[[Any], object] | None,
+        decode: Callable[[list[bytes]], Any] | None,
+    ) -> tuple[bool, Any]:
+        """Whether ``frames`` (decoded) are the message awaited, and the message; an error names the message."""
+        self.seen += 1
         try:
             message = frames if decode is None else decode(frames)
             if predicate is None or predicate(message):
-                return message
+                return True, message
         except Exception as exc:
-            add_context(exc, f"  in {operation} on {describe_socket(sock)}, message {seen}: {_short(repr(frames))}")
+            add_context(exc, f"  in {self.where()}, message {self.seen}: {_short(repr(frames), self.chars)}")
             raise
-        if len(shown) < SHOWN_MESSAGES:
-            shown.append(frames)
+        if len(self.shown) < SHOWN_MESSAGES:
+            self.shown.append(_short(repr(frames), self.chars))
+        return False, None
 
-
-def _message_timeout(operation: str, sock: zmq.Socket[Any], seconds: float, seen: int, shown: list[list[bytes]]) -> str:
-    head = f"{operation} on {describe_socket(sock)}"
-    if not seen:
-        return f"{head}: no message at all within {seconds:g} s"
-    quoted = ", ".join(_short(repr(frames)) for frames in shown)
-    more = f" and {seen - len(shown)} more" if seen > len(shown) else ""
-    plural = "message" if seen == 1 else "messages"
-    return f"{head}: no matching message within {seconds:g} s; {seen} other {plural} seen: {quoted}{more}"
+    def __str__(self) -> str:
+        """``"; 2 other messages seen: [b'a'], [b'b']"`` (nothing if none was)."""
+        if not self.seen:
+            return ""
+        more = f" and {self.seen - len(self.shown)} more" if self.seen > len(self.shown) else ""
+        return f"; {self.seen} other message{'' if self.seen == 1 else 's'} seen: {', '.join(self.shown)}{more}"
 
 
 # --- wait_until ----------------------------------------------------------------------------------------------------
@@ -309,29 +375,35 @@ def wait_until(
     :class:`~zmqtest.errors.WaitTimeout` naming ``what`` (default: the callable's name)
     and the last value or exception.
     """
-    from multiprocessing.connection import wait as wait_fds  # only here: the rest of zmqtest does not need it
-
     seconds = _seconds(timeout, "the timeout= argument of wait_until")
     pause = parse_timeout(interval, "the interval= argument of wait_until")
     name = what if what is not None else name_of(condition)
     processes = watched()
-    sentinels = [process.sentinel for process in processes]
     deadline = time.monotonic() + seconds
     calls = 0
     last: Any = None
     failure: Exception | None = None
-    while True:
+
+    def check() -> bool:
+        """Call the condition once, keeping what it gave; its process errors end the wait."""
+        nonlocal calls, last, failure
         calls += 1
         try:
-            value = condition()
+            last = condition()
         except ProcessError:
             raise
         except Exception as exc:
             failure, last = exc, None
-        else:
-            if value:
-                return value
-            failure, last = None, value
+            return False
+        failure = None
+        return bool(last)
+
+    def waiting_for() -> str:
+        return f"wait_until({name})"
+
+    while True:
+        if check():
+            return cast("T", last)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             if failure is not None:
@@ -346,21 +418,9 @@ def wait_until(
                     timeout=seconds,
                 )
             ) from failure
-        if not sentinels:
-            time.sleep(min(pause, remaining))
-            continue
-        fired = wait_fds(sentinels, timeout=min(pause, remaining))
-        if fired:
-            try:
-                value = condition()  # one last look: it may have finished its work as it ended
-            except ProcessError:
-                raise
-            except Exception:
-                pass
-            else:
-                if value:
-                    return value
-            raise _failed(ended(processes, fired).exit_error(f"wait_until({name})"))
+        # between two checks: the processes alone, so a death ends the wait at once (after one last check)
+        if race(None, time.monotonic() + min(pause, remaining), processes, waiting_for, look=check, report=_failed):
+            return cast("T", last)
 
 
 # --- ConnectionWaiter ----------------------------------------------------------------------------------------------
