@@ -57,8 +57,8 @@ _EXPORTS = {
     "GoldenMismatch": "zmqtest.golden",
     "GoldenMissing": "zmqtest.golden",
     "Normaliser": "zmqtest.golden",
-    "RunResult": "zmqtest.golden",
-    "RunTimeout": "zmqtest.golden",
+    "RunResult": "zmqtest.commands",
+    "RunTimeout": "zmqtest.commands",
     "Authenticator": "zmqtest.authenticator",
     "CurveClient": "zmqtest.security",
     "CurveKeys": "zmqtest.security",
@@ -129,6 +129,7 @@ if TYPE_CHECKING:
     from zmqtest.authenticator import Authenticator, ZapRequest
     from zmqtest.barriers import connect_and_wait, wait_for_subscriber, wait_until_receiving
     from zmqtest.codecs import Codec, JsonCodec, RawCodec
+    from zmqtest.commands import RunResult, RunTimeout
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
     from zmqtest.endpoints import EndpointFactory, parse_endpoint
     from zmqtest.errors import (
@@ -142,7 +143,7 @@ if TYPE_CHECKING:
         WaitTimeout,
         ZmqTestError,
     )
-    from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser, RunResult, RunTimeout
+    from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser
     from zmqtest.logcollector import LogCollector, LogEntry
     from zmqtest.managed import ManagedProcess
     from zmqtest.processes import ProcessManager

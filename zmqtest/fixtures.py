@@ -7,7 +7,6 @@ here imports pyzmq or the rest of zmqtest until a fixture is used.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,9 +35,11 @@ __all__ = [
 PROCESSES = pytest.StashKey["ProcessManager"]()
 """Where a test's process manager is kept, so that a failing test's report can show its processes."""
 GOLDEN_WRITTEN = "zmqtest golden file written"
-"""The user property that a test's report carries per golden file it wrote (reports travel from xdist workers)."""
-_GOLDEN_DEFAULTS = pytest.StashKey[dict[Path, str]]()
-"""Default golden files already used in this run, and by which test: two tests must not share one."""
+"""The user property that a test's report carries per golden file it wrote (reports travel from xdist workers).
+
+The same text as ``zmqtest.golden.WRITTEN_PROPERTY``, which writes it: spelled out here because the plugin
+imports this module in every run, and zmqtest.golden imports pyzmq.
+"""
 
 
 @pytest.fixture
@@ -127,9 +128,7 @@ def zmq_process_factory(
 
 
 @pytest.fixture
-def zmq_golden(
-    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GoldenFiles]:
+def zmq_golden(request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> GoldenFiles:
     """``zmq_golden.check(zmq_golden.run([sys.executable, "-m", "app"]))``: a system test against a golden file.
 
     ``run(argv, stdin=, env=, cwd=, timeout=)`` runs a command line with a deadline
@@ -144,29 +143,8 @@ def zmq_golden(
     and the run's summary lists it. Tests that use it are marked ``system``.
     """
     from zmqtest.golden import GoldenFiles
-    from zmqtest.settings import current
 
-    test = request.node
-    name = test.name if request.cls is None else f"{request.cls.__name__}.{test.name}"
-    golden = GoldenFiles(
-        request.path.parent / "golden",
-        update=current().update_golden,
-        paths={tmp_path: "<TMP_PATH>", tmp_path_factory.getbasetemp(): "<BASETEMP>"},
-        default_name=re.sub(r"[^\w.\-\[\]=,+@]", "_", name) + ".txt",
-    )
-    yield golden
-    root = request.config.rootpath
-    for path, how in golden.written:
-        shown = path.relative_to(root) if path.is_relative_to(root) else path
-        test.user_properties.append((GOLDEN_WRITTEN, f"{how} {shown}"))
-    if golden.used_default:
-        owner = request.config.stash.setdefault(_GOLDEN_DEFAULTS, {}).setdefault(golden.path(), test.nodeid)
-        if owner != test.nodeid:
-            pytest.fail(
-                f"{test.nodeid} and {owner} both use {golden.path()} as their default golden file: "
-                "give one of them a name of its own, zmq_golden.check(output, 'name.txt')",
-                pytrace=False,
-            )
+    return GoldenFiles.for_test(request)  # it registers its own end-of-test work with request.addfinalizer
 
 
 @pytest.fixture

@@ -1,12 +1,7 @@
-"""System tests: run the whole program, and compare what it did with a golden file.
+"""System tests: compare what a whole program did with a golden file.
 
-- :func:`run` runs a command line with a deadline and captures its stdout, stderr
-  and exit status (a :class:`RunResult`). The program starts in its own session, so
-  the deadline (and any error, or Ctrl-C) SIGKILLs its whole process group; what it
-  left running in that group when it ended is killed too (and listed in
-  :attr:`RunResult.leftovers`). Its output goes to anonymous temporary files, not
-  pipes: a grandchild that keeps a pipe open cannot stall us, nothing is read while
-  it runs, and no file is left behind whatever happens.
+- :func:`run` (from :mod:`zmqtest.commands`, re-exported here) runs a command line
+  with a deadline and captures its stdout, stderr and exit status (a :class:`RunResult`).
 - :class:`Normaliser` turns volatile output (ports, pids, timestamps, temporary
   paths, ipc paths; plus the user's own regex substitutions) into stable tokens.
 - :class:`GoldenFiles` compares an output (a :class:`RunResult`, a string, or
@@ -14,9 +9,8 @@
   a directory; a difference fails with a unified diff, and in update mode
   (``--zmqtest-update-golden``) the file is written instead.
 
-Works without pytest; the ``zmq_golden`` fixture is a :class:`GoldenFiles` for the
-test's directory (``golden/``) and settings. Linux only, like the rest of the
-process handling (pidfds).
+Works without pytest (nothing here imports it); :meth:`GoldenFiles.for_test` makes
+the one a pytest test gets as the ``zmq_golden`` fixture, from the test's request.
 """
 
 from __future__ import annotations
@@ -26,23 +20,20 @@ import difflib
 import json
 import os
 import re
-import select
-import shlex
-import signal
-import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import TYPE_CHECKING
 
-from zmqtest import backstop
-from zmqtest.errors import ProcessError, WaitTimeout, ZmqTestError
-from zmqtest.groups import MARK, clear_group, descendants, start_time, status_text, wait_gone
-from zmqtest.managed import require_linux, start_session
-from zmqtest.settings import parse_timeout
+# run() and its result live in zmqtest.commands now; users' code and older docs import them from here.
+from zmqtest.commands import DEFAULT_RUN_TIMEOUT, RunResult, RunTimeout, run, tail
+from zmqtest.errors import ZmqTestError
+from zmqtest.settings import current
+
+if TYPE_CHECKING:
+    import pytest
 
 __all__ = [
     "BUILTIN_NORMALISERS",
@@ -57,213 +48,18 @@ __all__ = [
     "run",
 ]
 
-DEFAULT_RUN_TIMEOUT = 30.0
-"""Seconds a program may run before :func:`run` kills it."""
-KILL_WAIT = 5.0
-"""Seconds to wait for a SIGKILLed process to be gone (it can only be slow in the kernel)."""
-GROUP_POLL = 0.01
-"""Longest pause between two looks at what is left of a killed process group (a death ends it at once)."""
-TAIL_LINES = 20
-"""Lines of output an error message quotes."""
 UPDATE_HINT = (
     "If the new output is right, rewrite the golden file: run pytest with --zmqtest-update-golden "
     "(without pytest: GoldenFiles(..., update=True)), then review the change (git diff)."
 )
+WRITTEN_PROPERTY = "zmqtest golden file written"
+"""The user property a test's report carries per golden file it wrote (``zmqtest.fixtures.GOLDEN_WRITTEN``)."""
+_DEFAULT_OWNERS: weakref.WeakKeyDictionary[object, dict[Path, str]] = weakref.WeakKeyDictionary()
+"""Per pytest run (its config), which test used each default golden file: two tests must not share one."""
 
 Replacement = str | Callable[[re.Match[str]], str]
 Substitution = tuple[str | re.Pattern[str], Replacement]
 """A user's ``(pattern, replacement)``: a regex (text or compiled) and what :func:`re.sub` puts instead."""
-
-
-# ------------------------------------------------------------------------------------------- running
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a program did: its exit status and everything it wrote."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    """The exit code; ``-N`` if a signal N killed it."""
-    stdout_bytes: bytes
-    stderr_bytes: bytes
-    seconds: float
-    """How long it ran."""
-    pid: int
-    cwd: str | None = None
-    leftovers: tuple[int, ...] = ()
-    """Processes of its group still running when it ended; :func:`run` killed them."""
-
-    @property
-    def stdout(self) -> str:
-        """stdout as text (UTF-8; a byte that is not shows as ``\\xNN``)."""
-        return self.stdout_bytes.decode("utf-8", errors="backslashreplace")
-
-    @property
-    def stderr(self) -> str:
-        """stderr as text (UTF-8; a byte that is not shows as ``\\xNN``)."""
-        return self.stderr_bytes.decode("utf-8", errors="backslashreplace")
-
-    @property
-    def status(self) -> str:
-        """``exited with code 0``, ``exited with code 3``, ``killed by SIGTERM``."""
-        return status_text(self.returncode)
-
-    def __str__(self) -> str:
-        return f"{shlex.join(self.argv)}: {self.status} after {self.seconds:.3g} s"
-
-
-class RunTimeout(WaitTimeout):
-    """A program run by :func:`run` was still running at its deadline; its process group was killed.
-
-    A :class:`TimeoutError`. ``stdout`` and ``stderr`` hold what it wrote until then;
-    ``pid`` was its pid (and its process group's id).
-    """
-
-    def __init__(
-        self, message: str, *, argv: Sequence[str], timeout: float, pid: int, stdout: str, stderr: str
-    ) -> None:
-        super().__init__(message, what=shlex.join(argv), timeout=timeout)
-        self.argv = tuple(argv)
-        self.pid = pid
-        self.stdout = stdout
-        self.stderr = stderr
-
-
-def run(
-    argv: Sequence[str | os.PathLike[str]],
-    *,
-    stdin: str | bytes | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    timeout: float = DEFAULT_RUN_TIMEOUT,
-) -> RunResult:
-    """Run the command line ``argv`` until it ends, at most ``timeout`` seconds; what it did.
-
-    ``stdin``: text (sent as UTF-8) or bytes for its standard input; ``None`` gives it
-    an empty one (never the terminal's). ``env``: its whole environment (as for
-    :class:`subprocess.Popen`; default: ours); ``PYTHONUNBUFFERED=1`` is added unless
-    set, so that a Python program killed at the deadline has written what it printed.
-    ``cwd``: its directory.
-
-    A non-zero exit is not an error here: check :attr:`RunResult.returncode` (or
-    compare the whole result with a golden file). Raises :class:`RunTimeout` (with
-    the output so far) at the deadline, :class:`StartError` if it cannot start.
-    """
-    __tracebackhide__ = True
-    require_linux()
-    command = _check_argv(argv)
-    seconds = parse_timeout(timeout, "the timeout= argument of run()")
-    data = _stdin_bytes(stdin)
-    environment = dict(os.environ if env is None else env)
-    environment.setdefault("PYTHONUNBUFFERED", "1")
-    environment[MARK] = mark = backstop.new_mark()
-    where = None if cwd is None else os.fspath(cwd)
-    with contextlib.ExitStack() as files:
-        out = files.enter_context(tempfile.TemporaryFile())  # unlinked at once: nothing to clean up, ever
-        err = files.enter_context(tempfile.TemporaryFile())
-        given: IO[bytes] | int = subprocess.DEVNULL
-        if data is not None:
-            given = files.enter_context(tempfile.TemporaryFile())
-            given.write(data)
-            given.seek(0)
-        started = time.monotonic()
-        backstop.arm()
-        popen = start_session(
-            command, os.path.basename(command[0]), stdin=given, stdout=out, stderr=err, cwd=where, env=environment
-        )
-        backstop.register(popen.pid)
-        began = start_time(popen.pid)
-        ended = False
-        try:
-            ended = _wait_for_end(popen.pid, seconds)
-        finally:
-            escaped = [] if ended else descendants(popen.pid)
-            if not ended:  # the deadline, or an exception (Ctrl-C) while we waited
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(popen.pid, signal.SIGKILL)  # not reaped yet: its pid and group number are its own
-                wait_gone([popen.pid], KILL_WAIT)
-            found, _ = clear_group(popen.pid, KILL_WAIT)  # still before it is reaped, for the same reason
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                popen.wait(KILL_WAIT)
-            leftovers = (*found, *backstop.sweep(mark, began, escaped))
-            backstop.unregister(popen.pid)
-        took = time.monotonic() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if not ended:
-        raise _deadline_error(command, popen.pid, where, seconds, stdout, stderr)
-    if popen.returncode is None:  # only a process stuck in the kernel survives a SIGKILL this long
-        raise ProcessError(
-            f"{shlex.join(command)} (pid {popen.pid}) ended but could not be reaped within {KILL_WAIT:g} s"
-        )
-    return RunResult(
-        argv=tuple(command),
-        returncode=popen.returncode,
-        stdout_bytes=stdout,
-        stderr_bytes=stderr,
-        seconds=took,
-        pid=popen.pid,
-        cwd=where,
-        leftovers=leftovers,
-    )
-
-
-def _check_argv(argv: object) -> list[str]:
-    if isinstance(argv, (str, bytes)):
-        raise TypeError(
-            f"run() takes the command line as a list of arguments, not a string: {argv!r} "
-            "(split one with shlex.split(); no shell is involved)"
-        )
-    if not isinstance(argv, Sequence) or not argv:
-        raise TypeError(f"run() takes the command line as a non-empty list of arguments, got {argv!r}")
-    command = []
-    for index, item in enumerate(argv):
-        if not isinstance(item, (str, os.PathLike)):
-            raise TypeError(f"argument {index} of the command line is {item!r}: each must be a str or a path")
-        command.append(str(os.fspath(item)))
-    return command
-
-
-def _stdin_bytes(stdin: object) -> bytes | None:
-    if stdin is None or isinstance(stdin, bytes):
-        return stdin
-    if isinstance(stdin, str):
-        return stdin.encode()
-    raise TypeError(f"stdin must be text, bytes or None, got {type(stdin).__name__}")
-
-
-def _wait_for_end(pid: int, timeout: float) -> bool:
-    """Wait at most ``timeout`` s for ``pid`` to end (through a pidfd: no polling loop); whether it ended."""
-    fd = os.pidfd_open(pid)
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
-
-
-def _deadline_error(
-    command: list[str], pid: int, cwd: str | None, timeout: float, stdout: bytes, stderr: bytes
-) -> RunTimeout:
-    out = stdout.decode("utf-8", errors="backslashreplace")
-    err = stderr.decode("utf-8", errors="backslashreplace")
-    lines = [
-        f"{shlex.join(command)} (pid {pid}) was still running at its {timeout:g} s deadline: "
-        "its process group was killed (SIGKILL)",
-        *([f"in directory: {cwd}"] if cwd is not None else []),
-        _tail("stdout so far", out),
-        _tail("stderr so far", err),
-    ]
-    return RunTimeout("\n".join(lines), argv=command, timeout=timeout, pid=pid, stdout=out, stderr=err)
-
-
-def _tail(label: str, text: str, lines: int = TAIL_LINES) -> str:
-    if not text:
-        return f"--- {label}: nothing ---"
-    kept = text.splitlines()
-    shown = "\n".join(kept[-lines:])
-    return f"--- {label} (last {lines} lines) ---\n{shown}" if len(kept) > lines else f"--- {label} ---\n{shown}"
 
 
 # ------------------------------------------------------------------------------------------- normalising
@@ -314,7 +110,7 @@ BUILTIN_NORMALISERS = ("ipc_paths", "temp_paths", "ports", "timestamps", "pids")
 
 
 def _temp_roots() -> list[str]:
-    """The system's temporary directories, as written and resolved, longest first."""
+    """Return the system's temporary directories, as written and resolved, longest first."""
     roots = {tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"}
     roots |= {os.path.realpath(root) for root in roots}
     return sorted((root.rstrip("/") for root in roots if root.rstrip("/")), key=len, reverse=True)
@@ -412,7 +208,7 @@ def _builtin_rules(name: str, paths: Mapping[str | os.PathLike[str], str]) -> li
 
 
 def _path_rules(paths: Mapping[str | os.PathLike[str], str]) -> list[Rule]:
-    """One rule per known path (as given and resolved), longest first, so that a path inside another wins."""
+    """Make one rule per known path (as given and resolved), longest first, so that a path inside another wins."""
     spelled: dict[str, str] = {}
     for path, token in paths.items():
         text = os.fspath(path).rstrip("/")
@@ -448,7 +244,7 @@ class GoldenMissing(GoldenMismatch):
 
 
 def render(actual: object) -> str:
-    """The text a golden file holds for ``actual`` (before normalising).
+    """Return the text a golden file holds for ``actual`` (before normalising).
 
     - a :class:`RunResult`: its exit status, then its stdout and its stderr, each
       under a header (``--- stdout ---``, ``--- stderr (empty) ---``; a stream that
@@ -485,9 +281,9 @@ def _section(label: str, text: str) -> str:
 class GoldenFiles:
     """Golden files in one directory: compare outputs with them, or (``update=True``) write them.
 
-    ``zmq_golden``, the pytest fixture, is one of these for ``golden/`` next to the
-    test file, with ``update`` from ``--zmqtest-update-golden`` and the test's
-    ``tmp_path`` among the ``paths`` to normalise. Tune it per test:
+    ``zmq_golden``, the pytest fixture, is one of these made by :meth:`for_test`: for
+    ``golden/`` next to the test file, with ``update`` from ``--zmqtest-update-golden``
+    and the test's ``tmp_path`` among the ``paths`` to normalise. Tune it per test:
     ``zmq_golden.substitutions.append((r"took \\d+ ms", "took <N> ms"))``,
     ``zmq_golden.builtins = False`` (or ``("ports", "pids")``).
     """
@@ -513,30 +309,66 @@ class GoldenFiles:
         self.used_default = False
         """Whether :meth:`check` has compared an output with the default golden file."""
 
-    def run(
-        self,
-        argv: Sequence[str | os.PathLike[str]],
-        *,
-        stdin: str | bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-        timeout: float = DEFAULT_RUN_TIMEOUT,
-    ) -> RunResult:
-        """:func:`run`: run a command line with a deadline and capture what it did."""
-        __tracebackhide__ = True
-        return run(argv, stdin=stdin, env=env, cwd=cwd, timeout=timeout)
+    @classmethod
+    def for_test(cls, request: pytest.FixtureRequest) -> GoldenFiles:
+        """Make the golden files for the pytest test that ``request`` belongs to: what ``zmq_golden`` is.
+
+        ``golden/`` next to the test file; the default file named after the test, with
+        its class and parameters (``TestCli.test_help[short].txt``); ``update`` from
+        zmqtest's settings in force; the test's ``tmp_path`` and pytest's base temporary
+        directory normalised to ``<TMP_PATH>`` and ``<BASETEMP>``. When the test ends,
+        each file written goes into its report (the run's summary lists them), and the
+        test fails if another test of the run used the same default file.
+
+        Takes the request rather than plain values, so that the fixture (or a user's own,
+        for another directory: change :attr:`directory`) is one line, and so that the end of
+        the test is handled too (``request.addfinalizer``). Uses only the request's public
+        API and imports pytest only to fail a test: golden files work without pytest.
+        """
+        test = request.node
+        name = test.name if request.cls is None else f"{request.cls.__name__}.{test.name}"
+        basetemp = request.getfixturevalue("tmp_path_factory").getbasetemp()
+        golden = cls(
+            request.path.parent / "golden",
+            update=current().update_golden,
+            paths={request.getfixturevalue("tmp_path"): "<TMP_PATH>", basetemp: "<BASETEMP>"},
+            default_name=re.sub(r"[^\w.\-\[\]=,+@]", "_", name) + ".txt",
+        )
+        request.addfinalizer(lambda: golden._end_test(request))
+        return golden
+
+    def _end_test(self, request: pytest.FixtureRequest) -> None:
+        """Record the files written in the test's report; fail if another test used the same default file."""
+        test, root = request.node, request.config.rootpath
+        for path, how in self.written:
+            shown = path.relative_to(root) if path.is_relative_to(root) else path
+            test.user_properties.append((WRITTEN_PROPERTY, f"{how} {shown}"))
+        if not self.used_default:
+            return
+        owner = _DEFAULT_OWNERS.setdefault(request.config, {}).setdefault(self.path(), test.nodeid)
+        if owner != test.nodeid:
+            import pytest  # only now: a test that ends means pytest runs
+
+            pytest.fail(
+                f"{test.nodeid} and {owner} both use {self.path()} as their default golden file: "
+                "give one of them a name of its own, zmq_golden.check(output, 'name.txt')",
+                pytrace=False,
+            )
+
+    run = staticmethod(run)
+    """:func:`run`, here so that a test's ``zmq_golden`` runs the program it checks."""
 
     @property
     def normaliser(self) -> Normaliser:
-        """The normaliser made of this object's current ``substitutions``, ``builtins`` and ``paths``."""
+        """Build the normaliser of this object's current ``substitutions``, ``builtins`` and ``paths``."""
         return Normaliser(self.substitutions, builtins=self.builtins, paths=self.paths)
 
     def normalise(self, actual: object) -> str:
-        """The text that :meth:`check` compares for ``actual``: :func:`render`, then the normaliser."""
+        """Return the text that :meth:`check` compares for ``actual``: :func:`render`, then the normaliser."""
         return self.normaliser(render(actual))
 
     def path(self, name: str | os.PathLike[str] | None = None) -> Path:
-        """The golden file called ``name`` (default: ``default_name``), in :attr:`directory`."""
+        """Return the path of the golden file ``name`` (default: ``default_name``) in :attr:`directory`."""
         chosen = self.default_name if name is None else name
         if chosen is None:
             raise ValueError("no golden file name given, and this GoldenFiles has no default_name")
@@ -574,7 +406,7 @@ class GoldenFiles:
                 f"golden file {shown} does not exist\n"
                 f"To create it from this output, run pytest with --zmqtest-update-golden "
                 "(without pytest: GoldenFiles(..., update=True)), then review and commit it.\n"
-                f"{_tail('the output (normalised)', text, 40)}",
+                f"{tail('the output (normalised)', text, 40)}",
                 path=path,
                 expected=None,
                 actual=text,
@@ -615,7 +447,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _display(path: Path) -> str:
-    """``path`` relative to the current directory if it is inside it (what to type for ``git diff``), else absolute."""
+    """Show ``path`` relative to the current directory if inside it (what to type for ``git diff``), else absolute."""
     try:
         return str(path.absolute().relative_to(Path.cwd()))
     except ValueError:
@@ -628,7 +460,7 @@ def _diff(expected: str, actual: str, shown: str) -> str:
 
 
 def _diff_lines(text: str) -> list[str]:
-    """Lines for difflib; a last line without a newline is marked as diff marks it."""
+    """Split ``text`` into lines for difflib; mark a last line without a newline as diff does."""
     lines = [line + "\n" for line in text.split("\n")]  # on \n only: a \r stays part of its line
     if lines[-1] == "\n":
         lines.pop()  # the text ended with a newline (or was empty)
