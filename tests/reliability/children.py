@@ -16,18 +16,28 @@ Modes:
 - ``grandchild``: fork a grandchild that is ``stubborn`` (so it, not us, holds the
   port), then idle until stopped;
 - ``die``: write the time to NOTE and end at once with code 3, never ready;
-- ``idle``: print ``ready`` and idle until stopped.
+- ``idle``: print ``ready`` and idle until stopped;
+- ``deaf``: ignore SIGINT (SIGTERM ends it), print ``ready``, idle;
+- ``crash-exit``, ``crash-raise``, ``crash-signal``: print ``ready`` and idle; a SIGINT (the
+  test's stop) makes it crash instead of ending cleanly: ``sys.exit(1)``, a ``RuntimeError``
+  (a traceback, exit code 1), or killed by SIGSEGV (no core dump);
+- ``escape``: start two processes that leave its process group, each ``sleep 600``: one
+  with ``subprocess.Popen(..., start_new_session=True)``, one double-forked as a daemon
+  (fork, ``setsid``, fork, exec); print ``ready, escaped PID PID`` and idle until stopped.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import signal
+import subprocess
 import sys
 import time
 
-MODES = ("serve", "stubborn", "grandchild", "die", "idle")
+CRASHES = ("crash-exit", "crash-raise", "crash-signal")
+MODES = ("serve", "stubborn", "grandchild", "die", "idle", "deaf", "escape", *CRASHES)
 DIED = 3
 """The exit code of a child told to die."""
 
@@ -63,12 +73,59 @@ def serve(endpoint: str, note: str) -> None:
         sock.send(request)
 
 
+def crash(mode: str) -> None:
+    """Install a SIGINT handler that crashes the way ``mode`` says."""
+
+    def crash_exit(signum: int, frame: object) -> None:
+        sys.exit(1)
+
+    def crash_raise(signum: int, frame: object) -> None:
+        raise RuntimeError("crashed while stopping")
+
+    def crash_signal(signum: int, frame: object) -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        signal.signal(signal.SIGSEGV, signal.SIG_DFL)  # not faulthandler's (a fork child inherits pytest's)
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    handlers = {"crash-exit": crash_exit, "crash-raise": crash_raise, "crash-signal": crash_signal}
+    signal.signal(signal.SIGINT, handlers[mode])
+
+
+def escape() -> tuple[int, int]:
+    """Start two ``sleep 600`` outside our process group (a new session; a daemon); their pids."""
+    session = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # the classic daemon: setsid, fork again, the middle one exits at once
+        try:
+            os.close(read_end)
+            os.setsid()
+            daemon = os.fork()
+            if daemon == 0:
+                os.execvp("sleep", ["sleep", "600"])
+            os.write(write_end, b"%d" % daemon)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        daemon = int(pipe.read())
+    os.waitpid(middle, 0)
+    return session.pid, daemon
+
+
 def main(mode: str, endpoint: str = "", note: str = "") -> None:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
     if mode == "die":
         note_the_time_and_die(note)
-    if mode == "idle":
+    if mode in CRASHES:
+        crash(mode)
+    if mode == "deaf":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if mode == "escape":
+        print("ready, escaped {} {}".format(*escape()), flush=True)
+        idle()
+    if mode in ("idle", "deaf", *CRASHES):
         print("ready", flush=True)
         idle()
     if mode == "grandchild":

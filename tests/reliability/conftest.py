@@ -75,9 +75,12 @@ def project(pytester: pytest.Pytester, mark: str) -> InnerProject:
 
 @pytest.fixture
 def figure(request: pytest.FixtureRequest) -> Callable[[int, str, str], None]:
-    """``figure(number, title, value)``: record a figure, measured in this test's variant, for the summary."""
+    """``figure(number, title, value)``: record a figure, measured in this test's variant, for the summary.
+
+    The variant is the test's ``variant`` parameter (a key of ``VARIANTS``), else its parameters' id, else none.
+    """
     callspec = getattr(request.node, "callspec", None)
-    variant = callspec.params.get("variant", "") if callspec is not None else ""
+    variant = callspec.params.get("variant", callspec.id) if callspec is not None else ""
 
     def record(number: int, title: str, value: str) -> None:
         entry = {"number": number, "title": title, "variant": variant, "value": value}
@@ -127,9 +130,11 @@ def figures_block(figures: list[dict[str, Any]]) -> str:
     by_title: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for entry in figures:
         by_title.setdefault((entry["number"], entry["title"]), []).append(entry)
-    order = list(VARIANTS)
+    order = list(VARIANTS)  # then other variants (a parameter of the test's own), in the order they ran
     for (number, title), entries in sorted(by_title.items()):
         lines.append(f"{number}. {title}")
-        for entry in sorted(entries, key=lambda entry: order.index(entry["variant"])):
-            lines.append(f"   {entry['variant'] + ':':8}{entry['value']}")
+        ordered = sorted(entries, key=lambda entry: order.index(entry["variant"]) if entry["variant"] in order else 99)
+        for entry in ordered:
+            label = f"{entry['variant'] + ':':8}" if entry["variant"] else ""
+            lines.append(f"   {label}{entry['value']}")
     return "\n".join(lines) + "\n"

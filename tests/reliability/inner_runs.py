@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -64,6 +65,49 @@ class InnerProject:
     def notes(self, prefix: str) -> list[str]:
         """The lines of every file ``prefix*`` the inner tests wrote (one per xdist worker, say)."""
         return [line for path in sorted(self.path.glob(f"{prefix}*")) for line in path.read_text().splitlines()]
+
+
+def run_watched(
+    project: InnerProject,
+    ledger: Ledger,
+    variant: str,
+    *args: str,
+    output: Path,
+    during: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    deadline: float = INNER_DEADLINE,
+) -> str:
+    """Run the generated tests in a session of their own, watched by ``ledger`` from outside; their output.
+
+    ``during(proc)``, if given, acts on the run while it goes (a Ctrl-C, a SIGKILL). Whatever
+    happens, the run's whole process group is SIGKILLed if it has not ended within ``deadline``.
+    """
+    proc = project.popen(variant, *args, output=output)
+    try:
+        with ledger.watch(proc.pid):
+            if during is not None:
+                during(proc)
+            proc.wait(deadline)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return output.read_text()
+
+
+def wait_for_file(
+    directory: Path, prefix: str, proc: subprocess.Popen[bytes], deadline: float = INNER_DEADLINE
+) -> bool:
+    """Wait until a file ``prefix*`` exists (True) or the run ends without it (False), within ``deadline`` s."""
+    end = time.monotonic() + deadline
+    while not list(directory.glob(f"{prefix}*")):
+        if time.monotonic() >= end:
+            pytest.fail(f"no {prefix}* within {deadline:g} s")
+        try:
+            proc.wait(timeout=0.02)  # the pause between looks ends early if the run ends
+        except subprocess.TimeoutExpired:
+            continue
+        return bool(list(directory.glob(f"{prefix}*")))
+    return True
 
 
 def spread(values: list[float]) -> str:

@@ -34,10 +34,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from fnmatch import fnmatch
-from pathlib import Path
 
 import pytest
-from inner_runs import OUTER_DEADLINE, VARIANTS, InnerProject, Ledger
+from inner_runs import OUTER_DEADLINE, VARIANTS, InnerProject, Ledger, run_watched, wait_for_file
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(OUTER_DEADLINE)]
 
@@ -180,42 +179,25 @@ def test_os_exit(zmq_process_factory, zmq_endpoint):
 """
 
 
-def run_watched(project: InnerProject, ledger: Ledger, variant: str, module: str, ctrl_c: bool = False) -> str:
+def run_module(project: InnerProject, ledger: Ledger, variant: str, module: str, ctrl_c: bool = False) -> str:
     """Run the tests in ``module``, watched from outside, and return their output.
 
     ``ctrl_c``: SIGINT their whole process group once the test runs, and again once the
     processes are being stopped (if the run has not ended by then).
     """
     output = project.path / f"{module}.output"
-    proc = project.popen(variant, *STOP_GRACE, module, output=output)
-    try:
-        with ledger.watch(proc.pid):
-            if ctrl_c:
-                for stage in ("running", "stopping"):
-                    if not wait_for_file(project.path, f"{stage}-", proc):
-                        assert stage == "stopping", f"the run ended before its test ran:\n{output.read_text()}"
-                        break
-                    os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(RUN_DEADLINE)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return output.read_text()
 
+    def press_ctrl_c(proc: subprocess.Popen[bytes]) -> None:
+        for stage in ("running", "stopping"):
+            if not wait_for_file(project.path, f"{stage}-", proc, RUN_DEADLINE):
+                assert stage == "stopping", f"the run ended before its test ran:\n{output.read_text()}"
+                break
+            os.killpg(proc.pid, signal.SIGINT)
 
-def wait_for_file(directory: Path, prefix: str, proc: subprocess.Popen[bytes]) -> bool:
-    """Wait until a file ``prefix*`` exists (True) or the run ends without it (False), within a deadline."""
-    deadline = time.monotonic() + RUN_DEADLINE
-    while not list(directory.glob(f"{prefix}*")):
-        if time.monotonic() >= deadline:
-            pytest.fail(f"no {prefix}* within {RUN_DEADLINE:g} s")
-        try:
-            proc.wait(timeout=0.02)  # the pause between looks ends early if the run ends
-        except subprocess.TimeoutExpired:
-            continue
-        return bool(list(directory.glob(f"{prefix}*")))
-    return True
+    during = press_ctrl_c if ctrl_c else None
+    return run_watched(
+        project, ledger, variant, *STOP_GRACE, module, output=output, during=during, deadline=RUN_DEADLINE
+    )
 
 
 RUNS = (("matrix", MATRIX, False), ("ctrl_c", CTRL_C, True), ("os_exit", THREAD_TIMEOUT, False))
@@ -244,7 +226,7 @@ def test_no_process_is_left_after_the_failure_matrix(
     for name, tests, ctrl_c in RUNS:
         project.pytester.makepyfile(**{f"test_{name}": COMMON + tests})
         ledger = Ledger(mark)
-        outputs[name] = run_watched(project, ledger, variant, f"test_{name}.py", ctrl_c=ctrl_c)
+        outputs[name] = run_module(project, ledger, variant, f"test_{name}.py", ctrl_c=ctrl_c)
         pids = [int(pid) for pid in project.notes(f"pids-test_{name}-")]
         ledger.add(pids, before=time.time())
         left[name] = ledger.left()
