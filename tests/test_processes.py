@@ -27,9 +27,11 @@ import pytest
 import zmq
 from apps.behave import Behave
 
+from zmqtest import CheckPasses, OutputMatches, PeerConnects, Readiness
 from zmqtest.endpoints import reserve_tcp_port
 from zmqtest.errors import ProcessError, ProcessExited, StartError
 from zmqtest.processes import ManagedProcess, ProcessManager
+from zmqtest.readiness import readiness
 from zmqtest.settings import Settings, using
 from zmqtest.waiting import wait_until, watched
 
@@ -383,6 +385,47 @@ def test_ready_socket_not_connected_in_time(manager: ProcessManager, socks: Any)
     assert isinstance(info.value.__cause__, TimeoutError)  # the waiter's own account: the events it saw
 
 
+def test_the_readiness_types_are_what_ready_takes(manager: ProcessManager, socks: Any) -> None:
+    def second_output() -> str:
+        return manager.processes[1].stdout_path.read_text()
+
+    first = start(manager, "fork", "grandchild", ready=OutputMatches(r"port=(\d+)"))
+    assert first.endpoint is not None
+    assert first.endpoint.isdigit()
+    second = start(manager, "command", "obey", ready=CheckPasses(lambda: "ready" in second_output()))
+    assert second.ready_value is True
+    server = socks(zmq.REP, bind=("127.0.0.1", 0), name="mimic")
+    manager.start([sys.executable, "-c", CONNECT_LATER, server.endpoint], ready=PeerConnects(server))
+    assert server.recv() == b"hello"
+
+
+def test_readiness_says_what_it_waits_for_and_refuses_what_cannot_work(socks: Any) -> None:
+    server = socks(zmq.REP, bind=("127.0.0.1", 0), name="mimic")
+    pattern = readiness("listening on (.+)")
+    assert isinstance(pattern, OutputMatches)
+    assert pattern.describe() == "a line matching 'listening on (.+)' in its stdout or stderr"
+    assert readiness(pattern) is pattern
+    assert readiness(None) is None
+    check = readiness(test_bad_arguments)
+    assert isinstance(check, CheckPasses)
+    assert check.describe() == "test_bad_arguments() to return a true value"
+    connection = readiness(server)
+    assert isinstance(connection, PeerConnects)
+    assert isinstance(connection, Readiness)
+    assert connection.describe() == f"a connection on {server.describe()}"
+    with pytest.raises(TypeError, match=r"^OutputMatches: b'ready' is bytes: give a str regex"):
+        OutputMatches(b"ready")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^OutputMatches: 'ready \(' is not a valid regular expression"):
+        OutputMatches("ready (")
+    with pytest.raises(TypeError, match=r"^CheckPasses: 3 is not callable$"):
+        CheckPasses(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^ready= takes None, a str regex, a callable, a mimic socket or a Readiness"):
+        readiness(3)
+    server.close()
+    with pytest.raises(ValueError, match=r"^PeerConnects: <TestSocket .* is closed: give an open socket"):
+        PeerConnects(server)
+
+
 CONNECT_LATER = textwrap.dedent(
     """
     import sys, zmq
@@ -618,13 +661,13 @@ def test_an_exit_just_before_the_stop_signal_is_its_own_and_is_reported(
     handle = start(manager, kind, "exit3", ready="ready")
     assert multiprocessing.connection.wait([handle.sentinel], 30)  # ended, not yet reaped
     looks: list[bool] = []
-    real_ended = handle._ended
+    real_ended = handle.ended
 
     def first_look_too_early(timeout: float = 0.0) -> bool:
         looks.append(True)
         return False if len(looks) == 1 else real_ended(timeout)
 
-    monkeypatch.setattr(handle, "_ended", first_look_too_early)
+    monkeypatch.setattr(handle, "ended", first_look_too_early)
     with pytest.raises(ProcessExited) as info:
         manager.close()
     assert handle.stopped_by == "exited by itself"
@@ -680,6 +723,41 @@ def test_a_base_exception_during_close_skips_no_step_and_the_first_is_raised_onc
     assert (third.returncode, second.returncode) == (-signal.SIGKILL, -signal.SIGKILL)  # cut short: killed at once
     assert first.stopped_by == "SIGKILL"  # stopped as usual, its grace included
     assert [group(handle.pid) for handle in (first, second, third)] == [[], [], []]
+    assert procs.logs.closed
+    assert watched() == ()
+
+
+def test_stubborn_processes_are_stopped_at_the_same_time(tmp_path: Path) -> None:
+    """Each waits its grace after SIGINT: one after another, the last would get its SIGINT after the first's SIGTERM."""
+    notes = tmp_path / "signals.txt"
+    procs = ProcessManager(tmp_path / "out", settings=SETTINGS.replace(stop_grace=1.0))
+    handles = [start(procs, "fork", "note-signals", str(notes), ready="ready") for _ in range(4)]
+    procs.close()
+    received = [tuple(line.split()) for line in notes.read_text().splitlines()]  # in the order they came
+    first_term = next(index for index, (_, name) in enumerate(received) if name == "SIGTERM")
+    interrupted_first = {int(pid) for pid, name in received[:first_term] if name == "SIGINT"}
+    assert interrupted_first == {handle.pid for handle in handles}, received
+    assert [handle.stopped_by for handle in handles] == ["SIGTERM"] * 4
+    assert [group(handle.pid) for handle in handles] == [[]] * 4
+
+
+def test_an_interruption_while_the_stops_run_leaves_every_process_stopped(tmp_path: Path) -> None:
+    """pytest-timeout's failure lands in the test's thread, which waits for the stops: none is abandoned."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interruption("timeout during teardown")
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        procs = ProcessManager(tmp_path, settings=SETTINGS)
+        stubborn = [start(procs, kind, "ignore-int-term", ready="ready") for kind in ("fork", "command")]
+        obedient = start(procs, "fork", "obey", ready="ready", stop=lambda: os.kill(os.getpid(), signal.SIGUSR1))
+        with pytest.raises(Interruption, match=r"^timeout during teardown$"):
+            procs.close()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert [group(handle.pid) for handle in (*stubborn, obedient)] == [[], [], []]
+    assert all(handle.returncode is not None for handle in (*stubborn, obedient))
     assert procs.logs.closed
     assert watched() == ()
 

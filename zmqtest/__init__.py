@@ -38,6 +38,10 @@ _EXPORTS = {
     "default_timeout": "zmqtest.settings",
     "ProcessManager": "zmqtest.processes",
     "ManagedProcess": "zmqtest.managed",
+    "Readiness": "zmqtest.readiness",
+    "OutputMatches": "zmqtest.readiness",
+    "CheckPasses": "zmqtest.readiness",
+    "PeerConnects": "zmqtest.readiness",
     "ProcMock": "zmqtest.procmock",
     "EndpointFactory": "zmqtest.endpoints",
     "SocketFactory": "zmqtest.contexts",
@@ -72,6 +76,7 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Authenticator",
+    "CheckPasses",
     "Codec",
     "ConnectionWaiter",
     "ContextNotTerminated",
@@ -91,6 +96,8 @@ __all__ = [
     "ManagedProcess",
     "MessageError",
     "Normaliser",
+    "OutputMatches",
+    "PeerConnects",
     "PlainClient",
     "PlainServer",
     "ProcMock",
@@ -99,6 +106,7 @@ __all__ = [
     "ProcessManager",
     "ProcessTest",
     "RawCodec",
+    "Readiness",
     "RunResult",
     "RunTimeout",
     "Security",
@@ -148,6 +156,7 @@ if TYPE_CHECKING:
     from zmqtest.managed import ManagedProcess
     from zmqtest.processes import ProcessManager
     from zmqtest.procmock import ProcMock
+    from zmqtest.readiness import CheckPasses, OutputMatches, PeerConnects, Readiness
     from zmqtest.runner import Conversation, ProcessTest
     from zmqtest.security import CurveClient, CurveKeys, CurveServer, PlainClient, PlainServer, Security
     from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout

@@ -29,7 +29,6 @@ __all__ = [
     "popen_class",
     "process_target",
     "register_socket",
-    "started",
 ]
 
 
@@ -91,14 +90,6 @@ def process_target(process: multiprocessing.process.BaseProcess) -> object:
     Private (``BaseProcess._target``). Fallback: ``None`` (no such check, the class name).
     """
     return getattr(process, "_target", None)
-
-
-def started(process: multiprocessing.process.BaseProcess) -> bool:
-    """Tell whether ``start()`` got as far as making the child (a pickling error comes before that).
-
-    Private (``BaseProcess._popen``). Fallback: ``True`` (the error is then not called a pickling error).
-    """
-    return getattr(process, "_popen", True) is not None
 
 
 def register_socket(context: zmq.Context[Any], sock: zmq.Socket[Any]) -> None:

@@ -211,8 +211,8 @@ class ManagedProcess:
         """``None`` while running; the exit code; ``-N`` if killed by signal N (for both kinds)."""
         return self.poll()
 
-    def _ended(self, timeout: float = 0.0) -> bool:
-        """Whether the process has ended, waiting at most ``timeout`` seconds for it to."""
+    def ended(self, timeout: float = 0.0) -> bool:
+        """Tell whether the process has ended, waiting at most ``timeout`` seconds for it to (its end ends the wait)."""
         if self._returncode is not None:
             return True
         try:
@@ -246,11 +246,11 @@ class ManagedProcess:
     def _paused(self) -> bool:
         """Whether it runs but is stopped by a signal (SIGSTOP, SIGTSTP): it acts on nothing until SIGCONT."""
         fields = proc_stat(self.pid)
-        return fields is not None and fields[:1] == [b"T"] and not self._ended()  # still running: that stat was its own
+        return fields is not None and fields[:1] == [b"T"] and not self.ended()  # still running: that stat was its own
 
     def poll(self) -> int | None:
         """The exit status if the process has ended (reaping it), else ``None``; never blocks for long."""
-        if self._returncode is None and self._ended():
+        if self._returncode is None and self.ended():
             self._note_own()  # a zombie not yet reaped: the last moment its group's number is surely its own
             self._returncode = self._collect()
             if self._returncode is not None:
@@ -279,7 +279,7 @@ class ManagedProcess:
     def wait(self, timeout: float) -> int | None:
         """Wait at most ``timeout`` seconds for the process to end; its exit status, or ``None`` if still running."""
         seconds = parse_timeout(timeout, f"wait() of {self.name}", allow_zero=True)
-        if self._ended(seconds):
+        if self.ended(seconds):
             return self.poll()
         return None
 
@@ -338,7 +338,7 @@ class ManagedProcess:
         if code is not None:
             state = status_text(code)
         else:
-            state = "ended (exit status unknown)" if self._ended() else "is still running"
+            state = "ended (exit status unknown)" if self.ended() else "is still running"
             if state == "is still running" and self._paused():
                 state = "is stopped (paused)"
         self._reported = True  # the wait raises it: close() must not report the same end again
@@ -365,6 +365,14 @@ class ManagedProcess:
             raise ProcessError(f"{self.describe()}: ended, but its exit status could not be read")
         return code
 
+    def abandon(self) -> list[str]:
+        """Stop it because its start failed; return what went wrong stopping it.
+
+        The start's error reports it: its end is not reported again when its manager closes.
+        """
+        self._reported = True
+        return self._stop()
+
     def _stop(self) -> list[str]:
         """Stop and reap; return what went wrong (never raises for the process's behaviour)."""
         if self._stopped or self._stopping:
@@ -372,21 +380,21 @@ class ManagedProcess:
         self._stopping = True
         began = time.monotonic()
         try:
-            if self._ended():
+            if self.ended():
                 self.stopped_by = BY_ITSELF
             else:
                 self._escaped = descendants(self.pid)
                 if self._escalate():  # by the last stage that reached it; by itself if it ended before any did
                     self.stopped_by = self._sent[-1] if self._sent else BY_ITSELF
             self._survivors = self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
-            if self.poll() is None and self._ended(CODE_WAIT):
+            if self.poll() is None and self.ended(CODE_WAIT):
                 self.poll()
             if self._survivors:
                 self._problems.append(
                     f"{self.name} (pid {self.pid}): processes {self._survivors} of its group survived SIGKILL "
                     f"for {GROUP_WAIT:g} s"
                 )
-            elif self._ended():
+            elif self.ended():
                 self._sweep()
                 backstop.unregister(self.pid)
                 backstop.untrack(self)
@@ -415,7 +423,7 @@ class ManagedProcess:
             else:
                 graceful = "stop action"
                 self._sent.append(graceful)
-                if self._ended(grace):
+                if self.ended(grace):
                     return True
         if graceful == "SIGINT":
             transcript.note(self.name, f"stopping: SIGINT (for {grace:g} s)")
@@ -424,7 +432,7 @@ class ManagedProcess:
         for signum, seconds in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
             transcript.note(self.name, f"stopping: {signum.name}")
             self._signal(signum)
-            if self._ended(seconds):
+            if self.ended(seconds):
                 return True
         self._problems.append(
             f"{self.describe()} was still running {KILL_WAIT:g} s after SIGKILL (stuck in the kernel?)\n"
@@ -447,7 +455,7 @@ class ManagedProcess:
             last = main_thread(self.pid)
             while True:
                 remaining = deadline - time.monotonic()
-                if self._ended(max(0.0, min(SIGINT_REPEAT, remaining))):
+                if self.ended(max(0.0, min(SIGINT_REPEAT, remaining))):
                     return True
                 if remaining <= SIGINT_REPEAT:
                     return False
@@ -462,7 +470,7 @@ class ManagedProcess:
         Only while it runs: its pid, and so its group's number, is then its own. A stop
         signal that was sent counts among the stages that reached it (SIGCONT does not).
         """
-        if self._ended():
+        if self.ended():
             return False  # its pid may be reaped and reused by now: never signal it
         sent = False
         try:
@@ -523,12 +531,12 @@ class ManagedProcess:
 
     def kill_now(self) -> None:
         """SIGKILL the group and what left it, no grace, bounded waits (at interpreter exit, or a stop cut short)."""
-        if not self._escaped and not self._ended():
+        if not self._escaped and not self.ended():
             self._escaped = descendants(self.pid)
         self._signal(signal.SIGKILL)
-        self._ended(1.0)
+        self.ended(1.0)
         self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
-        if self._ended():
+        if self.ended():
             self.poll()
         self._sweep()
         backstop.unregister(self.pid)

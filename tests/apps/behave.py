@@ -41,6 +41,16 @@ def behave(mode: str, arg: str = "") -> None:
     if mode == "escape":
         escape()
         return
+    if mode == "note-signals":  # notes each SIGINT and SIGTERM (its pid and the signal) in file arg; SIGTERM ends it
+        note = os.open(arg, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # appends are atomic: the file orders them
+
+        def noted(signum: int, frame: object) -> None:
+            os.write(note, f"{os.getpid()} {signal.Signals(signum).name}\n".encode())
+            if signum == signal.SIGTERM:
+                os._exit(0)
+
+        signal.signal(signal.SIGINT, noted)
+        signal.signal(signal.SIGTERM, noted)
     if mode == "crash-on-int":  # a shutdown that goes wrong: its SIGINT handler raises (a traceback, exit code 1)
         signal.signal(signal.SIGINT, crash)
     if mode == "twice":  # exits on the second SIGINT only: shows that SIGINT is repeated
