@@ -73,6 +73,28 @@ def test_descendants_that_left_the_group_are_killed_with_it(tmp_path: Path, kind
         kill_if_alive(escaped)
 
 
+@pytest.mark.parametrize("kind", ["spawn", "command"])
+def test_what_an_escaped_daemon_started_goes_with_it_whatever_its_environment(tmp_path: Path, kind: str) -> None:
+    """A supervisor that daemonizes and starts a worker with an empty environment (circusd --daemon's watchers)."""
+    supervised: list[int] = []
+    try:
+        with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+            target = [sys.executable, BEHAVE, "supervisor"] if kind == "command" else Behave("supervisor")
+            handle = procs.start(
+                target,  # type: ignore[arg-type]
+                start_method=None if kind == "command" else kind,
+                ready=r"ready supervised=(\S+)",
+                expect_exit=0,
+            )
+            assert handle.endpoint is not None
+            supervised = [int(pid) for pid in handle.endpoint.split(",")]
+            assert handle.wait(30) == 0  # the daemon and its worker live on
+            assert all(alive(pid) for pid in supervised)
+        assert [pid for pid in supervised if alive(pid)] == []
+    finally:
+        kill_if_alive(supervised)
+
+
 def test_a_process_under_test_and_all_it_runs_carry_its_mark(tmp_path: Path) -> None:
     with ProcessManager(tmp_path, settings=SETTINGS) as procs:
         handle = procs.start([sys.executable, BEHAVE, "escape"], ready=r"ready escaped=(\S+)")

@@ -15,6 +15,7 @@ import os
 import pathlib
 import pickle
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 import zmq
 from apps.behave import Behave
-from apps.log_app import LogApp
+from apps.log_app import LogApp, term_interrupted
 
 import zmqtest.logs
 from zmqtest import (
@@ -609,7 +610,7 @@ def test_the_collectors_names_still_come_from_zmqtest_logs() -> None:
 
 INNER_TESTS = """
 import zmq
-from apps.log_app import LogApp
+from apps.log_app import LogApp, term_interrupted
 
 from zmqtest import ProcessTest
 
@@ -677,3 +678,19 @@ def test_a_collector_can_bind_an_endpoint_given_to_a_process_started_before_it(t
         finally:
             app.join(10)
     assert app.exitcode == 0
+
+
+@pytest.mark.parametrize("kind", ["fork", "forkserver", "spawn"])
+def test_a_sigint_that_lands_in_the_flush_at_exit_ends_the_process_as_a_stop_not_a_crash(
+    zmq_process_factory: ProcessManager, kind: str
+) -> None:
+    """The test's SIGINT reaching a child ending by itself, in the forwarder's flush: 130, not 1 and a traceback."""
+    app = zmq_process_factory(
+        LogApp(exit_after=3),
+        start_method=kind,
+        expect_exit=True,
+        patches={"zmq.Context.term": term_interrupted},  # the SIGINT comes while the flush terminates its context
+    )
+    assert app.wait(EXIT_TIMEOUT) == 128 + signal.SIGINT
+    assert "KeyboardInterrupt" not in app.stderr_path.read_text()
+    assert zmq_process_factory.logs.wait_for("last 2", timeout=EXIT_TIMEOUT).message == "last 2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,3 +154,30 @@ def test_in_a_fork_of_the_test_a_mimic_closes_without_touching_its_watch(ctx: zm
         assert pull.peers.stopped is None  # the parent's watch goes on
     finally:
         pull.close()
+
+
+def test_a_connection_closed_before_its_handshake_is_not_called_a_security_failure(socks: Sockets) -> None:
+    """No security: a peer that accepts and drops the connection (it ended, or it is no zmq socket) says just that."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    dealer = socks(zmq.DEALER, connect=f"tcp://127.0.0.1:{port}", name="client", timeout=0.05)
+    try:
+        accepted, _ = listener.accept()  # bounded: the listener's timeout
+        accepted.close()
+        watch = dealer.peers
+        assert watch is not None
+        endpoint = f"tcp://127.0.0.1:{port}"
+        while watch.state(endpoint)[2] is None:  # until the failed handshake's event is read (bounded)
+            assert watch.pair.poll(WAIT_MS), "no failed handshake seen"
+            watch.read()
+        with pytest.raises(SocketTimeout) as excinfo:
+            dealer.recv()
+    finally:
+        listener.close()
+    assert "security" not in str(excinfo.value)
+    assert re.search(
+        rf"the connection at tcp://127\.0\.0\.1:{port} was closed before its handshake completed \(E[A-Z]+\): "
+        "the peer ended or dropped it, or it is not a ZeroMQ socket",
+        str(excinfo.value),
+    ), str(excinfo.value)

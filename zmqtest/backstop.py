@@ -124,8 +124,13 @@ def sweep(mark: str, since: str | None, attached: Iterable[groups.Member] = ()) 
 
     ``attached``: its descendants as seen while it ran (by parent chain, whatever their
     session); ``since``: its start time (only processes started since can carry its mark).
+    What those started goes too, whatever its session or environment: a supervisor's
+    workers, started with an environment of their own.
     """
-    killed = groups.kill([*attached, *groups.marked(mark, since=since)])
+    found = dict([*attached, *groups.marked(mark, since=since)])
+    for pid in list(found):
+        found.update(groups.descendants(pid))
+    killed = groups.kill(found.items())
     groups.wait_gone(killed, SWEEP_WAIT)
     return killed
 

@@ -43,7 +43,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -131,7 +133,7 @@ class LogForwarder(logging.Handler):
         # with os._exit instead, after running multiprocessing's finalizers: this one runs after the others.
         mp_util = sys.modules.get("multiprocessing.util")
         if mp_util is not None:
-            self._finalizer = mp_util.Finalize(self, self._flush, exitpriority=-100)
+            self._finalizer = mp_util.Finalize(self, self._flush_at_exit, exitpriority=-100)
         return sock
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -163,6 +165,27 @@ class LogForwarder(logging.Handler):
             context.term()
         finally:
             self.release()
+
+    def _flush_at_exit(self) -> None:
+        """Flush as a multiprocessing child exits, holding off the test's SIGINT until done.
+
+        A SIGINT that lands in the flush (the test stops a process that is ending by
+        itself) would end it with a traceback and code 1, a crash; held off, it ends
+        the process with 130, as a stop by SIGINT does.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            self._flush()
+            return
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._flush()
+        finally:
+            interrupted = signal.SIGINT not in held and signal.SIGINT in signal.sigpending()
+            if interrupted:
+                signal.sigtimedwait({signal.SIGINT}, 0)  # taken here, so it is not delivered as KeyboardInterrupt
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if interrupted:
+            raise SystemExit(128 + signal.SIGINT)
 
     def close(self) -> None:
         """Flush and close, and take this handler off the root logger: the process forwards nothing more."""

@@ -60,6 +60,8 @@ HANDSHAKE_FAILURES = (
 _HANDSHAKE_HINTS = {
     "ZMTP_MECHANISM_MISMATCH": ": the two sides use different security mechanisms (NULL, PLAIN or CURVE)",
 }
+_CLOSED_IN_HANDSHAKE = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,)
+"""Without security, this failure means only that the connection went before the greeting was done."""
 _UP = (zmq.EVENT_HANDSHAKE_SUCCEEDED,)
 _DOWN = (zmq.EVENT_DISCONNECTED,)
 
@@ -244,7 +246,13 @@ class PeerWatch:
         parts = []
         for endpoint, (how, at) in self.since.items():
             connected, last, failure = self.state(endpoint)
-            if failure is not None and not connected:
+            if failure is not None and not connected and role == "NULL" and failure.event in _CLOSED_IN_HANDSHAKE:
+                detail = event_detail(failure.event, failure.value)
+                parts.append(
+                    f"the connection at {endpoint} was closed before its handshake completed ({detail}): "
+                    "the peer ended or dropped it, or it is not a ZeroMQ socket"
+                )
+            elif failure is not None and not connected:
                 parts.append(f"the security handshake with {endpoint} failed: {handshake_failure(failure, role=role)}")
             elif connected:
                 parts.append(f"a peer is connected at {endpoint}")

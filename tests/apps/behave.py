@@ -16,7 +16,18 @@ import socket
 import sys
 import time
 
-MODES = ("return", "exit3", "raise", "obey", "ignore-int", "ignore-int-term", "grandchild", "crash-on-int", "escape")
+MODES = (
+    "return",
+    "exit3",
+    "raise",
+    "obey",
+    "ignore-int",
+    "ignore-int-term",
+    "grandchild",
+    "crash-on-int",
+    "escape",
+    "supervisor",
+)
 
 
 def behave(mode: str, arg: str = "") -> None:
@@ -40,6 +51,9 @@ def behave(mode: str, arg: str = "") -> None:
         return
     if mode == "escape":
         escape()
+        return
+    if mode == "supervisor":
+        supervisor()
         return
     if mode == "note-signals":  # notes each SIGINT and SIGTERM (its pid and the signal) in file arg; SIGTERM ends it
         note = os.open(arg, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # appends are atomic: the file orders them
@@ -172,6 +186,29 @@ def escape() -> None:
     print(f"ready escaped={command.pid},{_daemon_pid(middle)}", flush=True)
     while True:
         time.sleep(60)  # sleep-ok: a process under test that idles until it is stopped
+
+
+def supervisor() -> None:
+    """Daemonize as ``circusd --daemon`` does, the daemon starting a worker of its own; print their pids and return.
+
+    The worker has an empty environment and a session of its own (as circus starts its
+    watchers): nothing marks it as the test's but its parent.
+    """
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "import time\nwhile True: time.sleep(60)"], env={}, start_new_session=True
+        )
+        os.write(write_end, f"{os.getpid()},{worker.pid}".encode())
+        while True:
+            time.sleep(60)  # sleep-ok: a daemon that idles until it is killed
+    os.close(write_end)
+    print(f"ready supervised={os.read(read_end, 100).decode()}", flush=True)
 
 
 def _daemon_pid(middle: int) -> int:

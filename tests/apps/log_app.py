@@ -27,6 +27,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from typing import Any
 
@@ -35,6 +36,13 @@ import zmq
 from zmqtest.logs import forward
 
 log = logging.getLogger("app")
+_term = zmq.Context.term
+
+
+def term_interrupted(context: zmq.Context[Any]) -> None:
+    """``Context.term`` as it is when the test's SIGINT lands in it (patched into a child by the tests)."""
+    os.kill(os.getpid(), signal.SIGINT)
+    _term(context)
 
 
 def serve(log_endpoint: str | None = None, exit_after: int | None = None) -> int:
