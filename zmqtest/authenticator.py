@@ -126,7 +126,7 @@ def _domain(domain: object, role: str) -> str:
     return domain
 
 
-class Authenticator:
+class Authenticator(contextlib.AbstractContextManager["Authenticator"]):
     """pyzmq's ZAP handler (``zmq.auth.thread.ThreadAuthenticator``) on ``context``: started at once, always stopped.
 
     It decides for the CURVE and PLAIN server sockets of ``context`` (mimics made with
@@ -245,9 +245,6 @@ class Authenticator:
                 )
         self._handler = None
         _close_quietly(handler)
-
-    def __enter__(self) -> Authenticator:
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -14,6 +14,7 @@ guarantee that: libzmq closes sockets asynchronously).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import threading
@@ -157,7 +158,7 @@ def _open_sockets(context: zmq.Context[Any]) -> list[str]:
     return sorted(found)
 
 
-class SocketFactory:
+class SocketFactory(contextlib.AbstractContextManager["SocketFactory"]):
     """Makes mimic sockets on one context and closes all of them (LINGER 0) at :meth:`close`.
 
     ``factory(zmq.REQ, connect=endpoint, name="client")`` is
@@ -201,9 +202,6 @@ class SocketFactory:
         for sock in sockets:
             if not sock.closed:
                 sock.close(linger=0, by=by or "SocketFactory.close()")
-
-    def __enter__(self) -> SocketFactory:
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None

@@ -21,6 +21,7 @@ directory and everything in it go away at :meth:`EndpointFactory.close`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -69,7 +70,7 @@ def reserve_tcp_port(host: str = LOOPBACK) -> int:
         return int(address[1])
 
 
-class EndpointFactory:
+class EndpointFactory(contextlib.AbstractContextManager["EndpointFactory"]):
     """Hands out endpoints for one test (or one ``with`` block) and cleans up after them.
 
     - :meth:`tcp`: ``tcp://127.0.0.1:PORT`` with a reserved port that another process can bind right away;
@@ -168,9 +169,6 @@ class EndpointFactory:
             directory, self._ipc_dir = self._ipc_dir, None
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
-
-    def __enter__(self) -> EndpointFactory:
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
