@@ -1035,6 +1035,7 @@ def test_teardown_never_kills_a_group_whose_leader_pid_was_reused(
     if stranger is None:  # no privilege to pin the next pid: hand the pid over by hand instead
         stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
         monkeypatch.setattr(handle, "pid", stranger.pid)
+        monkeypatch.setattr(handle._group, "leader", stranger.pid)  # the group it leads is known by that pid
     try:
         assert os.getpgid(stranger.pid) == handle.pid
         manager.close()

@@ -27,15 +27,15 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from zmqtest import backstop
-from zmqtest.errors import ProcessError, WaitTimeout
+from zmqtest.errors import ProcessError, StartError, WaitTimeout
 from zmqtest.groups import MARK, clear_group, descendants, start_time, status_text, wait_gone
-from zmqtest.managed import require_linux, start_session
+from zmqtest.managed import require_linux
 from zmqtest.settings import parse_timeout
 
-__all__ = ["DEFAULT_RUN_TIMEOUT", "RunResult", "RunTimeout", "run"]
+__all__ = ["DEFAULT_RUN_TIMEOUT", "RunResult", "RunTimeout", "run", "start_session"]
 
 DEFAULT_RUN_TIMEOUT = 30.0
 """Seconds a program may run before :func:`run` kills it."""
@@ -175,6 +175,32 @@ def run(
         cwd=where,
         leftovers=leftovers,
     )
+
+
+def start_session(
+    argv: Sequence[str],
+    name: str,
+    *,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own (so that its whole group can be stopped); say why if it cannot start.
+
+    Both :func:`run` and :meth:`ProcessManager.start <zmqtest.processes.ProcessManager.start>` start command lines
+    this way.
+    """
+    try:
+        return subprocess.Popen(
+            argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, start_new_session=True, close_fds=True
+        )
+    except OSError as exc:
+        raise StartError(
+            f"could not start {name}: {type(exc).__name__}: {exc}\ncommand: {shlex.join(argv)}"
+            + (f"\nin directory: {os.fspath(cwd)}" if cwd is not None else "")
+        ) from exc
 
 
 def _check_argv(argv: object) -> list[str]:

@@ -10,6 +10,9 @@ daemons):
   the leader). Single processes are killed by pidfd, after checking that the pid
   still names the process that was judged (its start time), so a reused pid is never
   hit.
+- **A group whose leader has been reaped** may have lost its number to another
+  process: :class:`OwnGroup` clears it by number only while the number is provably
+  still its own, and after that only the members that provably are its.
 - **An escaped descendant** is found two ways: by its parent chain while it is still
   attached (:func:`descendants`), and by the mark its environment carries
   (:data:`MARK`, set for everything a process under test runs: :func:`marked`).
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Iterator
 __all__ = [
     "MARK",
     "Member",
+    "OwnGroup",
     "clear_group",
     "descendants",
     "kill",
@@ -265,3 +269,111 @@ def main_thread(pid: int) -> bytes | None:
     state = next((line.split(b":", 1)[1].strip() for line in lines if line.startswith(b"State:")), b"")
     switches = next((line for line in lines if line.startswith(b"voluntary_ctxt_switches:")), b"")
     return state[:1] + b" " + switches
+
+
+class OwnGroup:
+    """The group a process under test leads: signalled and cleared by its number only while that is its own.
+
+    The group's number is its leader's pid, its own while the leader runs or is a
+    zombie not yet reaped. Once the leader is reaped, its pid may be another process's,
+    leading a group of its own: then what is left of the group is killed, each by pidfd,
+    only if one of them provably is its (see :meth:`clear`). The leader is named beyond
+    pid reuse by its pidfd and its start time.
+    """
+
+    def __init__(self, leader: int) -> None:
+        self.leader = leader
+        self.pidfd: int | None
+        """Readable once the leader has ended; ``None`` once closed, or if it had been reaped before it was opened."""
+        try:
+            self.pidfd = os.pidfd_open(leader)
+        except ProcessLookupError:  # a forkserver child that ended (and was reaped) already
+            self.pidfd = None
+        self.started = None if self.pidfd is None else start_time(leader)
+        """When the leader started (clock ticks since boot): with its pid, names it (but for one of the same tick)."""
+        self._reaped = False
+        self._own_at: int | None = None
+        """When the number was last known its own (CLOCK_BOOTTIME, ns)."""
+        self.note()
+
+    def note(self) -> None:
+        """Note the time if the number is still its own: what joined the group until then is provably of it."""
+        now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        if self.holds():
+            self._own_at = now
+
+    def note_reaped(self) -> None:
+        """Note that we reaped the leader: its pid, and so the group's number, is free for any process to take."""
+        self._reaped = True
+
+    def holds(self) -> bool:
+        """Tell whether the number is still its own: the leader runs, or is a zombie not yet reaped."""
+        if self.pidfd is not None and not readable(self.pidfd):
+            return True  # it runs
+        if self._reaped or self.started is None:
+            return False  # reaped by us (or never seen)
+        try:  # our child's zombie, or a forkserver's that it has not reaped yet?
+            zombie = os.waitid(os.P_PID, self.leader, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            fields = proc_stat(self.leader)
+            zombie = fields is not None and fields[:1] == [b"Z"]
+        return zombie and start_time(self.leader) == self.started
+
+    def send(self, signum: int) -> bool:
+        """Send ``signum`` to the group (to the leader alone before it has called setsid); return whether it was sent.
+
+        Only while the leader runs, which the caller makes sure of: the number is then its own.
+        """
+        try:
+            os.killpg(self.leader, signum)
+            return True
+        except (ProcessLookupError, PermissionError):  # no such group yet: a Process child before its setsid()
+            if self.pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self.pidfd, signum)
+                    return True
+        return False
+
+    def clear(self, timeout: float) -> list[int]:
+        """SIGKILL what is left of the group and wait, at most ``timeout`` seconds, until it is gone; return survivors.
+
+        By its number while that is its own (so before the leader is reaped); after that,
+        only its own members, one by one.
+        """
+        if self.holds():
+            return clear_group(self.leader, timeout)[1]
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self._kill_own_members()
+            if not left or time.monotonic() >= deadline:
+                return left
+            with pidfds(left) as fds:
+                select.select(fds, [], [], POLL)
+
+    def _kill_own_members(self) -> list[int]:
+        """SIGKILL, each by pidfd, what is left of the group once its number may be another's; return those pids.
+
+        The number is still its own if a process of that group and session provably is its:
+        started when the number was known its own (``_own_at``; ticks of 10 ms), since while
+        it lives the number cannot be reused. If another process has the leader's pid,
+        the number was reused: nothing in that group is its.
+        """
+        if self._own_at is None or proc_stat(self.leader) is not None:
+            return []
+        known = self._own_at * os.sysconf("SC_CLK_TCK") // 1_000_000_000  # /proc's start times are in ticks
+        session = str(self.leader).encode()
+        own = []
+        for pid in members(self.leader):
+            fields = proc_stat(pid)
+            if fields and len(fields) >= 20 and fields[3] == session:
+                own.append((pid, fields[19].decode()))
+        if not any(int(start) <= known for _, start in own):
+            return []
+        kill(own)
+        return [pid for pid, _ in own]
+
+    def close(self) -> None:
+        """Close the leader's pidfd, once it is of no more use."""
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None

@@ -15,15 +15,10 @@ for each process it starts (see that module for how they start and become ready)
   for whatever is left of the group (grandchildren holding ports), waiting until it
   is empty. A zombie counts as gone once all its threads have ended: a container's
   pid 1 may never reap it.
-- **A clean stop** ends with exit code 0, or by a stop signal that was sent (killed by
-  it, or exit code 128 + its number: 130 after SIGINT, which is also how a Process
-  ends when ``KeyboardInterrupt`` leaves its ``run()``). Anything else (a crash in
-  the shutdown) is an unexpected end, as is a non-zero exit before any stop signal
-  reached it, unless ``expect_exit`` allows it.
+- **A clean stop** ends with exit code 0, or by a stop signal that was sent (see
+  :mod:`zmqtest.stopstages`); any other end is reported, unless ``expect_exit`` allows it.
 - **A group is signalled by number only while its leader's pid is its own** (it runs,
-  or is a zombie not yet reaped): once reaped, the pid may be another process's,
-  leading a group of its own. Then what is left of the group is killed, each by
-  pidfd, only if one of them provably is its (see ``_kill_own_members``).
+  or is a zombie not yet reaped): see :class:`zmqtest.groups.OwnGroup`.
   :attr:`ManagedProcess.ends_waits` says whether its end should still cut other waits
   short: not once the test has stopped it, nor when it may end (``expect_exit``).
 - **What left its group is found too**: its descendants are noted (through their
@@ -48,30 +43,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from zmqtest import backstop, transcript
-from zmqtest.errors import ProcessError, ProcessExited, StartError
-from zmqtest.groups import (
-    clear_group,
-    descendants,
-    kill,
-    main_thread,
-    members,
-    pidfds,
-    proc_stat,
-    readable,
-    start_time,
-    status_text,
-)
+from zmqtest.errors import ProcessError, ProcessExited
+from zmqtest.groups import OwnGroup, descendants, main_thread, proc_stat, status_text
 from zmqtest.settings import Settings, parse_timeout
+from zmqtest.stopstages import BY_ITSELF, StopStages
 
-__all__ = ["ManagedProcess", "require_linux", "start_session", "status_text"]
+__all__ = ["ManagedProcess", "require_linux"]
 
-POLL = 0.01
-"""Longest pause between two checks of a group that is being cleared."""
 SIGINT_REPEAT = 0.1
 """How often a stopping process's main thread is checked for a lost SIGINT (see ``_interrupt``)."""
 KILL_WAIT = 5.0
@@ -82,10 +64,9 @@ CODE_WAIT = 1.0
 """Seconds to wait for the exit code once the process has ended (a forkserver reports it a moment later)."""
 TAIL_BYTES = 64 * 1024
 
-BY_ITSELF = "exited by itself"
-
 
 def require_linux() -> None:
+    """Refuse to run where processes cannot be watched by pidfd: say so at once, not with a puzzling error later."""
     if not hasattr(os, "pidfd_open") or not sys.platform.startswith("linux"):
         raise ProcessError(
             f"zmqtest.processes needs Linux 5.3+ (os.pidfd_open), not {sys.platform}: it watches processes by pidfd"
@@ -168,47 +149,35 @@ class ManagedProcess:
         self._problems: list[str] = []
         self._survivors: list[int] = []
         self._released = False
-        self._sent: list[str] = []
-        """The stop stages that reached it (``"stop action"``, ``"SIGINT"``, ...), in order."""
-        self._own_at: int | None = None
-        """When its pid, and so its group's number, was last known its own (CLOCK_BOOTTIME, ns)."""
-        self._pidfd: int | None = None
-        self._pidfd = self._open_pidfd()
-        self._start_time = None if self._pidfd is None else start_time(pid)
-        """When it started (clock ticks since boot): with the pid, names it (but for one started in the same tick)."""
+        self._stages = StopStages()
+        self._group = OwnGroup(pid)
+        """The group it leads; its pidfd is how its death is seen."""
         self._escaped: list[tuple[int, str]] = []
         """Its descendants outside its group when its stop began: killed with the group."""
-        self._note_own()
         backstop.track(self)
         backstop.register(pid)
-
-    def _open_pidfd(self) -> int | None:
-        try:
-            return os.pidfd_open(self.pid)
-        except ProcessLookupError:  # a forkserver child that ended (and was reaped) already
-            return None
 
     # -------------------------------------------------------------------------------------- state
 
     @property
     def sentinel(self) -> int:
-        """A file descriptor that is readable once the process has ended (a pidfd)."""
-        if self._pidfd is not None:
-            return self._pidfd
+        """Return a file descriptor that is readable once the process has ended (a pidfd)."""
+        if self._group.pidfd is not None:
+            return self._group.pidfd
         if self.process is not None and not self._released:
             return self.process.sentinel  # only for a forkserver child gone before we could open its pidfd
         raise ValueError(f"{self.describe()}: its sentinel was released when its manager closed")
 
     @property
     def ends_waits(self) -> bool:
-        """Whether its end should cut a zmqtest wait short: not once the test stopped it, nor if it may end."""
+        """Tell whether its end should cut a zmqtest wait short: not once the test stopped it, nor if it may end."""
         return (
             self.stopped_by is None and not self._stopping and (self.expect_exit is None or self.expect_exit is False)
         )
 
     @property
     def returncode(self) -> int | None:
-        """``None`` while running; the exit code; ``-N`` if killed by signal N (for both kinds)."""
+        """Return ``None`` while it runs, else its exit code, or ``-N`` if signal N killed it (for both kinds)."""
         return self.poll()
 
     def ended(self, timeout: float = 0.0) -> bool:
@@ -221,39 +190,29 @@ class ManagedProcess:
             return True
         if multiprocessing.connection.wait([fd], timeout):
             return True
-        self._note_own()
+        self._group.note()
         return False
 
-    def _note_own(self) -> None:
-        """Note the time if its pid is its own (see ``_kill_own_members``)."""
-        now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-        if self._holds_pid():
-            self._own_at = now
+    def note_own_group(self) -> None:
+        """Note that its group is still its own, if it is: what the group holds now is killed with it, even later.
 
-    def _holds_pid(self) -> bool:
-        """Whether its pid is still its own (it runs, or is a zombie not yet reaped): no other process can have it."""
-        if self._pidfd is not None and not readable(self._pidfd):
-            return True  # it runs
-        if self._returncode is not None or self._start_time is None:
-            return False  # reaped by us (or never seen)
-        try:  # our child's zombie, or a forkserver's that it has not reaped yet?
-            zombie = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-        except ChildProcessError:
-            fields = proc_stat(self.pid)
-            zombie = fields is not None and fields[:1] == [b"Z"]
-        return zombie and start_time(self.pid) == self._start_time
+        Its manager calls this once it is ready: what it started until then is provably
+        of its group, and is killed with it even once its pid was reused.
+        """
+        self._group.note()
 
     def _paused(self) -> bool:
-        """Whether it runs but is stopped by a signal (SIGSTOP, SIGTSTP): it acts on nothing until SIGCONT."""
+        """Tell whether it runs but is stopped by a signal (SIGSTOP, SIGTSTP): it acts on nothing until SIGCONT."""
         fields = proc_stat(self.pid)
         return fields is not None and fields[:1] == [b"T"] and not self.ended()  # still running: that stat was its own
 
     def poll(self) -> int | None:
-        """The exit status if the process has ended (reaping it), else ``None``; never blocks for long."""
+        """Return the exit status if the process has ended (reaping it), else ``None``; never block for long."""
         if self._returncode is None and self.ended():
-            self._note_own()  # a zombie not yet reaped: the last moment its group's number is surely its own
+            self._group.note()  # a zombie not yet reaped: the last moment its group's number is surely its own
             self._returncode = self._collect()
             if self._returncode is not None:
+                self._group.note_reaped()
                 transcript.note(self.name, status_text(self._returncode))
         return self._returncode
 
@@ -274,10 +233,11 @@ class ManagedProcess:
         return code
 
     def is_alive(self) -> bool:
+        """Tell whether it still runs (as :meth:`multiprocessing.Process.is_alive` does)."""
         return self.poll() is None
 
     def wait(self, timeout: float) -> int | None:
-        """Wait at most ``timeout`` seconds for the process to end; its exit status, or ``None`` if still running."""
+        """Wait at most ``timeout`` seconds for the process to end; return its exit status, or ``None`` if it runs."""
         seconds = parse_timeout(timeout, f"wait() of {self.name}", allow_zero=True)
         if self.ended(seconds):
             return self.poll()
@@ -286,7 +246,7 @@ class ManagedProcess:
     # ------------------------------------------------------------------------------------- output
 
     def tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines of its stdout and of its stderr, labelled."""
+        """Return the last ``lines`` lines of its stdout and of its stderr, labelled."""
         parts = []
         for label, path in (("stdout", self.stdout_path), ("stderr", self.stderr_path)):
             text = _last_lines(path, lines)
@@ -305,7 +265,7 @@ class ManagedProcess:
         return "\n".join(parts)
 
     def describe(self) -> str:
-        """``PongProc (pid 4242, running)`` / ``(pid 4242, exited with code 3)`` / ``(pid 4242, killed by SIGKILL)``.
+        """Name it and its state: ``PongProc (pid 4242, running)``, ``(pid 4242, exited with code 3)``, ...
 
         ``stopped (paused)`` while it runs but is stopped by a signal (SIGSTOP).
         """
@@ -314,7 +274,7 @@ class ManagedProcess:
         return f"{self.name} (pid {self.pid}, {state})"
 
     def report(self, lines: int = 20) -> str:
-        """What a failing test's report shows: the state, how it was stopped, the output tail."""
+        """Return what a failing test's report shows: the state, how it was stopped, the output tail."""
         text = self.describe()
         if self.stopped_by == BY_ITSELF:
             text += f"; {BY_ITSELF}"
@@ -323,17 +283,19 @@ class ManagedProcess:
             text += f"; stopped by {self.stopped_by}{took}"
         return f"{text}\n{self.tail(lines)}"
 
-    def _how(self) -> str:
-        """How it was started, in a few words: the start method, or the command line."""
+    @property
+    def how_started(self) -> str:
+        """Say how it was started, in a few words (the start method, or the command line): for the transcript."""
         return f"{type(self.process).__name__} with {self.start_method}" if self.argv is None else shlex.join(self.argv)
 
     def _command_line(self) -> str:
+        """Say what runs: its command line, or its Process class and start method."""
         if self.argv is not None:
             return f"command: {shlex.join(self.argv)}"
         return f"process: {type(self.process).__name__} started with {self.start_method}"
 
     def exit_error(self, waiting_for: str) -> ProcessExited:
-        """The error for a wait cut short by its end: ``PongProc (pid 4242) exited with code 3 while ...``."""
+        """Return the error for a wait cut short by its end: ``PongProc (pid 4242) exited with code 3 while ...``."""
         code = self.poll()
         if code is not None:
             state = status_text(code)
@@ -342,22 +304,23 @@ class ManagedProcess:
             if state == "is still running" and self._paused():
                 state = "is stopped (paused)"
         self._reported = True  # the wait raises it: close() must not report the same end again
-        return ProcessExited(f"{self.name} (pid {self.pid}) {state} while {waiting_for}\n{self._details()}")
+        return ProcessExited(f"{self.name} (pid {self.pid}) {state} while {waiting_for}\n{self.details()}")
 
-    def _details(self) -> str:
+    def details(self) -> str:
+        """Return its command line and the tail of its output: what an error about it quotes."""
         return f"{self._command_line()}\n{self.tail()}"
 
     # --------------------------------------------------------------------------------------- stop
 
     def stop(self) -> int:
-        """Stop the process (see the module docstring), reap it, clear its group; its exit status.
+        """Stop the process (see the module docstring), reap it, clear its group; return its exit status.
 
         Idempotent. Raises :class:`ProcessError` (after the process is gone) if the
         stop action failed or the process would not die. A stop that is not clean (see
         the module docstring) is reported when its manager closes, unless ``expect_exit``
         allows its status.
         """
-        problems = self._stop()
+        problems = self.stop_and_list_problems()
         if problems:
             raise ProcessError("\n".join(problems))
         code = self.poll()
@@ -371,10 +334,14 @@ class ManagedProcess:
         The start's error reports it: its end is not reported again when its manager closes.
         """
         self._reported = True
-        return self._stop()
+        return self.stop_and_list_problems()
 
-    def _stop(self) -> list[str]:
-        """Stop and reap; return what went wrong (never raises for the process's behaviour)."""
+    def stop_and_list_problems(self) -> list[str]:
+        """Stop it as :meth:`stop` does, but return what went wrong instead of raising it.
+
+        Its manager stops all its processes at once and reports their problems together.
+        Idempotent; never raises for the process's behaviour.
+        """
         if self._stopped or self._stopping:
             return []
         self._stopping = True
@@ -385,8 +352,8 @@ class ManagedProcess:
             else:
                 self._escaped = descendants(self.pid)
                 if self._escalate():  # by the last stage that reached it; by itself if it ended before any did
-                    self.stopped_by = self._sent[-1] if self._sent else BY_ITSELF
-            self._survivors = self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
+                    self.stopped_by = self._stages.last
+            self._survivors = self._group.clear(GROUP_WAIT)  # before it is reaped: its zombie keeps the number its own
             if self.poll() is None and self.ended(CODE_WAIT):
                 self.poll()
             if self._survivors:
@@ -405,7 +372,7 @@ class ManagedProcess:
         return list(self._problems)
 
     def _escalate(self) -> bool:
-        """Stop it stage by stage (the module docstring says how); whether it ended."""
+        """Stop it stage by stage (the module docstring says how); return whether it ended."""
         grace = self._settings.stop_grace
         if self._paused():
             transcript.note(self.name, "stopping: SIGCONT (it was paused)")
@@ -422,7 +389,7 @@ class ManagedProcess:
                 )
             else:
                 graceful = "stop action"
-                self._sent.append(graceful)
+                self._stages.note(graceful)
                 if self.ended(grace):
                     return True
         if graceful == "SIGINT":
@@ -441,7 +408,7 @@ class ManagedProcess:
         return False
 
     def _interrupt(self, grace: float) -> bool:
-        """SIGINT the group for ``grace`` seconds; whether the process ended.
+        """SIGINT the group for ``grace`` seconds; return whether the process ended.
 
         A SIGINT that lands while the main thread runs, just before it blocks in a C call
         (a zmq recv), is lost: Python only notes it. So SIGINT is sent again when the
@@ -465,67 +432,22 @@ class ManagedProcess:
                 last = now
 
     def _signal(self, signum: int) -> bool:
-        """Send ``signum`` to the process's group (to the process alone before it has called setsid); whether sent.
+        """Send ``signum`` to the process's group; return whether it was sent.
 
         Only while it runs: its pid, and so its group's number, is then its own. A stop
         signal that was sent counts among the stages that reached it (SIGCONT does not).
         """
         if self.ended():
             return False  # its pid may be reaped and reused by now: never signal it
-        sent = False
-        try:
-            os.killpg(self.pid, signum)
-            sent = True
-        except (ProcessLookupError, PermissionError):  # no such group yet: a Process child before its setsid()
-            if self._pidfd is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(self._pidfd, signum)
-                    sent = True
+        sent = self._group.send(signum)
         if sent and signum != signal.SIGCONT:
-            self._sent.append(signal.Signals(signum).name)
+            self._stages.note(signal.Signals(signum).name)
         return sent
-
-    def _clear_group(self) -> list[int]:
-        """SIGKILL what is left of the process group and wait until it is gone; the pids that survive.
-
-        By the group's number while the pid is its own; after that, only its own members, one by one.
-        """
-        if self._holds_pid():
-            return clear_group(self.pid, GROUP_WAIT)[1]
-        deadline = time.monotonic() + GROUP_WAIT
-        while True:
-            left = self._kill_own_members()
-            if not left or time.monotonic() >= deadline:
-                return left
-            with pidfds(left) as fds:
-                multiprocessing.connection.wait(fds, POLL)
-
-    def _kill_own_members(self) -> list[int]:
-        """SIGKILL, each by pidfd, what is left of its group once its pid may be another's; those pids.
-
-        The group's number is still its own if a process of that group and session is
-        provably its: started when the number was known its own (``_own_at``; ticks of
-        10 ms), since while it lives the number cannot be reused. If another process
-        has its pid, the number was reused: nothing in that group is its.
-        """
-        if self._own_at is None or proc_stat(self.pid) is not None:
-            return []
-        known = self._own_at * os.sysconf("SC_CLK_TCK") // 1_000_000_000  # /proc's start times are in ticks
-        session = str(self.pid).encode()
-        own = []
-        for pid in members(self.pid):
-            fields = proc_stat(pid)
-            if fields and len(fields) >= 20 and fields[3] == session:
-                own.append((pid, fields[19].decode()))
-        if not any(int(start) <= known for _, start in own):
-            return []
-        kill(own)
-        return [pid for pid, _ in own]
 
     def _sweep(self) -> None:
         """Kill its descendants that left its group: those seen when its stop began, and those carrying its mark."""
         if self.mark is not None:
-            escaped = backstop.sweep(self.mark, self._start_time, self._escaped)
+            escaped = backstop.sweep(self.mark, self._group.started, self._escaped)
             if escaped:
                 transcript.note(self.name, f"killed {len(escaped)} process(es) that left its group: {escaped}")
 
@@ -535,60 +457,46 @@ class ManagedProcess:
             self._escaped = descendants(self.pid)
         self._signal(signal.SIGKILL)
         self.ended(1.0)
-        self._clear_group()  # before it is reaped: its zombie keeps the group's number its own
+        self._group.clear(GROUP_WAIT)  # before it is reaped: its zombie keeps the group's number its own
         if self.ended():
             self.poll()
         self._sweep()
         backstop.unregister(self.pid)
 
-    def _unexpected(self) -> bool:
-        """Whether it ended as the test did not say it may: by itself with a code, or not cleanly when stopped."""
-        code = self._returncode
-        if self._reported or code is None or self.stopped_by is None:
-            return False
-        if self.expect_exit is True or (not isinstance(self.expect_exit, bool) and self.expect_exit == code):
-            return False
-        return code != 0 if self.stopped_by == BY_ITSELF else code not in self._clean_codes()
+    @property
+    def ended_unexpectedly(self) -> bool:
+        """Tell whether it ended as the test did not say it may: by itself with a code, or not cleanly when stopped.
 
-    def _clean_codes(self) -> set[int]:
-        """The statuses of a clean stop: code 0, or by a signal that was sent (killed by it, or code 128 + it)."""
-        codes = {0}
-        for stage in self._sent:
-            if stage.startswith("SIG"):
-                signum = signal.Signals[stage]
-                codes.update((-signum, 128 + signum))
-        return codes
+        Not if its end was raised already (a failed start): its manager's close reports only the rest.
+        """
+        code, stopped_by = self._returncode, self.stopped_by
+        if self._reported or code is None or stopped_by is None:
+            return False
+        return not self._stages.allow(code, stopped_by, self.expect_exit)
 
-    def _unexpected_text(self) -> str:
-        """Its line in the close's error: ``PongProc (pid 4242, exited with code 1) when stopped by SIGINT (...)``."""
+    def unexpected_end(self) -> str:
+        """Say how it ended unexpectedly, for its manager's close: ``PongProc (pid 4242, exited with code 1) ...``."""
         if self.stopped_by == BY_ITSELF:
             return f"{self.describe()} ended before the test stopped it"
-        codes = sorted(code for code in self._clean_codes() if code >= 0)
-        signals = [stage for stage in dict.fromkeys(self._sent) if stage.startswith("SIG")]
-        clean = f"exit code {_or(codes)}" + (f", or killed by {_or(signals)}" if signals else "")
-        return f"{self.describe()} when stopped by {self.stopped_by} (a clean stop ends with {clean})"
+        return (
+            f"{self.describe()} when stopped by {self.stopped_by} (a clean stop ends with {self._stages.clean_ends()})"
+        )
 
     def release(self) -> None:
         """Free what the ended process held here: its pidfd, and the Process's pipes (pytest keeps the item)."""
         self._released = True
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+        self._group.close()
         if self.process is not None:
             with contextlib.suppress(ValueError):  # still running (it would not die): kept for the atexit handler
                 self.process.close()
 
     def __repr__(self) -> str:
+        """Name it and its state, as :meth:`describe` does."""
         return f"<ManagedProcess {self.describe()}>"
 
 
-def _or(items: Sequence[object]) -> str:
-    """``0``, ``0 or 130``, ``0, 130 or 143``."""
-    words = [str(item) for item in items]
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
-
-
 def _last_lines(path: Path, lines: int) -> str | None:
+    """Return the last ``lines`` lines of the file (of its last TAIL_BYTES); ``None`` if it is gone."""
     try:
         with open(path, "rb") as file:
             size = file.seek(0, os.SEEK_END)
@@ -598,25 +506,3 @@ def _last_lines(path: Path, lines: int) -> str | None:
         return None
     text = data.decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""
-
-
-def start_session(
-    argv: Sequence[str],
-    name: str,
-    *,
-    stdin: Any,
-    stdout: Any,
-    stderr: Any,
-    cwd: str | os.PathLike[str] | None,
-    env: Mapping[str, str] | None,
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a session of its own (so that its whole group can be stopped); say why if it cannot start."""
-    try:
-        return subprocess.Popen(
-            argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, start_new_session=True, close_fds=True
-        )
-    except OSError as exc:
-        raise StartError(
-            f"could not start {name}: {type(exc).__name__}: {exc}\ncommand: {shlex.join(argv)}"
-            + (f"\nin directory: {os.fspath(cwd)}" if cwd is not None else "")
-        ) from exc

@@ -56,12 +56,13 @@ from typing import Any, cast
 
 from zmqtest import backstop, transcript
 from zmqtest.childsetup import ChildSetup
+from zmqtest.commands import start_session
 from zmqtest.compat import forkserver_preload, popen_class
 from zmqtest.errors import ProcessError, ProcessExited, StartError, add_context
-from zmqtest.groups import MARK
+from zmqtest.groups import MARK, status_text
 from zmqtest.logcollector import LogCollector, collecting
 from zmqtest.logs import ENDPOINT_ENV
-from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess, require_linux, start_session, status_text
+from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess, require_linux
 from zmqtest.readiness import NotReady, Readiness, Ready, readiness
 from zmqtest.settings import Settings, current, parse_timeout
 from zmqtest.targets import check_options, check_target, default_name
@@ -227,11 +228,11 @@ class ProcessManager:
             self.processes.append(handle)
             self.logs.process_names[handle.pid] = handle.name
             self._watch.enter_context(watching(handle))
-            transcript.note(handle.name, f"started: pid {handle.pid}, {handle._how()}")
+            transcript.note(handle.name, f"started: pid {handle.pid}, {handle.how_started}")
             try:
                 if wait is not None:
                     wait(handle, timeout)
-                handle._note_own()  # what it started until it was ready is provably of its group
+                handle.note_own_group()  # what it started until it was ready is provably of its group
             except NotReady as exc:
                 raise _not_ready(handle, exc, cast(Readiness, expected), timeout)  # noqa: B904 (its cause is set)
             except BaseException as exc:  # the ready= check failed, or a Ctrl-C: the process must not run on
@@ -346,7 +347,7 @@ class ProcessManager:
                 with step(f"closing the log collector at {self._logs.endpoint}", problems, cut):
                     self._logs.close()
             with step("reporting the processes", problems, cut):
-                unexpected = [handle for handle in self.processes if handle._unexpected()]
+                unexpected = [handle for handle in self.processes if handle.ended_unexpectedly]
                 error = _close_error(unexpected, problems)
             with step("releasing the stopped processes", problems, cut):
                 backstop.release_stopped(self.processes)
@@ -375,7 +376,9 @@ class ProcessManager:
         periods) as it is, and one that is cut short or will not end is killed on its own.
         """
         handles = list(reversed(self.processes))
-        stops = [InThread(handle._stop, f"stopping {handle.name} (pid {handle.pid})") for handle in handles]
+        stops = [
+            InThread(handle.stop_and_list_problems, f"stopping {handle.name} (pid {handle.pid})") for handle in handles
+        ]
         for stop in stops:
             with step(f"starting a thread for {stop.name}", problems, cut):  # a failed start: result() stops it here
                 stop.start()
@@ -413,7 +416,7 @@ def _not_ready(handle: ManagedProcess, reason: NotReady, expected: Readiness, ti
         )
     else:
         message = f"{handle.name} (pid {handle.pid}) did not become ready ({what}): {reason}"
-    error = StartError(f"{message}\n{handle._details()}")
+    error = StartError(f"{message}\n{handle.details()}")
     error.context.extend(problems)
     error.__cause__ = None if ended else reason.__cause__
     error.__suppress_context__ = True  # the NotReady adds nothing to it
@@ -441,8 +444,8 @@ def _close_error(unexpected: list[ManagedProcess], problems: list[str]) -> Proce
         count = "1 process" if len(unexpected) == 1 else f"{len(unexpected)} processes"
         lines.append(f"{count} ended unexpectedly (start(..., expect_exit=...) says when an end is expected):")
         for handle in unexpected:
-            lines.append(handle._unexpected_text())
-            lines.append(handle._details())
+            lines.append(handle.unexpected_end())
+            lines.append(handle.details())
     if problems:
         lines.append("stopping the processes under test went wrong:" if unexpected else problems.pop(0))
         lines.extend(problems)
