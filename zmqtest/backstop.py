@@ -119,15 +119,16 @@ def marking(method: str, mark: str) -> Iterator[None]:
             os.environ[groups.MARK] = before
 
 
-def sweep(mark: str, since: str | None, attached: Iterable[groups.Member] = ()) -> list[int]:
+def sweep(mark: str, since: str | None, attached: Iterable[groups.Member] = (), *, marked: bool = True) -> list[int]:
     """SIGKILL what is left of one process under test's descendants; return their pids once they are gone.
 
     ``attached``: its descendants as seen while it ran (by parent chain, whatever their
-    session); ``since``: its start time (only processes started since can carry its mark).
+    session); ``since``: its start time (only processes started since can carry its mark);
+    ``marked=False`` looks for none that carry it (a scan of every process: a millisecond).
     What those started goes too, whatever its session or environment: a supervisor's
     workers, started with an environment of their own.
     """
-    found = dict([*attached, *groups.marked(mark, since=since)])
+    found = dict([*attached, *(groups.marked(mark, since=since) if marked else ())])
     for pid in list(found):
         found.update(groups.descendants(pid))
     killed = groups.kill(found.items())
