@@ -746,6 +746,20 @@ def test_bad_input_is_reported_with_its_cause_at_the_users_line(project: pytest.
         summary = output[output.index("short test summary info") :].splitlines()[1]
         assert re.fullmatch(_regex(bad.summary), summary), f"{summary!r}: not the original failure"
     assert "zmqtest/runner.py" not in output, "the report shows zmqtest's runner instead of the user's line"
+    if name in START_ARGUMENT_CASES:
+        shown = re.findall(r"zmqtest/\w+\.py:\d+", output)
+        assert shown == [], f"the report shows zmqtest's frames below the user's line: {shown}"
+
+
+START_ARGUMENT_CASES = (
+    "lambda-target",
+    "bytes-ready-pattern",
+    "invalid-ready-regex",
+    "closed-socket-as-ready",
+    "stop-not-callable",
+    "expect-exit-not-a-code",
+)
+"""Arguments start() refuses before anything starts: the report ends at the user's line."""
 
 
 def _regex(pattern: str) -> str:

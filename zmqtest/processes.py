@@ -137,6 +137,7 @@ class ProcessManager:
         self, target: multiprocessing.process.BaseProcess | Sequence[str | os.PathLike[str]], **options: Any
     ) -> ManagedProcess:
         """``procs(target, **options)`` is ``procs.start(target, **options)``: the factory-fixture spelling."""
+        __tracebackhide__ = True  # an error names its cause at the user's line, not here
         return self.start(target, **options)
 
     # -------------------------------------------------------------------------------------- start
@@ -178,6 +179,7 @@ class ProcessManager:
         unless ``env`` sets it. ``expect_exit``: ``True`` (any status) or the exit code with which the process
         may end by itself without failing the test.
         """
+        __tracebackhide__ = True  # an error names its cause at the user's line, not here
         if self._closed:
             raise ProcessError("this ProcessManager is closed: it starts nothing more")
         timeout = (

@@ -184,6 +184,7 @@ def readiness(ready: object) -> Readiness | None:
     A str or compiled regex becomes :class:`OutputMatches`, a pyzmq socket :class:`PeerConnects`,
     any other callable :class:`CheckPasses`.
     """
+    __tracebackhide__ = True  # a bad ready= is reported at the user's line
     if ready is None or isinstance(ready, Readiness):
         return ready
     if isinstance(ready, (str, bytes, bytearray, re.Pattern)):
@@ -200,6 +201,7 @@ def readiness(ready: object) -> Readiness | None:
 
 def _compiled(pattern: object, label: str) -> re.Pattern[str]:
     """``pattern`` compiled; a bytes pattern or an invalid regex is refused, ``label`` first."""
+    __tracebackhide__ = True  # a bad ready= is reported at the user's line
     if isinstance(pattern.pattern if isinstance(pattern, re.Pattern) else pattern, (bytes, bytearray)):
         raise TypeError(f"{label}{pattern!r} is bytes: give a str regex (the process's output is read as text)")
     if isinstance(pattern, re.Pattern):
@@ -214,6 +216,7 @@ def _compiled(pattern: object, label: str) -> re.Pattern[str]:
 
 def _open_socket(sock: Any, label: str) -> zmq.Socket[Any]:
     """``sock`` if it is an open pyzmq socket; a closed one is refused, ``label`` first."""
+    __tracebackhide__ = True  # a bad ready= is reported at the user's line
     if not _is_socket(sock):
         raise TypeError(f"{label}{sock!r} is not a pyzmq socket")
     if sock.closed:

@@ -31,6 +31,7 @@ def check_target(
 
     A Process gets the start method asked for (default: the ``settings``'); a command line, none.
     """
+    __tracebackhide__ = True  # a bad argument is reported at the user's line
     if isinstance(target, multiprocessing.process.BaseProcess):
         if env is not None or cwd is not None:
             raise TypeError(
@@ -61,6 +62,7 @@ def check_target(
 
 def check_options(stop: object, expect_exit: object) -> None:
     """Refuse a ``stop`` that cannot be called and an ``expect_exit`` that is not an exit code or a bool."""
+    __tracebackhide__ = True  # a bad argument is reported at the user's line
     if stop is not None and not callable(stop):
         raise TypeError(
             f"stop={stop!r} is not callable: give a function that makes the process stop (say, one that sends it "
@@ -75,6 +77,7 @@ def check_options(stop: object, expect_exit: object) -> None:
 
 def check_picklable_target(process: multiprocessing.process.BaseProcess, method: str) -> None:
     """Under spawn and forkserver a plain Process's target is pickled by name: a lambda or local function is not."""
+    __tracebackhide__ = True  # a bad argument is reported at the user's line
     target = process_target(process)
     if method == "fork" or target is None:
         return
