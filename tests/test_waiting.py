@@ -186,6 +186,26 @@ def delivered(sock: zmq.Socket[Any]) -> None:
     assert sock.poll(WAIT_MS, zmq.POLLIN), f"nothing arrived on {sock!r} within {WAIT_MS} ms"
 
 
+Polls = list[tuple[list[Any], int]]
+
+
+@pytest.fixture
+def polls(monkeypatch: pytest.MonkeyPatch) -> Polls:
+    """Every ``zmq.zmq_poll`` a wait makes (:func:`zmqtest.waiting.race`'s), its items and timeout, in order.
+
+    ``zmq.Poller`` (``sock.poll``) calls its own reference: the test's own polls are not counted.
+    """
+    made: Polls = []
+    original = zmq.zmq_poll
+
+    def counting(items: Any, timeout: int) -> Any:
+        made.append((list(items), timeout))
+        return original(items, timeout)
+
+    monkeypatch.setattr(zmq, "zmq_poll", counting)
+    return made
+
+
 # --- socket waits race the death of watched processes --------------------------------------------------------------
 
 
@@ -310,30 +330,44 @@ def _router_with_a_full_peer(ctx: zmq.Context[Any], socks: Sockets) -> TestSocke
 
 
 def test_ready_but_refused_does_not_spin(
-    ctx: zmq.Context[Any], socks: Sockets, fakes: Callable[[str], PipeProcess], monkeypatch: pytest.MonkeyPatch
+    ctx: zmq.Context[Any], socks: Sockets, fakes: Callable[[str], PipeProcess], polls: Polls
 ) -> None:
     router = _router_with_a_full_peer(ctx, socks)
-    polls: list[int] = []
-    original = zmqtest.sendrecv._zmq_poll
-
-    def counting(items: Any, timeout: int) -> Any:
-        polls.append(timeout)
-        return original(items, timeout)
-
-    monkeypatch.setattr(zmqtest.sendrecv, "_zmq_poll", counting)
     with watching(fakes("worker")), pytest.raises(SocketTimeout, match="send_multipart on ROUTER socket 'router'"):
         router.send_multipart([b"slow", b"y"], timeout=0.2)
     assert len(polls) < 40  # backs off to 64 ms pauses instead of polling a ready socket in a loop
 
 
 def test_ready_but_refused_still_notices_a_death(
-    ctx: zmq.Context[Any], socks: Sockets, fakes: Callable[[str], PipeProcess]
+    ctx: zmq.Context[Any], socks: Sockets, fakes: Callable[[str], PipeProcess], polls: Polls
 ) -> None:
     router = _router_with_a_full_peer(ctx, socks)
     process = fakes("worker")
     process.die(6)
     with watching(process), pytest.raises(ProcessExited, match="code 6 while send_multipart on ROUTER"):
         router.send_multipart([b"slow", b"y"], timeout=LONG)
+    assert len(polls) <= 3  # the ready socket, then the processes alone: the end is seen, not the grace polled away
+
+
+def test_a_message_on_its_way_at_a_death_is_still_received(
+    socks: Sockets, fakes: Callable[[str], PipeProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(zmqtest.sendrecv, "DEATH_GRACE_MS", int(LONG * 1000))  # the grace cannot run out here
+    server, client = pair(socks, timeout=LONG)
+    process = fakes("worker")
+    process.die()
+    late = threading.Timer(0.05, client.send, (b"last words",))  # sent after the wait has seen the end
+    late.start()
+    try:
+        with watching(process):
+            started = time.monotonic()
+            assert server.recv() == b"last words"
+            assert time.monotonic() - started < PROMPT
+    finally:
+        late.join()
+    monkeypatch.undo()  # the grace as it is
+    with watching(process), pytest.raises(ProcessExited, match="code 3 while recv on PAIR socket 'server'"):
+        server.recv()  # nothing more on its way: the end is reported after the grace
 
 
 def test_timeout_says_what_each_watched_process_was_doing(
@@ -526,8 +560,8 @@ def test_nothing_watched_keeps_the_fast_path(socks: Sockets, monkeypatch: pytest
     def no_poll(*args: Any) -> Any:
         raise AssertionError("the fast path polled")
 
-    monkeypatch.setattr(zmqtest.sendrecv, "_zmq_poll", no_poll)
-    monkeypatch.setattr(zmqtest.sendrecv, "poll_items", no_poll)
+    monkeypatch.setattr(zmq, "zmq_poll", no_poll)
+    monkeypatch.setattr(zmqtest.sendrecv, "watched_wait", no_poll)
     server, client = pair(socks, timeout=0.25)
     assert watched() == ()
     client.send_multipart([b"a"])
@@ -538,16 +572,8 @@ def test_nothing_watched_keeps_the_fast_path(socks: Sockets, monkeypatch: pytest
 
 
 def test_a_watched_wait_polls_only_when_the_first_wait_is_not_enough(
-    socks: Sockets, fakes: Callable[[str], PipeProcess], monkeypatch: pytest.MonkeyPatch
+    socks: Sockets, fakes: Callable[[str], PipeProcess], polls: Polls
 ) -> None:
-    polls: list[Any] = []
-    original = zmqtest.sendrecv._zmq_poll
-
-    def counting(items: Any, timeout: int) -> Any:
-        polls.append(list(items))
-        return original(items, timeout)
-
-    monkeypatch.setattr(zmqtest.sendrecv, "_zmq_poll", counting)
     server, client = pair(socks, timeout=5)
     first, second = fakes("first"), fakes("second")
     with watching(first, second):
@@ -558,7 +584,7 @@ def test_a_watched_wait_polls_only_when_the_first_wait_is_not_enough(
         assert polls == []
         with pytest.raises(SocketTimeout):
             server.recv(timeout=0.05)  # nothing within the first wait: the rest is one poll with the sentinels
-    assert polls[0] == [(server, zmq.POLLIN), (first._read, zmq.POLLIN), (second._read, zmq.POLLIN)]
+    assert polls[0][0] == [(server, zmq.POLLIN), (first._read, zmq.POLLIN), (second._read, zmq.POLLIN)]
 
 
 def test_a_watched_socket_is_freed_without_the_garbage_collector(
@@ -944,6 +970,16 @@ def test_race_without_a_thing_or_processes_waits_out_its_deadline() -> None:
 
 
 # --- ConnectionWaiter -------------------------------------------------------------------------------------------
+
+
+def test_connection_waiter_is_still_importable_from_waiting() -> None:
+    import zmqtest
+    import zmqtest.connections
+    import zmqtest.waiting
+
+    assert zmqtest.waiting.ConnectionWaiter is zmqtest.connections.ConnectionWaiter is zmqtest.ConnectionWaiter
+    with pytest.raises(AttributeError, match="has no attribute 'ConnectionWaiters'"):
+        zmqtest.waiting.ConnectionWaiters  # noqa: B018
 
 
 def test_connection_from_another_process(socks: Sockets, children: Callable[..., Child]) -> None:

@@ -48,7 +48,7 @@ _EXPORTS = {
     "TestContext": "zmqtest.contexts",
     "terminate_context": "zmqtest.contexts",
     "ContextNotTerminated": "zmqtest.contexts",
-    "ConnectionWaiter": "zmqtest.waiting",
+    "ConnectionWaiter": "zmqtest.connections",
     "wait_for_message": "zmqtest.waiting",
     "wait_until": "zmqtest.waiting",
     "watching": "zmqtest.waiting",
@@ -138,6 +138,7 @@ if TYPE_CHECKING:
     from zmqtest.barriers import connect_and_wait, wait_for_subscriber, wait_until_receiving
     from zmqtest.codecs import Codec, JsonCodec, RawCodec
     from zmqtest.commands import RunResult, RunTimeout
+    from zmqtest.connections import ConnectionWaiter
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
     from zmqtest.endpoints import EndpointFactory, parse_endpoint
     from zmqtest.errors import (
@@ -161,7 +162,7 @@ if TYPE_CHECKING:
     from zmqtest.security import CurveClient, CurveKeys, CurveServer, PlainClient, PlainServer, Security
     from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout
     from zmqtest.sockets import TestSocket, make_sock
-    from zmqtest.waiting import ConnectionWaiter, wait_for_message, wait_until, watching
+    from zmqtest.waiting import wait_for_message, wait_until, watching
 
 
 def __getattr__(name: str) -> Any:

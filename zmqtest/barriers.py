@@ -38,18 +38,18 @@ from typing import Any
 
 import zmq
 
+from zmqtest.connections import ConnectionWaiter
 from zmqtest.endpoints import Endpoint, parse_endpoint
 from zmqtest.errors import WaitTimeout, add_context
 from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.waiting import (
-    ConnectionWaiter,
     Skipped,
-    _wait_ready,
     describe_socket,
     describe_watched,
     name_of,
     watched,
 )
+from zmqtest.waiting import wait_ready as _wait_ready
 
 __all__ = ["connect_and_wait", "wait_for_subscriber", "wait_until_receiving"]
 

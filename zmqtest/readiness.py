@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from zmqtest.connections import ConnectionWaiter
 from zmqtest.errors import ZmqTestError, add_context
-from zmqtest.waiting import ConnectionWaiter
 
 if TYPE_CHECKING:
     import zmq

@@ -9,9 +9,9 @@ surfaces at once with the socket named in its message.
 
 While processes are watched (:func:`zmqtest.waiting.watching`), libzmq waits by itself
 for :data:`FIRST_WAIT` first, and then :func:`watched_wait` races the rest of the wait
-against the watched processes. A wait that fails says why (:func:`timeout_message`);
-every frame sent and received, and every wait that failed, goes into the test's
-transcript when one records.
+against the watched processes (:func:`zmqtest.waiting.race`, as every wait in zmqtest).
+A wait that fails says why (:func:`timeout_message`); every frame sent and received, and
+every wait that failed, goes into the test's transcript when one records.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.peers import security_role
 from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.startover import settle, start_over
-from zmqtest.waiting import any_watched, describe_watched, ended, poll_items, watched
+from zmqtest.waiting import any_watched, describe_watched, race, ready_now, watched
 
 if TYPE_CHECKING:
     from zmqtest.sockets import TestSocket
@@ -59,8 +59,6 @@ _current_watched = watched  # the processes whose end cuts a wait short; () when
 _transcript = transcript.current  # the transcript that records now, if any: one C call on the fast path
 _monotonic = time.monotonic
 _perf_counter = time.perf_counter
-_ceil = math.ceil
-_zmq_poll = zmq.zmq_poll
 
 _SEND_HINTS = {
     "REQ": "no peer took the request",
@@ -178,37 +176,46 @@ def watched_wait(
 ) -> Any:
     """Wait the rest of a watched wait, after libzmq's first ``waited`` seconds: raced against the watched processes.
 
-    One poll of the socket and the processes' sentinels; whatever it says, a ready
-    socket wins over a death (a message sent just before the end is still received).
-    ``attempt()`` is the send or receive itself.
+    ``attempt()`` is the send or receive itself, made only when the socket is ready: its
+    libzmq timeout is still armed, so it would block. The race (:func:`race`) lets a ready
+    socket win over a death, and gives a message sent just before the end
+    :data:`DEATH_GRACE_MS` to arrive.
     """
     processes = _current_watched()  # those that still end waits: not one the test is stopping
-    items = poll_items(sock, event, processes)
     deadline = _monotonic() + seconds - waited
+    done: list[Any] = []
     refused = 0
-    while True:
-        remaining = deadline - _monotonic()
-        ready = _zmq_poll(items, min(_ceil(remaining * 1000), MAX_WAIT_MS) if remaining > 0 else 0)
-        if ready and (ready[0][0] is sock or int(sock.getsockopt(zmq.EVENTS)) & event):
-            try:
-                return attempt()
-            except zmq.Again:
-                # Ready, yet refused: a ROUTER's POLLOUT means "some peer can take a message", maybe
-                # not this one. Polling again would spin: wait on the sentinels alone, 1, 2, 4 ... 64 ms.
-                pause = min(1 << min(refused, 6), _ceil(max(deadline - _monotonic(), 0) * 1000))
-                refused += 1
-                ready = _zmq_poll(items[1:], pause)
-        if ready:  # only sentinels are left in it: a watched process ended
-            # What it sent just before its end may still be on its way: give that a moment.
-            if _zmq_poll(items[:1], DEATH_GRACE_MS):
-                try:
-                    return attempt()
-                except zmq.Again:
-                    pass
-            raise ended(processes, [item for item, _ in ready]).exit_error(f"{name} on {sock.describe()}")
-        if _monotonic() >= deadline:
-            message = timeout_message(sock, name, seconds) + describe_watched(processes)
-            raise SocketTimeout(message, operation=name, timeout=seconds)
+
+    def waiting_for() -> str:
+        return f"{name} on {sock.describe()}"
+
+    def take() -> bool:
+        """Send or receive (the socket is ready); whether it went through."""
+        try:
+            done.append(attempt())
+        except zmq.Again:
+            return False
+        return True
+
+    def look() -> bool:
+        """Take; if refused, pause on the processes alone, so that polling the still ready socket does not spin."""
+        nonlocal refused
+        if take():
+            return True
+        # Ready, yet refused: a ROUTER's POLLOUT means "some peer can take a message", maybe not this one.
+        pause = (1 << min(refused, 6)) / 1000  # 1, 2, 4 ... 64 ms
+        refused += 1
+        return race(None, min(deadline, _monotonic() + pause), processes, waiting_for, look=last_look)
+
+    def last_look() -> bool:
+        """Take what is there after a death during a pause, if the socket is ready (else the call would block)."""
+        return ready_now(sock, event) and take()
+
+    if race(sock, deadline, processes, waiting_for, event=event, look=look, grace=DEATH_GRACE_MS / 1000):
+        return done[0]
+    raise SocketTimeout(
+        timeout_message(sock, name, seconds) + describe_watched(processes), operation=name, timeout=seconds
+    )
 
 
 def waiting(name: str, flags_at: int | None) -> Any:

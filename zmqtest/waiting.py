@@ -2,10 +2,11 @@
 
 Every process a :class:`~zmqtest.processes.ProcessManager` starts is *watched* while
 the manager is open: any wait in zmqtest (a mimic socket's send or receive, a
-readiness check, :func:`wait_for_message`, :func:`wait_until`) puts the watched
-processes' sentinels in the same poll as what it waits for, so a process that dies
-ends the wait at once with its exit status and the tail of its output, instead of a
-timeout that says nothing.
+readiness check, :func:`wait_for_message`, :func:`wait_until`, a
+:class:`~zmqtest.connections.ConnectionWaiter`) puts the watched processes' sentinels in
+the same poll as what it waits for (:func:`race`, the one loop they share), so a process
+that dies ends the wait at once with its exit status and the tail of its output, instead
+of a timeout that says nothing.
 
 The helpers here are the analogue of nameko's ``entrypoint_waiter``: they work
 without pytest, every wait is bounded (by default by the harness timeout), and a
@@ -14,26 +15,23 @@ timeout says what was awaited and what was seen instead.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from types import TracebackType
-from typing import Any, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
 import zmq
 
 from zmqtest import transcript
-from zmqtest.errors import HandshakeFailed, ProcessError, SocketTimeout, WaitTimeout, ZmqTestError, add_context
-from zmqtest.peers import PeerEvent, PeerWatch, event_detail, handshake_failure, parse_event
+from zmqtest.errors import ProcessError, SocketTimeout, WaitTimeout, ZmqTestError, add_context
 from zmqtest.settings import current_timeout, parse_timeout
 
+if TYPE_CHECKING:  # in a module of its own now; still importable from here, as before
+    from zmqtest.connections import ConnectionWaiter as ConnectionWaiter
+
 __all__ = [
-    "ConnectionWaiter",
     "Watched",
     "wait_for_message",
     "wait_until",
@@ -112,14 +110,6 @@ PollItems = list[tuple[Any, int]]
 """What ``zmq.zmq_poll`` (the call under ``zmq.Poller.poll``) takes: ``(socket or fd, events)`` pairs."""
 
 
-def poll_items(sock: zmq.Socket[Any], event: int, processes: Sequence[Watched]) -> PollItems:
-    """``sock`` first (so a ready socket is ``result[0]``), then every process's sentinel.
-
-    A plain list for ``zmq.zmq_poll``: what ``zmq.Poller`` keeps, without its per-call wrapper.
-    """
-    return [(sock, event), *((process.sentinel, zmq.POLLIN) for process in processes)]
-
-
 def ended(processes: Sequence[Watched], fired: Collection[Any]) -> Watched:
     """Which of ``processes`` owns one of the ``fired`` sentinels (the first watched, if several)."""
     for process in processes:
@@ -191,7 +181,7 @@ def race(
     while True:
         ready = zmq.zmq_poll(items, poll_millis(deadline - time.monotonic()))
         if ready:
-            if key is not None and (ready[0][0] == key or (sock is not None and _ready(sock, event))):
+            if key is not None and (ready[0][0] == key or (sock is not None and ready_now(sock, event))):
                 if look is None or look():
                     return True
             else:
@@ -206,8 +196,8 @@ def race(
             return False
 
 
-def _ready(sock: zmq.Socket[Any], event: int) -> bool:
-    """Whether ``sock`` is ready for ``event`` now: its fd only says that something changed (edge-triggered)."""
+def ready_now(sock: zmq.Socket[Any], event: int) -> bool:
+    """Ask ``sock`` whether it is ready for ``event`` now: its fd only says that something changed (edge-triggered)."""
     return bool(int(sock.getsockopt(zmq.EVENTS)) & event)
 
 
@@ -224,20 +214,21 @@ def _last_look(alone: PollItems, look: Callable[[], bool] | None, grace: float) 
     return False
 
 
-def _wait_ready(
+def wait_ready(
     sock: zmq.Socket[Any], event: int, deadline: float, processes: tuple[Watched, ...], waiting_for: Callable[[], str]
 ) -> bool:
     """Wait until ``sock`` is ready (True) or ``deadline`` (False); a watched death raises its exit error."""
-    return race(sock, deadline, processes, waiting_for, event=event, report=_failed)
+    return race(sock, deadline, processes, waiting_for, event=event, report=failed_wait)
 
 
-def _failed(error: E) -> E:
+def failed_wait(error: E) -> E:
     """Put a wait that failed in the test's transcript (the test's own column), and hand the error on."""
     transcript.failed(str(error).partition("\n")[0])
     return error
 
 
-def _seconds(timeout: float | None, where: str) -> float:
+def timeout_seconds(timeout: float | None, where: str) -> float:
+    """Return a wait's ``timeout=`` in seconds, checked (``where`` names it in the error); None: the harness timeout."""
     if timeout is None:
         return current_timeout()
     return parse_timeout(timeout, where, allow_zero=True)
@@ -294,7 +285,7 @@ def wait_for_message(
     (default: the harness timeout), raced against the watched processes; on timeout
     raises :class:`~zmqtest.errors.SocketTimeout` (a ``zmq.Again``).
     """
-    seconds = _seconds(timeout, "the timeout= argument of wait_for_message")
+    seconds = timeout_seconds(timeout, "the timeout= argument of wait_for_message")
     what = "any message" if predicate is None else name_of(predicate)
     operation = f"wait_for_message({what})"
     deadline = time.monotonic() + seconds
@@ -304,13 +295,13 @@ def wait_for_message(
         try:
             frames = sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
-            if _wait_ready(sock, zmq.POLLIN, deadline, processes, skipped.where):
+            if wait_ready(sock, zmq.POLLIN, deadline, processes, skipped.where):
                 continue
             if skipped.seen:
                 head = f"{skipped.where()}: no matching message within {seconds:g} s{skipped}"
             else:
                 head = f"{skipped.where()}: no message at all within {seconds:g} s"
-            raise _failed(
+            raise failed_wait(
                 SocketTimeout(head + describe_watched(processes), operation="wait_for_message", timeout=seconds)
             ) from None
         found, message = skipped.check(frames, predicate, decode)
@@ -375,7 +366,7 @@ def wait_until(
     :class:`~zmqtest.errors.WaitTimeout` naming ``what`` (default: the callable's name)
     and the last value or exception.
     """
-    seconds = _seconds(timeout, "the timeout= argument of wait_until")
+    seconds = timeout_seconds(timeout, "the timeout= argument of wait_until")
     pause = parse_timeout(interval, "the interval= argument of wait_until")
     name = what if what is not None else name_of(condition)
     processes = watched()
@@ -410,7 +401,7 @@ def wait_until(
                 outcome = f"the last check raised {type(failure).__name__}: {_short(str(failure), 200)}"
             else:
                 outcome = f"the last value was {_short(repr(last), 200)}"
-            raise _failed(
+            raise failed_wait(
                 WaitTimeout(
                     f"wait_until({name}): not true within {seconds:g} s ({calls} checks); {outcome}"
                     + describe_watched(processes),
@@ -419,160 +410,14 @@ def wait_until(
                 )
             ) from failure
         # between two checks: the processes alone, so a death ends the wait at once (after one last check)
-        if race(None, time.monotonic() + min(pause, remaining), processes, waiting_for, look=check, report=_failed):
+        if race(None, time.monotonic() + min(pause, remaining), processes, waiting_for, look=check, report=failed_wait):
             return cast("T", last)
 
 
-# --- ConnectionWaiter ----------------------------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """Hand out :class:`~zmqtest.connections.ConnectionWaiter` from its module, imported only then (it imports this)."""
+    if name == "ConnectionWaiter":
+        from zmqtest.connections import ConnectionWaiter
 
-_monitor_numbers = itertools.count(1)
-_FATAL = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-"""Handshake failures that the next attempt repeats (mechanism mismatch, rejected credentials): no use waiting."""
-
-
-class ConnectionWaiter:
-    """Wait until a peer has completed a connection (the ZMTP handshake) with a mimic socket.
-
-    Create it *before* the peer can connect: a connection made earlier is not
-    reported. Either side works: a mimic that binds sees the process connect, a mimic
-    that connects sees the process accept. A :class:`~zmqtest.sockets.TestSocket` is
-    watched through its own peer watch (:mod:`zmqtest.peers`); any other socket gets a
-    monitor for the waiter's lifetime. Use it as a context manager (or call
-    :meth:`close`) so such a monitor is stopped::
-
-        with ConnectionWaiter(sock) as waiter:
-            start_process(sock.endpoint)
-            waiter.wait(timeout=5)
-
-    ``events`` holds the monitor events seen so far (the last 100), for diagnosis.
-    """
-
-    def __init__(self, sock: zmq.Socket[Any]) -> None:
-        self.sock = sock
-        self.events: deque[dict[str, Any]] = deque(maxlen=100)
-        self._counts: dict[str, int] = {}  # label -> count, in first-seen order (a bounded set of names)
-        self._done = False
-        peers = getattr(sock, "peers", None)
-        self._peers: PeerWatch | None = peers if isinstance(peers, PeerWatch) and peers.stopped is None else None
-        if self._peers is not None:
-            self._seen = self._peers.read()  # from now on
-            self.monitor: zmq.Socket[Any] = self._peers.pair
-            return
-        current = getattr(sock, "_monitor_socket", None)
-        if current is not None and not current.closed:
-            raise ValueError(
-                f"{describe_socket(sock)} already has a monitor, and libzmq allows one per socket:"
-                " close the other ConnectionWaiter (or call sock.disable_monitor()) first"
-            )
-        # a fresh inproc address each time: libzmq releases a stopped monitor's address only later, asynchronously
-        address = f"inproc://zmqtest-monitor-{os.getpid()}-{next(_monitor_numbers)}"
-        self.monitor = sock.get_monitor_socket(addr=address)
-
-    def wait(self, timeout: float | None = None) -> dict[str, Any]:
-        """Return the next ``HANDSHAKE_SUCCEEDED`` event: ``{"event", "value", "endpoint" (str), "name"}``.
-
-        Waits at most ``timeout`` seconds (default: the harness timeout), raced against
-        the watched processes. A protocol or authentication failure raises
-        :class:`~zmqtest.errors.HandshakeFailed` at once; a timeout raises
-        :class:`~zmqtest.errors.WaitTimeout` listing the events seen.
-        """
-        seconds = _seconds(timeout, "the timeout= argument of ConnectionWaiter.wait")
-        if self._done:
-            raise ValueError(f"this ConnectionWaiter of {describe_socket(self.sock)} is closed")
-        deadline = time.monotonic() + seconds
-        processes = watched()
-        while True:
-            for event in self._arrived():
-                kind = event.event
-                if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                    return event.as_dict()
-                if kind in _FATAL:
-                    raise _failed(
-                        HandshakeFailed(
-                            f"{self._waiting_for()}: {handshake_failure(event, where=f' on {event.endpoint}')}; "
-                            f"{self.summary()}"
-                        )
-                    )
-                if kind == zmq.EVENT_MONITOR_STOPPED:
-                    raise ZmqTestError(f"{self._waiting_for()}: the socket was closed or its monitor stopped")
-            waiting_for = self._waiting_for
-            if self._closed():
-                raise ZmqTestError(f"{waiting_for()}: the socket was closed or its monitor stopped")
-            if not _wait_ready(self.monitor, zmq.POLLIN, deadline, processes, waiting_for):
-                raise _failed(
-                    WaitTimeout(
-                        f"{waiting_for()}: no connection within {seconds:g} s; {self.summary()}"
-                        + describe_watched(processes),
-                        what="a connection",
-                        timeout=seconds,
-                    )
-                ) from None
-
-    def _closed(self) -> bool:
-        return self.monitor.closed or (self._peers is not None and self._peers.stopped is not None)
-
-    def _arrived(self) -> list[PeerEvent]:
-        """The events that arrived since the last look, recorded for :meth:`summary`."""
-        if self._peers is not None:
-            peers = self._peers
-            count = peers.read()
-            new = peers.after(self._seen)
-            self._seen = count
-        else:
-            new = []
-            while True:
-                try:
-                    frames = self.monitor.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                try:
-                    new.append(PeerEvent(*parse_event(frames), time.monotonic()))
-                except ValueError:
-                    raise ZmqTestError(
-                        f"unexpected message on the monitor of {describe_socket(self.sock)}: {frames!r:.200}"
-                    ) from None
-        for event in new:
-            self.events.append(event.as_dict())
-            label = event.name
-            detail = event_detail(event.event, event.value)
-            if detail:
-                label += f" ({detail})"
-            self._counts[label] = self._counts.get(label, 0) + 1
-        return new
-
-    def _waiting_for(self) -> str:
-        return f"waiting for a connection on {describe_socket(self.sock)}"
-
-    def summary(self) -> str:
-        """The events seen, in first-seen order with counts: ``events seen: CONNECT_DELAYED, CONNECT_RETRIED x12``."""
-        if not self._counts:
-            watched = self._peers.describe(queues=False) if self._peers is not None else ""
-            return watched or "no monitor events (nothing connected or tried to)"
-        seen = ", ".join(label if count == 1 else f"{label} x{count}" for label, count in self._counts.items())
-        endpoints = sorted({event["endpoint"] for event in self.events if event["endpoint"]})
-        where = f" on {', '.join(endpoints)}" if endpoints else ""
-        hint = ""
-        if "CONNECT_RETRIED" in self._counts and not {"CONNECTED", "ACCEPTED"} & self._counts.keys():
-            hint = " (nothing accepted the connection: is the process bound there, and running?)"
-        return f"events seen{where}: {seen}{hint}"
-
-    def close(self) -> None:
-        """Stop monitoring and close the monitor socket (safe to call twice, or after the socket was closed)."""
-        self._done = True
-        if self._peers is not None or self.monitor.closed:
-            return  # a mimic's peer watch goes on: it belongs to the socket
-        try:
-            if not self.sock.closed:
-                self.sock.disable_monitor()
-        except zmq.ZMQError:
-            pass  # context terminated: nothing left to stop
-        finally:
-            self.monitor.close(linger=0)
-
-    def __enter__(self) -> ConnectionWaiter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return ConnectionWaiter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
