@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 import pytest
 import zmq
-from apps.behave import Behave
+from apps.behave import Behave, SlowToStart
 
 from zmqtest import CheckPasses, OutputMatches, PeerConnects, Readiness
 from zmqtest.endpoints import reserve_tcp_port
@@ -1077,3 +1077,13 @@ def test_the_forkserver_preloads_pyzmq_and_keeps_the_users_preloads(tmp_path: Pa
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "modules zmq=True json=True"
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_sigint_while_the_child_still_starts_ends_it_as_a_stop_not_a_crash(tmp_path: Path, method: str) -> None:
+    """Stopped in multiprocessing's bootstrap, before run(): a clean stop, not a traceback and code 1 (a crash)."""
+    with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+        handle = procs.start(SlowToStart("obey"), start_method=method)  # no ready=: the stop comes at once
+        code = handle.stop()
+        assert not handle.ended_unexpectedly, handle.report()
+    assert code in (128 + signal.SIGINT, -signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGTERM)

@@ -21,9 +21,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-__all__ = ["ChildSetup"]
+__all__ = ["ChildSetup", "sigint_held"]
 
 
 PR_SET_PDEATHSIG = 1
@@ -61,6 +61,8 @@ class ChildSetup:
         # Its parent is the forkserver, or us; a child dies with the thread that started it, so only the main thread's
         self.parent = None if method == "forkserver" else os.getpid()
         self.tie_to_parent = method == "forkserver" or threading.current_thread() is threading.main_thread()
+        self.sigint_held = False
+        """Whether the child starts with SIGINT blocked (see :func:`sigint_held`), to be unblocked once set up."""
 
     def __call__(self) -> None:
         try:
@@ -77,6 +79,8 @@ class ChildSetup:
         self._tie()
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # inherited from a background job: SIGINT must work
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.sigint_held:  # from here a SIGINT ends it as a stop (130), also one that came while it started
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         _redirect(os.devnull, 0, os.O_RDONLY)
         _redirect(self.stdout_path, 1, os.O_WRONLY | os.O_APPEND)
         _redirect(self.stderr_path, 2, os.O_WRONLY | os.O_APPEND)
@@ -115,6 +119,26 @@ class ChildSetup:
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent:  # it died before the tie was made
                 os._exit(128 + signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def sigint_held(setup: ChildSetup) -> Iterator[None]:
+    """Start a fork or spawn child with SIGINT blocked until its setup unblocks it (it inherits our signal mask).
+
+    A SIGINT that comes while the child is still starting (unpickling under spawn,
+    importing) would otherwise end it with a traceback and code 1, as a crash; held,
+    it is delivered once the child's ``run()`` is about to start, and ends it with 130.
+    A forkserver child inherits the forkserver's mask instead, so it is not held there.
+    """
+    if setup.method == "forkserver" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    setup.sigint_held = signal.SIGINT not in before
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _redirect(path: str, fd: int, flags: int) -> None:

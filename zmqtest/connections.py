@@ -9,6 +9,7 @@ on timeout what it saw instead (the monitor events, with a hint).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -29,7 +30,7 @@ _FATAL = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 """Handshake failures that the next attempt repeats (mechanism mismatch, rejected credentials): no use waiting."""
 
 
-class ConnectionWaiter:
+class ConnectionWaiter(contextlib.AbstractContextManager["ConnectionWaiter"]):
     """Wait until a peer has completed a connection (the ZMTP handshake) with a mimic socket.
 
     Create it *before* the peer can connect: a connection made earlier is not
@@ -167,9 +168,6 @@ class ConnectionWaiter:
             pass  # context terminated: nothing left to stop
         finally:
             self.monitor.close(linger=0)
-
-    def __enter__(self) -> ConnectionWaiter:
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

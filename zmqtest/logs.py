@@ -171,20 +171,19 @@ class LogForwarder(logging.Handler):
 
         A SIGINT that lands in the flush (the test stops a process that is ending by
         itself) would end it with a traceback and code 1, a crash; held off, it ends
-        the process with 130, as a stop by SIGINT does.
+        the process with 130, as a stop by SIGINT does. Held by a handler that notes it
+        (any thread may receive it: masking the main thread alone would not do).
         """
         if threading.current_thread() is not threading.main_thread():
             self._flush()
             return
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        noted: list[int] = []
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
         try:
             self._flush()
         finally:
-            interrupted = signal.SIGINT not in held and signal.SIGINT in signal.sigpending()
-            if interrupted:
-                signal.sigtimedwait({signal.SIGINT}, 0)  # taken here, so it is not delivered as KeyboardInterrupt
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        if interrupted:
+            signal.signal(signal.SIGINT, previous)
+        if noted:
             raise SystemExit(128 + signal.SIGINT)
 
     def close(self) -> None:

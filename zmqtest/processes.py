@@ -55,7 +55,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from zmqtest import backstop, transcript
-from zmqtest.childsetup import ChildSetup
+from zmqtest.childsetup import ChildSetup, sigint_held
 from zmqtest.commands import start_session
 from zmqtest.compat import forkserver_preload, popen_class
 from zmqtest.errors import ProcessError, ProcessExited, StartError, add_context
@@ -288,7 +288,7 @@ class ProcessManager:
         if method == "forkserver":
             _preload_in_forkserver()
         try:
-            with backstop.marking(method, mark):
+            with backstop.marking(method, mark), sigint_held(state["run"]):
                 process.start()
         except Exception as exc:
             if method != "fork" and process.pid is None and _is_pickling_error(exc):  # before the child was made

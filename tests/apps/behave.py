@@ -10,6 +10,7 @@ command lines start fast.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import socket
@@ -242,6 +243,26 @@ class Behave(multiprocessing.Process):
 
     def run(self) -> None:
         behave(self.mode, self.arg)
+
+
+class SlowToStart(Behave):
+    """:class:`Behave` whose child takes a while in multiprocessing's own start-up, before ``run()``.
+
+    An after-fork hook (multiprocessing runs them in the child's bootstrap) takes 0.5 s:
+    a SIGINT that lands there is outside anything ``run()`` could catch.
+    """
+
+    def __init__(self, mode: str, arg: str = "") -> None:
+        super().__init__(mode, arg)
+        multiprocessing.util.register_after_fork(self, _slow_start)  # for a fork child
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        multiprocessing.util.register_after_fork(self, _slow_start)  # for a spawn child, which unpickles it
+
+
+def _slow_start(process: object) -> None:
+    time.sleep(0.5)  # sleep-ok: the start-up a test's SIGINT lands in
 
 
 if __name__ == "__main__":
