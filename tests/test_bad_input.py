@@ -212,6 +212,34 @@ CASES = {
         ],
         "FAILED test_case.py::TestCase::test_case - zmqtest.errors.EventError: *",
     ),
+    "event-not-yielded": case(
+        """
+        class TestCase(Conversation):
+            def test_case(self, zmq_socket_factory):
+                sock = zmq_socket_factory(zmq.PAIR, bind=("", 0))
+                yield ("double", 1)
+                ("send", sock, [], 1)
+        """,
+        [
+            "E *EventError: TestCase.test_case makes an event and drops it (line *: (\"send\", sock, [], 1)): an "
+            "event is sent to the test only by yield; write yield (...), or reply = yield (...)",
+        ],
+        "FAILED * - zmqtest.errors.EventError: *",
+    ),
+    "no-yield-at-all": case(
+        """
+        class TestCase(Conversation):
+            def test_case(self, zmq_socket_factory):
+                sock = zmq_socket_factory(zmq.PAIR, bind=("", 0))
+                ("send", sock, [], 1)
+                ("recv", sock)
+        """,
+        [
+            "E *EventError: TestCase.test_case makes an event and drops it (line *: (\"send\", sock, [], 1); line *: "
+            "(\"recv\", sock)): an event is sent to the test only by yield; write yield (...), or reply = yield (...)",
+        ],
+        "FAILED * - zmqtest.errors.EventError: *",
+    ),
     "malformed-tuple": case(
         f"""
         class TestCase(Conversation):

@@ -253,7 +253,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     __tracebackhide__ = True
     test = pyfuncitem.obj
     instance = pyfuncitem.instance
-    if instance is None or not _is_process_test(type(instance)) or not inspect.isgeneratorfunction(test):
+    if instance is None or not _is_process_test(type(instance)):
+        return None
+    if not inspect.isgeneratorfunction(test):  # a plain test: pytest runs it, unless it drops an event
+        from zmqtest.runner import check_for_unyielded_events  # imported already: the test is a ProcessTest
+
+        check_for_unyielded_events(test)
         return None
     funcargs = pyfuncitem.funcargs
     arguments = {name: funcargs[name] for name in _fixture_names(test)}

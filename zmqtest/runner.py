@@ -16,10 +16,13 @@ and the test may even catch it.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
+import functools
 import inspect
 import os
+import textwrap
 import types
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, ClassVar
@@ -187,6 +190,7 @@ class ProcessTest:
     def run(self, testfunc: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Drive the generator test ``testfunc(*args, **kwargs)`` to its end."""
         __tracebackhide__ = True
+        check_for_unyielded_events(testfunc)
         gen = testfunc(*args, **kwargs)
         if not isinstance(gen, types.GeneratorType):
             name = getattr(testfunc, "__qualname__", repr(testfunc))
@@ -264,6 +268,48 @@ class ProcessTest:
         if close:
             text += f"; did you mean {close[0]!r}?"
         return f"{text} (known actions: {', '.join(known)}; {EVENT_FORMS})"
+
+
+def check_for_unyielded_events(test: Callable[..., Any]) -> None:
+    """Raise :class:`EventError` if ``test`` holds an event that is never yielded: a line that does nothing.
+
+    ``('send', sock, [], body)`` without ``yield`` is a tuple made and dropped: the test
+    would pass without sending anything. Read from its source once per function; the
+    plugin checks the plain test methods of a ProcessTest too.
+    """
+    __tracebackhide__ = True
+    code = getattr(test, "__code__", None)
+    found = _unyielded(code) if isinstance(code, types.CodeType) else ()
+    if found:
+        name = getattr(test, "__qualname__", repr(test))
+        lines = "; ".join(f"line {line}: {text}" for line, text in found)
+        raise EventError(
+            f"{name} makes an event and drops it ({lines}): an event is sent to the test only by yield; "
+            f"write yield (...), or reply = yield (...)"
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _unyielded(code: types.CodeType) -> tuple[tuple[int, str], ...]:
+    """Find the statements of a function that are only a tuple starting with a string: events not yielded."""
+    try:
+        lines, _ = inspect.findsource(code)
+    except (OSError, TypeError):
+        return ()
+    source = textwrap.dedent("".join(inspect.getblock(lines[code.co_firstlineno - 1 :])))
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()
+    return tuple(
+        (node.lineno + code.co_firstlineno - 1, ast.get_source_segment(source, node) or "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Tuple)
+        and node.value.elts
+        and isinstance(node.value.elts[0], ast.Constant)
+        and isinstance(node.value.elts[0].value, str)
+    )
 
 
 def _actions(cls: type) -> list[str]:
