@@ -40,7 +40,7 @@ from zmqtest import __version__
 from zmqtest import settings as zsettings
 from zmqtest import transcript as ztranscript
 from zmqtest.compat import add_note
-from zmqtest.fixtures import (
+from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures as attributes of this plugin)
     GOLDEN_WRITTEN,
     PROCESSES,
     zmq_authenticator,
@@ -52,17 +52,6 @@ from zmqtest.fixtures import (
     zmq_socket_factory,
 )
 from zmqtest.settings import Settings
-
-FIXTURES = (
-    zmq_authenticator,
-    zmq_context,
-    zmq_endpoint,
-    zmq_endpoint_factory,
-    zmq_golden,
-    zmq_process_factory,
-    zmq_socket_factory,
-)
-"""The public fixtures, found by pytest as attributes of this plugin module."""
 
 MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
