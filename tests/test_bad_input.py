@@ -221,7 +221,7 @@ CASES = {
                 ("send", sock, [], 1)
         """,
         [
-            "E *EventError: TestCase.test_case makes an event and drops it (line *: (\"send\", sock, [], 1)): an "
+            'E *EventError: TestCase.test_case makes an event and drops it (line *: ("send", sock, [], 1)): an '
             "event is sent to the test only by yield; write yield (...), or reply = yield (...)",
         ],
         "FAILED * - zmqtest.errors.EventError: *",
@@ -235,8 +235,8 @@ CASES = {
                 ("recv", sock)
         """,
         [
-            "E *EventError: TestCase.test_case makes an event and drops it (line *: (\"send\", sock, [], 1); line *: "
-            "(\"recv\", sock)): an event is sent to the test only by yield; write yield (...), or reply = yield (...)",
+            'E *EventError: TestCase.test_case makes an event and drops it (line *: ("send", sock, [], 1); line *: '
+            '("recv", sock)): an event is sent to the test only by yield; write yield (...), or reply = yield (...)',
         ],
         "FAILED * - zmqtest.errors.EventError: *",
     ),
