@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import select
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 from apps.behave import Behave
+from pids import alive, kill_if_alive, owner, wait_dead
 
 from zmqtest import backstop, groups
 from zmqtest.processes import ProcessManager
@@ -22,30 +19,6 @@ APPS = Path(__file__).parent / "apps"
 BEHAVE = str(APPS / "behave.py")
 SETTINGS = Settings(stop_grace=0.2, startup_timeout=30.0)
 KINDS = ["fork", "forkserver", "spawn", "command"]
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-
-
-def kill_if_alive(pids: list[int]) -> None:
-    for pid in pids:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-def wait_dead(pids: list[int], seconds: float) -> list[int]:
-    """Wait at most ``seconds`` for ``pids`` to be gone; those still running."""
-    deadline = time.monotonic() + seconds
-    left = [pid for pid in pids if alive(pid)]
-    while left and time.monotonic() < deadline:
-        psutil.wait_procs([psutil.Process(pid) for pid in left if alive(pid)], timeout=0.05)
-        left = [pid for pid in left if alive(pid)]
-    return left
 
 
 def start_escaping(procs: ProcessManager, kind: str) -> list[int]:
@@ -108,64 +81,24 @@ def test_a_process_under_test_and_all_it_runs_carry_its_mark(tmp_path: Path) -> 
         assert handle.pid not in {pid for pid, _ in groups.marked(other.mark or "")}
 
 
-def read_line(pipe: int, seconds: float) -> str:
-    """One line from ``pipe`` within ``seconds``, or fail."""
-    data = b""
-    deadline = time.monotonic() + seconds
-    while not data.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no complete line within {seconds} s, got {data!r}"
-        if select.select([pipe], [], [], remaining)[0]:
-            chunk = os.read(pipe, 1)
-            assert chunk, f"end of output after {data!r}"
-            data += chunk
-    return data.decode()
-
-
 @pytest.mark.parametrize("mode", ["window-fork", "window-forkserver", "window-spawn", "window-command"])
 def test_an_interpreter_killed_between_a_start_and_its_registration_leaves_nothing(tmp_path: Path, mode: str) -> None:
     """The owner is SIGKILLed after the child started and before the watchdog heard of it (issue 10, defect 7)."""
-    owner = subprocess.Popen(
-        [sys.executable, str(APPS / "owner.py"), str(tmp_path), mode], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    left: list[int] = []
-    try:
-        assert owner.stdout is not None
-        child = int(read_line(owner.stdout.fileno(), 60).split()[1])
-        descendants = [process.pid for process in psutil.Process(owner.pid).children(recursive=True)]
-        assert child in descendants
-        owner.kill()
-        owner.wait(10)
-        left = wait_dead(descendants, 5.0)
+    with owner(tmp_path, mode) as (process, line, cleanup):
+        child = int(line.split()[1])
+        cleanup.extend(descendant.pid for descendant in psutil.Process(process.pid).children(recursive=True))
+        assert child in cleanup
+        process.kill()
+        process.wait(10)
+        left = wait_dead(cleanup, 5.0)
         assert left == [], [psutil.Process(pid).cmdline() for pid in left if alive(pid)]
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait(10)
-        if owner.stdout is not None:
-            owner.stdout.close()
-        kill_if_alive(left)
 
 
 def test_the_watchdog_kills_what_left_the_group_when_its_owner_is_sigkilled(tmp_path: Path) -> None:
-    owner = subprocess.Popen(
-        [sys.executable, str(APPS / "owner.py"), str(tmp_path), "escape"],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    escaped: list[int] = []
-    try:
-        assert owner.stdout is not None
-        escaped = [int(word) for word in read_line(owner.stdout.fileno(), 60).split()[1:]]
-        assert len(escaped) == 3
-        assert all(alive(pid) for pid in escaped)
-        owner.kill()
-        owner.wait(10)
-        assert wait_dead(escaped, 5.0) == []
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait(10)
-        if owner.stdout is not None:
-            owner.stdout.close()
-        kill_if_alive(escaped)
+    with owner(tmp_path, "escape") as (process, line, cleanup):
+        cleanup.extend(int(word) for word in line.split()[1:])
+        assert len(cleanup) == 3
+        assert all(alive(pid) for pid in cleanup)
+        process.kill()
+        process.wait(10)
+        assert wait_dead(cleanup, 5.0) == []

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 import pytest
+from pids import group
 
 from zmqtest import backstop, commands, golden
 from zmqtest.commands import RunResult, RunTimeout, run
@@ -42,18 +43,6 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def group_members(pgid: int) -> list[int]:
-    """Processes (not zombies) still in process group ``pgid``."""
-    members = []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
-                members.append(process.pid)
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return members
 
 
 def open_fds() -> set[str]:
@@ -124,7 +113,7 @@ def test_the_deadline_kills_the_program_and_its_child_and_reports_the_output_so_
     child = int(match.group(1))
     assert gone(error.pid)
     assert gone(child), "the program's child outlived the deadline"
-    assert group_members(error.pid) == []
+    assert group(error.pid) == []
     argv = [PY, "-c", PAUSE_WITH_CHILD]
     assert str(error) == (
         f"{shlex.join(argv)} (pid {error.pid}) was still running at its {DEADLINE:g} s deadline: "

@@ -26,6 +26,7 @@ import psutil
 import pytest
 import zmq
 from apps.behave import Behave, SlowToStart
+from pids import alive, group
 
 from zmqtest import CheckPasses, OutputMatches, PeerConnects, Readiness
 from zmqtest.endpoints import reserve_tcp_port
@@ -56,26 +57,6 @@ def start(procs: ProcessManager, kind: str, mode: str, arg: str = "", **options:
     if kind == "command":
         return procs.start([sys.executable, BEHAVE, mode, *([arg] if arg else [])], **options)
     return procs.start(Behave(mode, arg), start_method=kind, **options)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not: it holds nothing but its exit status)."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-
-
-def group(pgid: int) -> list[int]:
-    """Live members of process group ``pgid``."""
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc.pid)
-        except (OSError, psutil.Error):
-            pass
-    return members
 
 
 def bind_port(port: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 from apps.behave import Behave
+from pids import alive, owner, read_line, wait_dead
 
 from zmqtest import backstop, reaper
 from zmqtest.processes import ProcessManager
@@ -22,28 +23,6 @@ from zmqtest.settings import Settings
 APPS = Path(__file__).parent / "apps"
 BEHAVE = str(APPS / "behave.py")
 SETTINGS = Settings(stop_grace=0.2, startup_timeout=30.0)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-
-
-def read_line(pipe: int, seconds: float) -> str:
-    """One line from ``pipe`` within ``seconds``, or fail."""
-    data = b""
-    deadline = time.monotonic() + seconds
-    while not data.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no complete line within {seconds} s, got {data!r}"
-        if select.select([pipe], [], [], remaining)[0]:
-            chunk = os.read(pipe, 1)
-            assert chunk, f"end of output after {data!r}"
-            data += chunk
-    return data.decode()
 
 
 @pytest.fixture
@@ -130,30 +109,16 @@ def test_a_leader_gone_when_registered_is_not_killed_by_pid(victims: list[subpro
 
 
 def test_the_reaper_kills_within_two_seconds_of_its_owner_being_sigkilled(tmp_path: Path) -> None:
-    owner = subprocess.Popen(
-        [sys.executable, str(APPS / "owner.py"), str(tmp_path), "sleep"],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert owner.stdout is not None
-        pids = [int(word) for word in read_line(owner.stdout.fileno(), 60).split()[1:]]
-        reaper_pid = int(read_line(owner.stdout.fileno(), 10).split()[1])
-        assert all(alive(pid) for pid in [*pids, reaper_pid])
-        owner.kill()
+    with owner(tmp_path, "sleep") as (process, line, cleanup):
+        assert process.stdout is not None
+        cleanup.extend(int(word) for word in line.split()[1:])
+        cleanup.append(int(read_line(process.stdout.fileno(), 10).split()[1]))  # the reaper
+        assert all(alive(pid) for pid in cleanup)
+        process.kill()
         killed = time.monotonic()
-        owner.wait(10)
-        deadline = killed + 2.0
-        while [pid for pid in [*pids, reaper_pid] if alive(pid)] and time.monotonic() < deadline:
-            psutil.wait_procs([psutil.Process(pid) for pid in pids if alive(pid)], timeout=0.05)
-        left = [pid for pid in [*pids, reaper_pid] if alive(pid)]
+        process.wait(10)
+        left = wait_dead(cleanup, 2.0)
         assert left == [], f"still running {time.monotonic() - killed:.2f} s after the owner's SIGKILL: {left}"
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait(10)
-        if owner.stdout is not None:
-            owner.stdout.close()
 
 
 def test_one_reaper_per_interpreter_and_nothing_registered_after_close(tmp_path: Path) -> None:
