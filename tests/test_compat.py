@@ -115,3 +115,25 @@ def test_an_unregistered_test_socket_works_and_termination_names_it(monkeypatch:
         server.close()
         client.close()
     terminate_context(context)  # the termination under way ends once they are closed
+
+
+def test_put_now_writes_through_the_pipe_and_falls_back_to_put() -> None:
+    context = multiprocessing.get_context("fork")
+    direct = context.Queue()
+    compat.put_now(direct, ("hello", 1))
+    assert compat.queue_reader(direct) is not None
+    assert direct.get(timeout=5) == ("hello", 1)
+    assert direct._thread is None  # type: ignore[attr-defined]  # no feeder thread was needed
+    compat.close_queue(direct)
+
+    class PutOnly:
+        def __init__(self) -> None:
+            self.items: list[object] = []
+
+        def put(self, item: object) -> None:
+            self.items.append(item)
+
+    bare = PutOnly()
+    compat.put_now(bare, "x")
+    assert bare.items == ["x"]
+    assert compat.queue_reader(bare) is None

@@ -15,6 +15,7 @@ authenticator records nothing. tests/test_compat.py fails first if pyzmq drops t
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # nothing heavy at import: the plugin imports this module
@@ -24,10 +25,13 @@ if TYPE_CHECKING:  # nothing heavy at import: the plugin imports this module
 
 __all__ = [
     "add_note",
+    "close_queue",
     "forkserver_preload",
     "multiprocessing_children",
     "popen_class",
     "process_target",
+    "put_now",
+    "queue_reader",
     "register_socket",
 ]
 
@@ -109,3 +113,58 @@ def register_socket(context: zmq.Context[Any], sock: zmq.Socket[Any]) -> None:
     add = getattr(context, "_add_socket", None)
     if add is not None:
         add(sock)
+
+
+def put_now(queue: Any, record: object, payload: bytes | None = None) -> None:
+    """Put ``record`` on a multiprocessing queue synchronously: it is in the pipe when this returns.
+
+    ``Queue.put`` hands the record to a feeder thread, which would lose it if the
+    process ended abruptly (``os._exit``, SIGKILL) right after, and which makes a test
+    process multi-threaded, so that its next fork warns (Python 3.12+). This does what
+    the feeder does: take a slot of the size semaphore (``get`` gives it back) and write
+    under the write lock. Private (``Queue._writer``, ``_sem``, ``_wlock``). Fallback:
+    ``put`` (the feeder thread).
+    """
+    writer = getattr(queue, "_writer", None)
+    slots = getattr(queue, "_sem", None)
+    write_lock = getattr(queue, "_wlock", None)
+    if writer is None or slots is None or not hasattr(writer, "send_bytes"):
+        queue.put(record)
+        return
+    if payload is None:
+        from multiprocessing.reduction import ForkingPickler
+
+        payload = bytes(ForkingPickler.dumps(record))
+    slots.acquire()
+    try:
+        if write_lock is None:  # Windows: the pipe's writes are atomic
+            writer.send_bytes(payload)
+        else:
+            with write_lock:
+                writer.send_bytes(payload)
+    except BaseException:
+        slots.release()
+        raise
+
+
+def queue_reader(queue: Any) -> Any:
+    """Return the read end of a multiprocessing queue's pipe, to wait on it with other things (poll).
+
+    Private (``Queue._reader``). Fallback: ``None`` (the caller uses the queue's own ``get`` timeout).
+    """
+    return getattr(queue, "_reader", None)
+
+
+def close_queue(queue: Any) -> None:
+    """Close a multiprocessing queue in this process: its feeder thread if ``put`` ran one, then both pipe ends.
+
+    ``close()`` leaves the pipe open when no feeder thread ever ran. Private
+    (``Queue._reader``, ``_writer``). Fallback: ``close()`` alone (the pipe closes when collected).
+    """
+    queue.close()
+    queue.join_thread()
+    for end in ("_reader", "_writer"):
+        connection = getattr(queue, end, None)
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.close()

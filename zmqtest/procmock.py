@@ -54,7 +54,6 @@ may call it.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import queue as queue_module
 import time
@@ -67,6 +66,7 @@ from typing import Any, NamedTuple
 from unittest.mock import Mock, NonCallableMock, _Call
 
 from zmqtest import settings
+from zmqtest.compat import close_queue, put_now, queue_reader
 from zmqtest.errors import ZmqTestError
 from zmqtest.waiting import race, watched
 
@@ -183,9 +183,9 @@ class ProcMock(Mock):
             payload = bytes(ForkingPickler.dumps(record))
         except Exception as exc:
             failure = UnpicklableArgument(self._unpicklable_message(args, kwargs, exc))
-            _send(queue, _CallFailed(failure.message))
+            put_now(queue, _CallFailed(failure.message))
             raise failure from exc
-        _send(queue, record, payload)
+        put_now(queue, record, payload)
         return result
 
     def _get_child_mock(self, /, **kw: Any) -> NonCallableMock:
@@ -280,7 +280,7 @@ class ProcMock(Mock):
         if queue is None:
             return
         self.__dict__["_pm_queue"] = None
-        _shut(queue)
+        close_queue(queue)
 
     def __enter__(self) -> ProcMock:
         return self
@@ -310,7 +310,7 @@ class ProcMock(Mock):
     def _receive(self, deadline: float | None) -> bool:
         """Read one more record into ``_pm_received``; False if none came by ``deadline`` (None: don't wait)."""
         queue = self._live_queue()
-        reader = getattr(queue, "_reader", None)
+        reader = queue_reader(queue)
         if deadline is None or reader is None:  # no wait, or a queue whose pipe is out of reach: its own wait
             return self._take(queue, 0.0 if deadline is None else max(0.0, deadline - time.monotonic()))
         return race(
@@ -383,47 +383,6 @@ def _rebuild(state: dict[str, Any]) -> ProcMock:
 def _plain(value: object, default: object) -> Any:
     """``value``, unless it is a Mock (an attribute the test never set), which cannot be pickled."""
     return default if isinstance(value, NonCallableMock) else value
-
-
-def _send(queue: Queue[Any], record: ProcCall | _CallFailed, payload: bytes | None = None) -> None:
-    """Put ``record`` on ``queue`` synchronously: it is in the pipe when this returns.
-
-    ``Queue.put`` hands the record to a feeder thread, which would lose it if the
-    process under test ended abruptly (``os._exit``, SIGKILL) right after the
-    construction, and which makes a test process that called the mock itself
-    multi-threaded, so that its next fork warns (Python 3.12+). This does what the
-    feeder does (take a slot of the size semaphore, which ``get`` gives back, and write
-    under the write lock), falling back to ``put`` if the queue's insides differ.
-    """
-    writer = getattr(queue, "_writer", None)
-    slots = getattr(queue, "_sem", None)
-    write_lock = getattr(queue, "_wlock", None)
-    if writer is None or slots is None or not hasattr(writer, "send_bytes"):
-        queue.put(record)
-        return
-    if payload is None:
-        payload = bytes(ForkingPickler.dumps(record))
-    slots.acquire()
-    try:
-        if write_lock is None:  # Windows: the pipe's writes are atomic
-            writer.send_bytes(payload)
-        else:
-            with write_lock:
-                writer.send_bytes(payload)
-    except BaseException:
-        slots.release()
-        raise
-
-
-def _shut(queue: Queue[Any]) -> None:
-    """Close ``queue`` in this process: its feeder thread if someone used ``put``, then both pipe ends."""
-    queue.close()
-    queue.join_thread()
-    for end in ("_reader", "_writer"):  # close() leaves them open when no feeder thread ever ran
-        connection = getattr(queue, end, None)
-        if connection is not None:
-            with contextlib.suppress(OSError):
-                connection.close()
 
 
 def _short(value: object, limit: int = 60) -> str:
