@@ -26,6 +26,7 @@ from zmqtest.codecs import RawCodec
 from zmqtest.errors import ProcessExited, WaitTimeout
 from zmqtest.processes import ProcessManager
 from zmqtest.settings import Settings, using
+from zmqtest.strict import unread
 from zmqtest.transcript import (
     KEPT_BYTES,
     KEPT_FRAMES,
@@ -40,7 +41,6 @@ from zmqtest.transcript import (
     note,
     recording,
     show_frame,
-    unread,
 )
 from zmqtest.waiting import wait_until
 

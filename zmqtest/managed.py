@@ -49,6 +49,7 @@ from pathlib import Path
 from zmqtest import backstop, transcript
 from zmqtest.errors import ProcessError, ProcessExited
 from zmqtest.groups import OwnGroup, descendants, main_thread, proc_stat, status_text
+from zmqtest.output import labelled_tail
 from zmqtest.settings import Settings, parse_timeout
 from zmqtest.stopstages import BY_ITSELF, StopStages
 
@@ -62,7 +63,6 @@ GROUP_WAIT = 2.0
 """Seconds to wait for the rest of a process group to die after its SIGKILL."""
 CODE_WAIT = 1.0
 """Seconds to wait for the exit code once the process has ended (a forkserver reports it a moment later)."""
-TAIL_BYTES = 64 * 1024
 
 
 def require_linux() -> None:
@@ -247,13 +247,7 @@ class ManagedProcess:
 
     def tail(self, lines: int = 20) -> str:
         """Return the last ``lines`` lines of its stdout and of its stderr, labelled."""
-        parts = []
-        for label, path in (("stdout", self.stdout_path), ("stderr", self.stderr_path)):
-            text = _last_lines(path, lines)
-            if text is None:
-                parts.append(f"--- {label} of {self.name}: {path} is gone ---")
-            elif text:
-                parts.append(f"--- {label} of {self.name} (last {lines} lines of {path}) ---\n{text}")
+        parts = labelled_tail(self.name, {"stdout": self.stdout_path, "stderr": self.stderr_path}, lines)
         if len(parts) == 0:
             hint = ""
             if self.kind == "process" and self.start_method != "fork" and (self.poll() or 0) > 0:
@@ -499,16 +493,3 @@ class ManagedProcess:
     def __repr__(self) -> str:
         """Name it and its state, as :meth:`describe` does."""
         return f"<ManagedProcess {self.describe()}>"
-
-
-def _last_lines(path: Path, lines: int) -> str | None:
-    """Return the last ``lines`` lines of the file (of its last TAIL_BYTES); ``None`` if it is gone."""
-    try:
-        with open(path, "rb") as file:
-            size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - TAIL_BYTES))
-            data = file.read()
-    except FileNotFoundError:
-        return None
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""

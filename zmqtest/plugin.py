@@ -178,17 +178,19 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     record = item.stash.get(_TRANSCRIPT, None)
     if record is None or not zsettings.current().strict:
         return (yield)
+    from zmqtest.strict import unread  # only in strict mode: the plugin stays light
+
     try:
         result = yield
     except Exception as exc:  # the test's own failure comes first; what was left unread only adds to it
         try:
-            left = ztranscript.unread(record.sockets, codec=record.codec)
+            left = unread(record.sockets, codec=record.codec)
         except Exception as problem:  # never mask the test's failure
             left = f"zmqtest strict mode: the check for unread messages failed: {problem!r}"
         if left is not None:
             add_note(exc, left)
         raise
-    left = ztranscript.unread(record.sockets, codec=record.codec)
+    left = unread(record.sockets, codec=record.codec)
     if left is not None:
         pytest.fail(left, pytrace=False)
     return result

@@ -22,11 +22,11 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from zmqtest.connections import ConnectionWaiter
 from zmqtest.errors import ZmqTestError, add_context
+from zmqtest.output import OutputLines
 
 if TYPE_CHECKING:
     import zmq
@@ -91,13 +91,13 @@ class OutputMatches(Readiness):
         yield self._wait
 
     def _wait(self, process: ManagedProcess, timeout: float) -> None:
-        output = _OutputLines(process.stdout_path, process.stderr_path)
+        output = OutputLines(process.stdout_path, process.stderr_path)
         try:
             _poll(process, timeout, lambda final: self._search(process, output, final))
         finally:
             output.close()
 
-    def _search(self, process: ManagedProcess, output: _OutputLines, final: bool) -> bool:
+    def _search(self, process: ManagedProcess, output: OutputLines, final: bool) -> bool:
         for line in output.lines(final):
             found = self.pattern.search(line)
             if found:
@@ -249,26 +249,3 @@ def _poll(process: ManagedProcess, timeout: float, ready: Callable[[bool], bool]
             raise NotReady(f"not ready within {timeout:g} s", timed_out=True)
         process.ended(min(pause, remaining))
         pause = min(pause * 2, POLL)
-
-
-class _OutputLines:
-    """New complete lines of a process's stdout and stderr files since the last call."""
-
-    def __init__(self, *paths: Path) -> None:
-        self.files = [open(path, "rb") for path in paths]  # noqa: SIM115 (closed in close())
-        self.partial = [b""] * len(paths)
-
-    def lines(self, final: bool = False) -> Iterator[str]:
-        for index, file in enumerate(self.files):
-            data = self.partial[index] + file.read()
-            *complete, rest = data.split(b"\n")
-            if final and rest:
-                complete.append(rest)
-                rest = b""
-            self.partial[index] = rest
-            for line in complete:
-                yield line.rstrip(b"\r").decode("utf-8", errors="replace")
-
-    def close(self) -> None:
-        for file in self.files:
-            file.close()

@@ -164,7 +164,7 @@ def escape() -> None:
 
     stubborn = "import signal, time; [signal.signal(s, signal.SIG_IGN) for s in (2, 15)]; print('up', flush=True)"
     command = subprocess.Popen(
-        [sys.executable, "-c", stubborn + "\nwhile True: time.sleep(60)"],
+        [sys.executable, "-c", stubborn + "\nwhile True: time.sleep(60)"],  # sleep-ok: a child that idles till killed
         start_new_session=True,
         stdout=subprocess.PIPE,
     )
@@ -203,7 +203,9 @@ def supervisor() -> None:
         if os.fork() != 0:
             os._exit(0)
         worker = subprocess.Popen(
-            [sys.executable, "-c", "import time\nwhile True: time.sleep(60)"], env={}, start_new_session=True
+            [sys.executable, "-c", "import time\nwhile True: time.sleep(60)"],  # sleep-ok: a worker that idles
+            env={},
+            start_new_session=True,
         )
         os.write(write_end, f"{os.getpid()},{worker.pid}".encode())
         while True:
