@@ -27,9 +27,9 @@ Why it works the way it does (each point was measured or is a documented pitfall
   that dies during readiness is reported within milliseconds.
 - **Nothing outlives us**: :meth:`ProcessManager.close` stops everything, all at once
   (six processes that ignore SIGINT stop in 2 s, not 12: :mod:`zmqtest.teardown`), and
-  a second Ctrl-C during it is held back until it is done; :mod:`zmqtest.managed`'s ``atexit``
-  handler SIGKILLs what a manager left running; and :mod:`zmqtest.reaper` kills every
-  registered group if this interpreter is SIGKILLed.
+  a second Ctrl-C during it is held back until it is done; each stop also kills what
+  left the process's group; and :mod:`zmqtest.backstop` holds the rest (an ``atexit``
+  handler, a watchdog for a SIGKILLed interpreter, the mark every process carries).
 
 Linux only (pidfds: Linux 5.3+).
 """
