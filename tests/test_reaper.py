@@ -101,6 +101,42 @@ def test_malformed_lines_are_ignored() -> None:
     assert run_reaper(["+0 1\n", "+1\n", "garbage\n", "+99999999999999999999 1\n"]) == 0
 
 
+def test_a_pid_reused_in_the_same_clock_tick_is_told_apart_by_the_leaders_pidfd(
+    victims: list[subprocess.Popen[bytes]],
+) -> None:
+    """The registered leader ended; a live process has its pid and start tick: the pidfd says it is not ours."""
+    ended = victim(victims)
+    pidfd = os.pidfd_open(ended.pid)
+    try:
+        ended.kill()
+        ended.wait(10)  # reaped: its pidfd is readable for ever
+        other = victim(victims)  # stands for a process that got the same pid in the same 10 ms tick
+        started = reaper.start_time(other.pid)
+        assert started is not None
+        reaper._kill(other.pid, started, pidfd)
+        assert other.poll() is None
+        reaper._kill(other.pid, started)  # without the pidfd, the start time alone would take it for ours
+        assert other.wait(10) == -signal.SIGKILL
+    finally:
+        os.close(pidfd)
+
+
+def test_a_registered_leader_that_runs_is_killed_through_its_pidfd(victims: list[subprocess.Popen[bytes]]) -> None:
+    leader = victim(victims, "grandchild")
+    grandchild = int(leader.ready_line.split("grandchild=")[1])  # type: ignore[attr-defined]
+    held: dict[int, int] = {}
+    groups: dict[int, str] = {}
+    reaper._apply(f"+{leader.pid} {reaper.start_time(leader.pid)}".encode(), groups, held)
+    try:
+        assert leader.pid in held
+        reaper._kill(leader.pid, groups[leader.pid], held[leader.pid])
+        assert leader.wait(10) == -signal.SIGKILL
+        assert wait_dead([grandchild], 10) == []
+    finally:
+        reaper._apply(f"-{leader.pid}".encode(), groups, held)
+    assert held == {}
+
+
 def test_a_leader_gone_when_registered_is_not_killed_by_pid(victims: list[subprocess.Popen[bytes]]) -> None:
     """Registered without a start time, a living pid is someone else's: the reaper leaves it alone."""
     other = victim(victims)

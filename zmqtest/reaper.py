@@ -31,10 +31,10 @@ import signal
 import sys
 
 if __package__:
-    from zmqtest.groups import kill, marked, members, proc_stat, start_time
+    from zmqtest.groups import kill, marked, members, proc_stat, readable, start_time
 else:  # run by path with -I: neither zmqtest (it would import zmq) nor this folder is importable
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from groups import kill, marked, members, proc_stat, start_time  # type: ignore[import-not-found,no-redef]
+    from groups import kill, marked, members, proc_stat, readable, start_time  # type: ignore[import-not-found,no-redef]
 
 __all__ = ["main"]
 
@@ -47,12 +47,26 @@ UNKNOWN = "-"
 # ---------------------------------------------------------------------------------------------- the watchdog
 
 
-def _kill(pgid: int, registered_start: str) -> None:
-    """SIGKILL the group ``pgid`` (and its leader, which may not have called setsid yet), if it is still ours."""
+def _kill(pgid: int, registered_start: str, pidfd: int | None = None) -> None:
+    """SIGKILL the group ``pgid`` (and its leader, which may not have called setsid yet), if it is still ours.
+
+    ``pidfd``: the leader's, opened when it was registered. While it says the leader
+    runs, the number is ours. Once the leader ended, a process with its pid is ours only
+    as the leader's zombie: a start time alone (ticks of 10 ms) could not tell a pid
+    reused in the same tick.
+    """
+    if pidfd is not None and not readable(pidfd):
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)  # its leader runs: the group's number is ours
+        return
     current = start_time(pgid)
     if current is not None:
         if current != registered_start:
             return  # the pid is another process now: while our group existed, its number was not reusable
+        if pidfd is not None and (proc_stat(pgid) or [b""])[0] != b"Z":
+            return  # our leader ended, and a live process has its pid (and start tick): not ours
         with contextlib.suppress(OSError):
             os.kill(pgid, signal.SIGKILL)
         with contextlib.suppress(OSError):
@@ -68,8 +82,27 @@ def _kill(pgid: int, registered_start: str) -> None:
     kill(left)
 
 
-def _apply(line: bytes, groups: dict[int, str]) -> None:
-    """Apply one ``+PGID STARTTIME`` / ``-PGID`` line; anything malformed is ignored."""
+def _hold(pgid: int, started: str, pidfds: dict[int, int]) -> None:
+    """Open a pidfd for the leader just registered, if its pid is still the one registered."""
+    _release(pgid, pidfds)
+    try:
+        fd = os.pidfd_open(pgid)
+    except OSError:
+        return
+    if start_time(pgid) == started:
+        pidfds[pgid] = fd
+    else:
+        os.close(fd)
+
+
+def _release(pgid: int, pidfds: dict[int, int]) -> None:
+    fd = pidfds.pop(pgid, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _apply(line: bytes, groups: dict[int, str], pidfds: dict[int, int] | None = None) -> None:
+    """Apply one ``+PGID STARTTIME`` / ``-PGID`` line; anything malformed is ignored. Hold leaders' ``pidfds``."""
     parts = line.split()
     if not parts or parts[0][:1] not in (b"+", b"-"):
         return
@@ -81,8 +114,12 @@ def _apply(line: bytes, groups: dict[int, str]) -> None:
         return
     if parts[0][:1] == b"+":
         groups[pgid] = parts[1].decode(errors="replace") if len(parts) > 1 else UNKNOWN
+        if pidfds is not None and groups[pgid] != UNKNOWN:
+            _hold(pgid, groups[pgid], pidfds)
     else:
         groups.pop(pgid, None)
+        if pidfds is not None:
+            _release(pgid, pidfds)
 
 
 def main(interpreter: str | None = None) -> int:
@@ -94,6 +131,7 @@ def main(interpreter: str | None = None) -> int:
         signal.signal(signum, signal.SIG_IGN)  # only the end of our stdin ends us
     os.closerange(3, 65536)  # hold nothing of our owner's: not its sockets, not its pipes
     groups: dict[int, str] = {}
+    pidfds: dict[int, int] = {}
     pending = b""
     try:
         while True:
@@ -102,11 +140,11 @@ def main(interpreter: str | None = None) -> int:
                 break
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
-                _apply(line, groups)
+                _apply(line, groups, pidfds)
     finally:
         for pgid, started in groups.items():
             with contextlib.suppress(Exception):  # one bad entry must not spare the others
-                _kill(pgid, started)
+                _kill(pgid, started, pidfds.get(pgid))
         if interpreter:
             with contextlib.suppress(Exception):
                 kill(marked(f"{interpreter}/", prefix=True))
