@@ -50,10 +50,12 @@ UNKNOWN = "-"
 def _kill(pgid: int, registered_start: str, pidfd: int | None = None) -> None:
     """SIGKILL the group ``pgid`` (and its leader, which may not have called setsid yet), if it is still ours.
 
-    ``pidfd``: the leader's, opened when it was registered. While it says the leader
-    runs, the number is ours. Once the leader ended, a process with its pid is ours only
-    as the leader's zombie: a start time alone (ticks of 10 ms) could not tell a pid
-    reused in the same tick.
+    ``pidfd``: the leader's, opened when the watchdog read its registration. While it
+    says the leader runs, the number is ours. Once the leader ended, a process with its
+    pid is ours only as the leader's zombie: a start time alone (ticks of 10 ms) could
+    not tell a pid reused in the same tick. (Reused in the same tick *before* the
+    registration was read, a pid still passes: only a pidfd handed over by the owner
+    would close that.)
     """
     if pidfd is not None and not readable(pidfd):
         with contextlib.suppress(OSError):

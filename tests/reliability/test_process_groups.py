@@ -111,9 +111,25 @@ def started(pid):
         return int(stat.read().rpartition(b")")[2].split()[19])
 
 
+def after_its_start_tick(born):
+    \"\"\"Return once the clock tick in which a process started (``born``) is over.
+
+    A pid and its start time name one process only if the pid is not reused within the same
+    tick (10 ms), which the pid counter, wrapping at pid_max, never does; a pinned pid could.
+    The watchdog holds a pidfd of each leader from the moment it reads its registration, but a
+    pid reused in the same tick before that moment would still pass for the leader.
+    \"\"\"
+    ticks = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + 5
+    while time.clock_gettime_ns(time.CLOCK_BOOTTIME) * ticks // 1_000_000_000 <= born + 1:
+        assert time.monotonic() < deadline, "the clock did not move on"
+        time.sleep(0.001)  # sleep-ok: a poll of the clock, with a deadline
+
+
 def reuse_its_pid(factory, method):
     handle = start(factory, method, "idle", expect_exit=True)
-    born = started(handle.pid)  # the stranger may start in the same clock tick: the reaper tells them apart by pidfd
+    born = started(handle.pid)
+    after_its_start_tick(born)
     os.kill(handle.pid, signal.SIGKILL)  # the test kills it (a crash, say), and reaps it
     assert handle.wait(30) == -signal.SIGKILL
     stranger = pinned(handle.pid, ["sleep", "600"])
