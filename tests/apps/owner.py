@@ -8,7 +8,8 @@ prints ``pids <pid> ...`` (leaders, then the grandchild) and ``reaper <pid>``; t
 - ``exit``: exits normally without closing its manager, with the reaper switched off (the atexit handler
   alone must stop them);
 - ``escape``: starts behave.py ``escape`` as a command line and as a forked Process instead, prints
-  ``escaped <pid> ...`` (those of their descendants outside their groups that executed a program), waits to be
+  ``escaped <pid> ...`` (those of their descendants outside their groups that executed a program), then
+  ``uncovered <pid>`` (the forked Process's daemon, which no backstop can trace once we are SIGKILLed), waits to be
   SIGKILLed;
 - ``window-METHOD``: starts one Process (or command) that obeys, prints ``child <pid>`` when the watchdog is about
   to hear of it, and waits there to be SIGKILLed.
@@ -74,6 +75,8 @@ def escape(output_dir: str) -> None:
     assert forked.endpoint is not None
     pids = [*command.endpoint.split(","), forked.endpoint.split(",")[0]]
     print("escaped", *pids, flush=True)
+    # the forked Process's daemon (forked without exec): not covered once we are SIGKILLed; the test cleans it up
+    print("uncovered", forked.endpoint.split(",")[1], flush=True)
     time.sleep(600)  # sleep-ok: the owner idles until the test SIGKILLs it
 
 
