@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from zmqtest import backstop
+from zmqtest.compat import require_linux
 from zmqtest.errors import ProcessError, StartError, WaitTimeout
 from zmqtest.groups import MARK, clear_group, descendants, start_time, status_text, wait_gone
-from zmqtest.managed import require_linux
 from zmqtest.settings import parse_timeout
 
 __all__ = ["DEFAULT_RUN_TIMEOUT", "RunResult", "RunTimeout", "run", "start_session"]

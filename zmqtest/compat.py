@@ -16,6 +16,8 @@ authenticator records nothing. tests/test_compat.py fails first if pyzmq drops t
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # nothing heavy at import: the plugin imports this module
@@ -33,6 +35,7 @@ __all__ = [
     "put_now",
     "queue_reader",
     "register_socket",
+    "require_linux",
 ]
 
 
@@ -168,3 +171,13 @@ def close_queue(queue: Any) -> None:
         if connection is not None:
             with contextlib.suppress(OSError):
                 connection.close()
+
+
+def require_linux() -> None:
+    """Refuse to run where processes cannot be watched by pidfd: say so at once, not with a puzzling error later."""
+    if not hasattr(os, "pidfd_open") or not sys.platform.startswith("linux"):
+        from zmqtest.errors import ProcessError  # here: this module stays light
+
+        raise ProcessError(
+            f"zmqtest.processes needs Linux 5.3+ (os.pidfd_open), not {sys.platform}: it watches processes by pidfd"
+        )

@@ -21,11 +21,8 @@ for each process it starts (see that module for how they start and become ready)
   or is a zombie not yet reaped): see :class:`zmqtest.groups.OwnGroup`.
   :attr:`ManagedProcess.ends_waits` says whether its end should still cut other waits
   short: not once the test has stopped it, nor when it may end (``expect_exit``).
-- **What left its group is found too**: its descendants are noted (through their
-  parent chain) when its stop begins, and everything that carries its mark (see
-  :mod:`zmqtest.backstop`) is killed with them once the group is gone.
-- **Nothing outlives us**: see :mod:`zmqtest.backstop` for the backstops (at exit, and
-  a watchdog for when this interpreter is SIGKILLed).
+- **What left its group goes too**: its descendants noted when its stop begins, and what
+  carries its mark; :mod:`zmqtest.backstop` holds that sweep and the other backstops.
 
 Linux only (pidfds: Linux 5.3+).
 """
@@ -36,24 +33,22 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
-import os
 import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from zmqtest import backstop, transcript
+from zmqtest import backstop, control, transcript
 from zmqtest.errors import ProcessError, ProcessExited
 from zmqtest.groups import OwnGroup, descendants, main_thread, proc_stat, status_text
-from zmqtest.output import labelled_tail
+from zmqtest.output import OutputLines, labelled_tail
 from zmqtest.settings import Settings, parse_timeout
 from zmqtest.stopstages import BY_ITSELF, StopStages
 
-__all__ = ["ManagedProcess", "require_linux"]
+__all__ = ["ManagedProcess"]
 
 SIGINT_REPEAT = 0.1
 """How often a stopping process's main thread is checked for a lost SIGINT (see ``_interrupt``)."""
@@ -63,17 +58,6 @@ GROUP_WAIT = 2.0
 """Seconds to wait for the rest of a process group to die after its SIGKILL."""
 CODE_WAIT = 1.0
 """Seconds to wait for the exit code once the process has ended (a forkserver reports it a moment later)."""
-
-
-def require_linux() -> None:
-    """Refuse to run where processes cannot be watched by pidfd: say so at once, not with a puzzling error later."""
-    if not hasattr(os, "pidfd_open") or not sys.platform.startswith("linux"):
-        raise ProcessError(
-            f"zmqtest.processes needs Linux 5.3+ (os.pidfd_open), not {sys.platform}: it watches processes by pidfd"
-        )
-
-
-# ------------------------------------------------------------------------------------------ the handle
 
 
 class ManagedProcess:
@@ -151,6 +135,7 @@ class ManagedProcess:
         self._released = False
         self._stages = StopStages()
         self._group = OwnGroup(pid)
+        self._output: OutputLines | None = None
         """The group it leads; its pidfd is how its death is seen."""
         self._escaped: list[tuple[int, str]] = []
         """Its descendants outside its group when its stop began: killed with the group."""
@@ -201,7 +186,7 @@ class ManagedProcess:
         """
         self._group.note()
 
-    def _paused(self) -> bool:
+    def is_paused(self) -> bool:
         """Tell whether it runs but is stopped by a signal (SIGSTOP, SIGTSTP): it acts on nothing until SIGCONT."""
         fields = proc_stat(self.pid)
         return fields is not None and fields[:1] == [b"T"] and not self.ended()  # still running: that stat was its own
@@ -247,16 +232,31 @@ class ManagedProcess:
 
     def tail(self, lines: int = 20) -> str:
         """Return the last ``lines`` lines of its stdout and of its stderr, labelled."""
-        parts = labelled_tail(self.name, {"stdout": self.stdout_path, "stderr": self.stderr_path}, lines)
-        if len(parts) == 0:
-            hint = ""
-            if self.kind == "process" and self.start_method != "fork" and (self.poll() or 0) > 0:
-                hint = (
-                    "; errors before run() (e.g. the object could not be unpickled under "
-                    f"{self.start_method}) go to the test's own stderr"
-                )
-            return f"--- {self.name} wrote nothing to stdout or stderr{hint} ---"
-        return "\n".join(parts)
+        hint = ""
+        if self.kind == "process" and self.start_method != "fork" and (self.poll() or 0) > 0:
+            hint = f"; errors before run() (e.g. unpickling under {self.start_method}) go to the test's own stderr"
+        return labelled_tail(self.name, {"stdout": self.stdout_path, "stderr": self.stderr_path}, lines, hint)
+
+    @property
+    def output(self) -> OutputLines:
+        """Return the reading position in its stdout and stderr that readiness and :meth:`wait_for_output` share."""
+        self._output = self._output or OutputLines(self.stdout_path, self.stderr_path)
+        return self._output
+
+    def wait_for_output(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> re.Match[str]:
+        """Wait for a line of its output matching ``pattern``, after those already waited for (see zmqtest.control)."""
+        __tracebackhide__ = True
+        return control.wait_for_output(self, pattern, timeout)
+
+    def pause(self) -> None:
+        """Stop it and its group with SIGSTOP until :meth:`resume`: a peer that stops answering (zmqtest.control)."""
+        __tracebackhide__ = True
+        control.pause(self)
+
+    def resume(self) -> None:
+        """Let it and its group go on after :meth:`pause` (SIGCONT); return once it runs again."""
+        __tracebackhide__ = True
+        control.resume(self)
 
     def describe(self) -> str:
         """Name it and its state: ``PongProc (pid 4242, running)``, ``(pid 4242, exited with code 3)``, ...
@@ -264,7 +264,7 @@ class ManagedProcess:
         ``stopped (paused)`` while it runs but is stopped by a signal (SIGSTOP).
         """
         code = self.poll()
-        state = "stopped (paused)" if code is None and self._paused() else status_text(code)
+        state = "stopped (paused)" if code is None and self.is_paused() else status_text(code)
         return f"{self.name} (pid {self.pid}, {state})"
 
     def report(self, lines: int = 20) -> str:
@@ -295,7 +295,7 @@ class ManagedProcess:
             state = status_text(code)
         else:
             state = "ended (exit status unknown)" if self.ended() else "is still running"
-            if state == "is still running" and self._paused():
+            if state == "is still running" and self.is_paused():
                 state = "is stopped (paused)"
         self._reported = True  # the wait raises it: close() must not report the same end again
         return ProcessExited(f"{self.name} (pid {self.pid}) {state} while {waiting_for}\n{self.details()}")
@@ -368,7 +368,7 @@ class ManagedProcess:
     def _escalate(self) -> bool:
         """Stop it stage by stage (the module docstring says how); return whether it ended."""
         grace = self._settings.stop_grace
-        if self._paused():
+        if self.is_paused():
             transcript.note(self.name, "stopping: SIGCONT (it was paused)")
         self._signal(signal.SIGCONT)  # to the whole group, paused or not: harmless to a running process
         graceful = "SIGINT"
@@ -425,6 +425,10 @@ class ManagedProcess:
                     break  # asleep throughout, never woke: the SIGINT was lost
                 last = now
 
+    def signal_group(self, signum: int) -> bool:
+        """Send ``signum`` to its group while it runs (not a stop stage); return whether it was sent."""
+        return not self.ended() and self._group.send(signum)
+
     def _signal(self, signum: int) -> bool:
         """Send ``signum`` to the process's group; return whether it was sent.
 
@@ -439,11 +443,9 @@ class ManagedProcess:
         return sent
 
     def _sweep(self) -> None:
-        """Kill its descendants that left its group: those seen when its stop began, and those carrying its mark.
+        """Kill what left its group: descendants seen as its stop began; what carries its mark, if it may have any.
 
-        A Process child adopts its orphans (a subreaper): stopped while it ran with no
-        descendant, it left none, and the scan for its mark is spared (P3: a millisecond
-        of a 15 ms test). A command, or a process that ended by itself, may have left some.
+        (A Process child adopts its orphans: stopped running, with no descendants, it has none to leave.)
         """
         if self.mark is not None:
             look = self.kind == "command" or self.stopped_by == BY_ITSELF or bool(self._escaped)
@@ -483,9 +485,12 @@ class ManagedProcess:
         )
 
     def release(self) -> None:
-        """Free what the ended process held here: its pidfd, and the Process's pipes (pytest keeps the item)."""
+        """Free what the ended process held here: its pidfd, output files and Process pipes (pytest keeps the item)."""
         self._released = True
         self._group.close()
+        if self._output is not None:
+            self._output.close()
+            self._output = None
         if self.process is not None:
             with contextlib.suppress(ValueError):  # still running (it would not die): kept for the atexit handler
                 self.process.close()

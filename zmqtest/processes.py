@@ -57,12 +57,12 @@ from typing import Any, cast
 from zmqtest import backstop, transcript
 from zmqtest.childsetup import ChildSetup, sigint_held
 from zmqtest.commands import start_session
-from zmqtest.compat import forkserver_preload, popen_class
+from zmqtest.compat import forkserver_preload, popen_class, require_linux
 from zmqtest.errors import ProcessError, ProcessExited, StartError, add_context
 from zmqtest.groups import MARK, status_text
 from zmqtest.logcollector import LogCollector, collecting
 from zmqtest.logs import ENDPOINT_ENV
-from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess, require_linux
+from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess
 from zmqtest.readiness import NotReady, Readiness, Ready, readiness
 from zmqtest.settings import Settings, current, parse_timeout
 from zmqtest.targets import check_options, check_target, default_name

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from zmqtest.connections import ConnectionWaiter
 from zmqtest.errors import ZmqTestError, add_context
-from zmqtest.output import OutputLines
+from zmqtest.output import OutputLines, compile_pattern
 
 if TYPE_CHECKING:
     import zmq
@@ -81,7 +81,7 @@ class OutputMatches(Readiness):
     """
 
     def __init__(self, pattern: str | re.Pattern[str]) -> None:
-        self.pattern = _compiled(pattern, "OutputMatches: ")
+        self.pattern = compile_pattern(pattern, "OutputMatches: ")
 
     def describe(self) -> str:
         return f"a line matching {self.pattern.pattern!r} in its stdout or stderr"
@@ -91,11 +91,8 @@ class OutputMatches(Readiness):
         yield self._wait
 
     def _wait(self, process: ManagedProcess, timeout: float) -> None:
-        output = OutputLines(process.stdout_path, process.stderr_path)
-        try:
-            _poll(process, timeout, lambda final: self._search(process, output, final))
-        finally:
-            output.close()
+        output = process.output  # shared with wait_for_output(), which goes on after the ready line
+        _poll(process, timeout, lambda final: self._search(process, output, final))
 
     def _search(self, process: ManagedProcess, output: OutputLines, final: bool) -> bool:
         for line in output.lines(final):
@@ -188,7 +185,7 @@ def readiness(ready: object) -> Readiness | None:
     if ready is None or isinstance(ready, Readiness):
         return ready
     if isinstance(ready, (str, bytes, bytearray, re.Pattern)):
-        return OutputMatches(_compiled(ready, "ready="))
+        return OutputMatches(compile_pattern(ready, "ready="))
     if _is_socket(ready):
         return PeerConnects(_open_socket(ready, "ready="))
     if callable(ready):
@@ -197,21 +194,6 @@ def readiness(ready: object) -> Readiness | None:
         f"ready= takes None, a str regex, a callable, a mimic socket or a Readiness (OutputMatches, CheckPasses, "
         f"PeerConnects), got {ready!r}"
     )
-
-
-def _compiled(pattern: object, label: str) -> re.Pattern[str]:
-    """``pattern`` compiled; a bytes pattern or an invalid regex is refused, ``label`` first."""
-    __tracebackhide__ = True  # a bad ready= is reported at the user's line
-    if isinstance(pattern.pattern if isinstance(pattern, re.Pattern) else pattern, (bytes, bytearray)):
-        raise TypeError(f"{label}{pattern!r} is bytes: give a str regex (the process's output is read as text)")
-    if isinstance(pattern, re.Pattern):
-        return pattern
-    if not isinstance(pattern, str):
-        raise TypeError(f"{label}{pattern!r} is not a regex: give a str")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{label}{pattern!r} is not a valid regular expression: {exc}") from None
 
 
 def _open_socket(sock: Any, label: str) -> zmq.Socket[Any]:

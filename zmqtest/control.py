@@ -1,0 +1,100 @@
+"""Control of a process under test mid-test: pause and resume it, wait for its output.
+
+What a test does to a running process besides stopping it: make it stop answering for
+a while (a peer whose heartbeats expire), and wait for what it prints. The methods of
+:class:`zmqtest.managed.ManagedProcess` of the same names call these; each step shows in
+the transcript.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from zmqtest import transcript
+from zmqtest.errors import ProcessError, WaitTimeout
+from zmqtest.output import compile_pattern
+from zmqtest.waiting import wait_until
+
+if TYPE_CHECKING:
+    from zmqtest.managed import ManagedProcess
+
+__all__ = ["SWITCH_WAIT", "pause", "resume", "wait_for_output"]
+
+SWITCH_WAIT = 5.0
+"""Seconds a process may take to be stopped by SIGSTOP, or to run again after SIGCONT (only the kernel is slow)."""
+
+
+def wait_for_output(
+    process: ManagedProcess, pattern: str | re.Pattern[str], timeout: float | None = None
+) -> re.Match[str]:
+    """Wait for a line of the process's stdout or stderr that matches ``pattern``; return the match.
+
+    Searches the lines the test has not waited for yet: after the ``ready=`` line, or
+    the previous match, so that output written just before the call is not missed and
+    none is matched twice. Raced against the watched processes' deaths, as every
+    zmqtest wait; ``timeout`` (seconds) defaults to the harness timeout.
+    """
+    __tracebackhide__ = True
+    compiled = compile_pattern(pattern, "wait_for_output(): ")
+    found: list[re.Match[str]] = []
+
+    def matched() -> bool:
+        ended = process.ended()
+        for line in process.output.lines(final=ended):
+            if (match := compiled.search(line)) is not None:
+                found.append(match)
+                transcript.note(process.name, f"output: {line[:200]}")
+                return True
+        if ended:
+            raise process.exit_error(f"waiting for a line of its output matching {compiled.pattern!r}")
+        return False
+
+    what = f"a line of {process.name}'s output matching {compiled.pattern!r}"
+    try:
+        wait_until(matched, timeout=timeout, what=what)
+    except WaitTimeout as exc:
+        raise WaitTimeout(
+            f"wait_for_output: no line of {process.describe()}'s stdout or stderr matched {compiled.pattern!r} "
+            f"within {exc.timeout:g} s\n{process.tail()}",
+            what=what,
+            timeout=exc.timeout,
+        ) from None
+    return found[0]
+
+
+def pause(process: ManagedProcess) -> None:
+    """Stop the process and its group with SIGSTOP until :func:`resume`: a peer that stops answering.
+
+    Returns once it is stopped, so the test's next step meets a paused process
+    (heartbeats expire, requests queue). Teardown resumes it before stopping it.
+    """
+    __tracebackhide__ = True
+    _switch(process, signal.SIGSTOP, paused=True)
+    transcript.note(process.name, "paused: SIGSTOP to its group")
+
+
+def resume(process: ManagedProcess) -> None:
+    """Let the process and its group go on after :func:`pause` (SIGCONT); return once it runs again."""
+    __tracebackhide__ = True
+    _switch(process, signal.SIGCONT, paused=False)
+    transcript.note(process.name, "resumed: SIGCONT to its group")
+
+
+def _switch(process: ManagedProcess, signum: signal.Signals, *, paused: bool) -> None:
+    """Send ``signum`` to the group and wait (bounded) until its leader is, or is no longer, stopped."""
+    __tracebackhide__ = True
+    verb = "pause" if paused else "resume"
+    if not process.signal_group(signum):
+        raise ProcessError(f"cannot {verb} {process.describe()}: it has ended\n{process.details()}")
+    deadline = time.monotonic() + SWITCH_WAIT
+    step = 0.0005
+    while process.is_paused() != paused:
+        if process.ended():
+            raise process.exit_error(f"waiting for it to {verb}")
+        if time.monotonic() >= deadline:
+            raise ProcessError(f"{process.describe()} did not {verb} within {SWITCH_WAIT:g} s of {signum.name}")
+        process.ended(step)
+        step = min(step * 2, 0.01)
