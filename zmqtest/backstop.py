@@ -128,9 +128,11 @@ def sweep(mark: str, since: str | None, attached: Iterable[groups.Member] = (), 
     What those started goes too, whatever its session or environment: a supervisor's
     workers, started with an environment of their own.
     """
-    found = dict([*attached, *(groups.marked(mark, since=since) if marked else ())])
-    for pid in list(found):
-        found.update(groups.descendants(pid))
+    found: dict[int, str] = {}
+    for pid, started in [*attached, *(groups.marked(mark, since=since) if marked else ())]:
+        if pid not in found:  # else it came with the subtree of one found before it (parents come first)
+            found[pid] = started
+            found.update(groups.descendants(pid))
     killed = groups.kill(found.items())
     groups.wait_gone(killed, SWEEP_WAIT)
     return killed

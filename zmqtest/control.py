@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 from typing import TYPE_CHECKING
 
 from zmqtest import transcript
@@ -89,12 +88,13 @@ def _switch(process: ManagedProcess, signum: signal.Signals, *, paused: bool) ->
     verb = "pause" if paused else "resume"
     if not process.signal_group(signum):
         raise ProcessError(f"cannot {verb} {process.describe()}: it has ended\n{process.details()}")
-    deadline = time.monotonic() + SWITCH_WAIT
-    step = 0.0005
-    while process.is_paused() != paused:
+
+    def switched() -> bool:
         if process.ended():
             raise process.exit_error(f"waiting for it to {verb}")
-        if time.monotonic() >= deadline:
-            raise ProcessError(f"{process.describe()} did not {verb} within {SWITCH_WAIT:g} s of {signum.name}")
-        process.ended(step)
-        step = min(step * 2, 0.01)
+        return process.is_paused() == paused
+
+    try:
+        wait_until(switched, timeout=SWITCH_WAIT, interval=0.001, what=f"{process.name} to {verb}")
+    except WaitTimeout:
+        raise ProcessError(f"{process.describe()} did not {verb} within {SWITCH_WAIT:g} s of {signum.name}") from None
