@@ -464,7 +464,7 @@ def test_markers_are_registered(pytester: pytest.Pytester) -> None:
         [
             "@pytest.mark.process: a process test *",
             "@pytest.mark.system: a system test *",
-            "@pytest.mark.zmqtest(timeout=None, start_method=None, *): zmqtest settings for this test*",
+            "@pytest.mark.zmqtest(timeout=None, start_method=None, *, deadline=None): zmqtest settings for this test*",
         ]
     )
 
@@ -747,6 +747,11 @@ def test_a_bad_zmqtest_marker_errors_that_test_only(doubler: pytest.Pytester) ->
 def test_help_shows_the_timeout_option_and_ini_key(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--help")
     result.stdout.fnmatch_lines(["*--zmqtest-timeout=SECONDS*", "*zmqtest_timeout (string):*"])
+
+
+def test_help_shows_the_deadline_option_and_ini_key(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--help")
+    result.stdout.fnmatch_lines(["*--zmqtest-deadline=SECONDS*", "*zmqtest_deadline (string):*"])
 
 
 # --- inert where unused, visible where used ---------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from zmqtest.settings import DEFAULT_TIMEOUT, current_timeout, default_timeout, parse_timeout
+from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout, parse_deadline, parse_timeout
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,24 @@ def test_default_timeout_is_per_context() -> None:
     # A new thread starts from the default, not from this setting (unless the interpreter makes threads
     # inherit the context, as free-threaded 3.14 does by default).
     assert seen == [0.75 if getattr(sys.flags, "thread_inherit_context", 0) else DEFAULT_TIMEOUT]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(2, 2.0), ("2.5", 2.5), (" 30s ", 30.0), (None, None), ("off", None), (" None ", None), (0, None), ("0s", None)],
+    ids=repr,
+)
+def test_parse_deadline_accepts_seconds_or_off(value: Any, seconds: float | None) -> None:
+    assert parse_deadline(value, "somewhere") == seconds
+
+
+@pytest.mark.parametrize("value", [-1, "soon", "", True, math.inf, "nan", [30]], ids=repr)
+def test_parse_deadline_rejects_and_names_where(value: Any) -> None:
+    where = "ini option zmqtest_deadline"
+    message = f"invalid deadline {value!r} from {where}: expected a number of seconds, more than 0, or off"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_deadline(value, where)
+
+
+def test_the_deadline_is_off_by_default() -> None:
+    assert Settings().deadline is None

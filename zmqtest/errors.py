@@ -102,3 +102,11 @@ class HandshakeFailed(ZmqTestError):
 
     Retrying does not help with these, so a connection wait fails at once instead of at its deadline.
     """
+
+
+class DeadlineExceeded(ZmqTestError):
+    """A test ran past its zmqtest deadline (setting ``deadline``): raised where the test was when it fired.
+
+    An ``Exception``, not an interruption: pytest still runs every other finalizer of the test, and zmqtest's
+    teardown still stops every process. The message names the phase and the processes' states at that moment.
+    """

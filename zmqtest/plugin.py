@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from zmqtest import __version__
+from zmqtest import deadline as zdeadline
 from zmqtest import settings as zsettings
 from zmqtest import transcript as ztranscript
 from zmqtest.compat import add_note
@@ -57,7 +58,7 @@ MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
     "system: a system test (runs the whole program); deselect with -m 'not system'",
     "zmqtest(timeout=None, start_method=None, startup_timeout=None, stop_grace=None, transcript=None, strict=None, "
-    "update_golden=None): zmqtest settings for this test (see --help, group zmqtest)",
+    "update_golden=None, deadline=None): zmqtest settings for this test (see --help, group zmqtest)",
 )
 _NAMES = tuple(field.name for field in dataclasses.fields(Settings))
 
@@ -69,6 +70,9 @@ _SESSION_SETTINGS = pytest.StashKey[tuple[Settings, dict[str, str]]]()
 _REAPER_REPORTED = pytest.StashKey[bool]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
 _TRANSCRIPT = pytest.StashKey[ztranscript.Transcript]()
+_DEADLINE = pytest.StashKey[zdeadline.Deadline]()
+_PYTEST_TIMEOUT = pytest.StashKey[bool]()
+_DEADLINE_PROBLEM = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -148,6 +152,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         settings = _item_settings(item, settings)
     except ValueError as exc:
         item.stash[_MARKER_PROBLEM] = str(exc)
+    if settings.deadline is not None and not item.stash.get(_PYTEST_TIMEOUT, False):
+        _arm_deadline(item, settings, settings.deadline)
     try:
         with zsettings.using(settings):
             if settings.transcript == "never" and not settings.strict:
@@ -157,6 +163,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             with ztranscript.recording(record):
                 return (yield)
     finally:
+        deadline = item.stash.get(_DEADLINE, None)
+        if deadline is not None:
+            deadline.disarm()
+            del item.stash[_DEADLINE]
         if _TRANSCRIPT in item.stash:
             del item.stash[_TRANSCRIPT]
         if PROCESSES in item.stash:
@@ -166,6 +176,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     _phase(item, "setup")
+    unarmed = item.stash.get(_DEADLINE_PROBLEM, None)
+    if unarmed is not None:
+        del item.stash[_DEADLINE_PROBLEM]
+        item.warn(pytest.PytestWarning(unarmed))
     problem = item.stash.get(_MARKER_PROBLEM, None)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
@@ -202,9 +216,51 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 def _phase(item: pytest.Item, name: str) -> None:
+    __tracebackhide__ = True
     record = item.stash.get(_TRANSCRIPT, None)
     if record is not None:
         record.phase(name)
+    deadline = item.stash.get(_DEADLINE, None)
+    if deadline is not None:
+        deadline.enter(name)  # raises the deadline if it ran out just before a setup or a call
+
+
+def _arm_deadline(item: pytest.Item, settings: Settings, seconds: float) -> None:
+    """Arm the test's deadline (:mod:`zmqtest.deadline`); where it cannot be, the test says so in a warning."""
+
+    def states() -> list[str]:
+        manager = item.stash.get(PROCESSES, None)
+        return [process.describe() for process in manager.processes] if manager is not None else []
+
+    def note(text: str) -> None:
+        record = item.stash.get(_TRANSCRIPT, None)
+        if record is not None:
+            record.note(None, text)
+
+    deadline = zdeadline.Deadline(
+        seconds, item.nodeid, grace=zdeadline.teardown_grace(settings), states=states, note=note
+    )
+    problem = deadline.arm()
+    if problem is None:
+        item.stash[_DEADLINE] = deadline
+    else:  # warned of in its setup, where a warning made an error (-W error) fails the test, not the run
+        item.stash[_DEADLINE_PROBLEM] = f"zmqtest deadline of {seconds:g} s not enforced: {problem}"
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
+    """pytest-timeout times this test: zmqtest's deadline stands aside (one SIGALRM, one owner; see the README)."""
+    item.stash[_PYTEST_TIMEOUT] = True
+    deadline = item.stash.get(_DEADLINE, None)
+    if deadline is not None:
+        deadline.disarm()
+        del item.stash[_DEADLINE]
+
+
+@pytest.hookimpl
+def pytest_enter_pdb() -> None:
+    """A debugger session must not be cut short by a deadline: it is disarmed for the test under the debugger."""
+    zdeadline.disarm_current()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -277,7 +333,12 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failing test's report shows its transcript and each of its processes: state, how it stopped, output tail."""
+    deadline = item.stash.get(_DEADLINE, None)
+    if deadline is not None:
+        deadline.leave()
     report = yield
+    if deadline is not None and call.when in deadline.fired:
+        _deadline_report(report, call, deadline.fired[call.when])
     record = item.stash.get(_TRANSCRIPT, None)
     shown = report.failed or (report.when == "call" and zsettings.current().transcript == "always")
     if record is not None and record.recording and shown and record.eventful():
@@ -301,6 +362,15 @@ def pytest_runtest_makereport(
     return report
 
 
+def _deadline_report(report: pytest.TestReport, call: pytest.CallInfo[None], message: str) -> None:
+    """The phase the deadline fired in fails, even if the test swallowed the error; it says so, with the states."""
+    if report.passed:  # the error was caught by the test, or the deadline fired between phases
+        report.outcome = "failed"
+        report.longrepr = message
+    elif call.excinfo is None or message not in str(call.excinfo.value):  # another error, that does not say it
+        report.sections.append((f"zmqtest deadline ({report.when})", message))
+
+
 def _reaper_problem() -> str | None:
     """Why zmqtest's reaper could not start in this process, if it could not (never imports it)."""
     backstop = sys.modules.get("zmqtest.backstop")
@@ -313,9 +383,11 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     if zmq is None:
         return None
     settings, sources = config.stash[_SESSION_SETTINGS]
+    deadline = "" if settings.deadline is None else f", deadline {settings.deadline:g} s ({sources['deadline']})"
     return (
         f"zmqtest {__version__}, pyzmq {zmq.pyzmq_version()}, libzmq {zmq.zmq_version()}, "
         f"timeout {settings.timeout:g} s ({sources.get('timeout', 'default')}), start method {settings.start_method}"
+        f"{deadline}"
     )
 
 

@@ -45,6 +45,8 @@ class Settings:
     """Fail a test whose mimic sockets still hold unread messages at its end."""
     update_golden: bool = False
     """Rewrite golden files with the output of system tests instead of failing on a difference."""
+    deadline: float | None = None
+    """Seconds a whole test (setup, call, teardown) may take before zmqtest fails it and tears it down; None: none."""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -116,6 +118,19 @@ def parse_timeout(value: object, where: str, *, allow_zero: bool = False) -> flo
     return seconds
 
 
+def parse_deadline(value: object, where: str) -> float | None:
+    """Check a test's deadline: seconds, more than 0; or none at all (``None``, ``0``, ``off``, ``none``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+        return None
+    try:
+        seconds = parse_timeout(value, where, allow_zero=True)
+    except ValueError:
+        raise ValueError(
+            f"invalid deadline {value!r} from {where}: expected a number of seconds, more than 0, or off"
+        ) from None
+    return seconds or None
+
+
 def parse_start_method(value: object, where: str) -> str:
     """Check a multiprocessing start method name."""
     if isinstance(value, str) and value.strip() in START_METHODS:
@@ -150,6 +165,7 @@ PARSERS: dict[str, Callable[[object, str], Any]] = {
     "transcript": parse_transcript,
     "strict": parse_flag,
     "update_golden": parse_flag,
+    "deadline": parse_deadline,
 }
 HELP = {
     "timeout": f"Seconds a mimic socket waits for a send or receive (default: {Settings.timeout:g})",
@@ -164,6 +180,10 @@ HELP = {
     ),
     "strict": "Fail a test whose mimic sockets still hold unread messages at its end (ini/marker: true or false)",
     "update_golden": "Rewrite golden files with the output of system tests instead of failing on a difference",
+    "deadline": (
+        "Seconds a whole test (setup, call, teardown) may take before zmqtest fails it, stops its processes and "
+        "reports where it was; 0 or off: none (default: off)"
+    ),
 }
 METAVARS = {
     "timeout": "SECONDS",
@@ -171,4 +191,5 @@ METAVARS = {
     "startup_timeout": "SECONDS",
     "stop_grace": "SECONDS",
     "transcript": "WHEN",
+    "deadline": "SECONDS",
 }
