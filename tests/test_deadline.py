@@ -365,6 +365,32 @@ def pytest_configure(config):
     result.stdout.fnmatch_lines(["*zmqtest deadline of 1 s not enforced: SIGALRM is in use already*"])
 
 
+def test_a_forked_process_under_test_keeps_its_own_sigalrm(pytester: pytest.Pytester) -> None:
+    """A fork child inherits the deadline's handler, not its timer: its own ``alarm()`` ends it as by default."""
+    pytester.makepyfile(
+        test_inner=INNER_MODULE
+        + """
+import multiprocessing
+
+
+class Alarmed(multiprocessing.Process):
+    def run(self):
+        print("ready", flush=True)
+        signal.alarm(1)
+        time.sleep(60)  # sleep-ok: the alarm ends it first
+
+
+def test_alarm(zmq_process_factory):
+    process = zmq_process_factory(Alarmed(), start_method="fork", ready="^ready$", expect_exit=True)
+    with PIDS.open("a") as pids:
+        pids.write(f"{process.pid}\\n")
+    assert process.wait(30) == -signal.SIGALRM
+"""
+    )
+    run(pytester, "--zmqtest-deadline=60").assert_outcomes(passed=1)
+    assert_none_left(pytester, 1)
+
+
 ARM_AND_DISARM = """
 import time
 from zmqtest.deadline import Deadline

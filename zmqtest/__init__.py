@@ -32,6 +32,7 @@ _EXPORTS = {
     "ProcessExited": "zmqtest.errors",
     "WaitTimeout": "zmqtest.errors",
     "HandshakeFailed": "zmqtest.errors",
+    "DeadlineExceeded": "zmqtest.errors",
     "DEFAULT_TIMEOUT": "zmqtest.settings",
     "Settings": "zmqtest.settings",
     "current_timeout": "zmqtest.settings",
@@ -84,6 +85,7 @@ __all__ = [
     "CurveClient",
     "CurveKeys",
     "CurveServer",
+    "DeadlineExceeded",
     "EndpointFactory",
     "EventError",
     "GoldenFiles",
@@ -142,6 +144,7 @@ if TYPE_CHECKING:
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
     from zmqtest.endpoints import EndpointFactory, parse_endpoint
     from zmqtest.errors import (
+        DeadlineExceeded,
         EventError,
         HandshakeFailed,
         MessageError,

@@ -21,6 +21,9 @@ works the way it does:
   runs out. Fired during a teardown, it cuts only the step that hangs:
   :meth:`ProcessManager.close <zmqtest.processes.ProcessManager.close>` kills the process
   it was waiting for at once and goes on stopping the others, so none outlives the test.
+- **A forked child is not the test.** A process under test started with the fork start
+  method inherits the handler (never the timer): there it hands SIGALRM back to what it
+  was before, so a program that uses ``alarm()`` behaves as it would outside the test.
 - **Between phases it only counts.** Fired while pytest itself runs (between setup and
   call, say), it raises nothing there: :meth:`enter` raises it as the next setup or
   call begins, and a teardown still runs in full.
@@ -29,6 +32,7 @@ works the way it does:
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import traceback
@@ -88,6 +92,7 @@ class Deadline:
         self._inside = False  # whether a phase runs (it raises then), or pytest itself does (it only counts)
         self._pending: str | None = None  # fired between phases: raised as the next setup or call begins
         self._previous: Any = None
+        self._pid = 0
         self._armed = False
 
     # ------------------------------------------------------------------------------ arming
@@ -101,6 +106,7 @@ class Deadline:
         handler = signal.getsignal(signal.SIGALRM)
         if handler not in (signal.SIG_DFL, signal.SIG_IGN, None) or signal.getitimer(signal.ITIMER_REAL)[0]:
             return f"SIGALRM is in use already (its handler: {handler!r})"
+        self._pid = os.getpid()
         self._previous = signal.signal(signal.SIGALRM, self._fire)
         self._armed = True
         _armed[:] = [self]
@@ -143,6 +149,9 @@ class Deadline:
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
         __tracebackhide__ = True
+        if os.getpid() != self._pid:  # a child forked by the test inherited this handler, not the deadline
+            self._hand_back(signum, frame)
+            return
         if not self._armed:
             return
         again = bool(self.fired) or self._pending is not None
@@ -168,6 +177,15 @@ class Deadline:
             return
         self.fired.setdefault(phase, message)
         raise self._error(message)
+
+    def _hand_back(self, signum: int, frame: FrameType | None) -> None:
+        """In a forked child: SIGALRM is the child's own again, and this one gets what it would have got."""
+        previous = self._previous
+        signal.signal(signal.SIGALRM, previous)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # its default action (the end of the process), once this handler returns
+            os.kill(os.getpid(), signal.SIGALRM)
 
     @staticmethod
     def _error(message: str) -> BaseException:
