@@ -2,9 +2,9 @@
 
 Each inner test starts a real process (a command line that idles until stopped) and
 records its pid; the deadline must fail the test wherever it hangs (a zmqtest receive
-with a long socket timeout, a raw pyzmq ``recv()``, ``time.sleep``, a fixture's setup,
-a fixture's teardown, zmqtest's own teardown of a process that ignores SIGINT and
-SIGTERM), say so with the transcript and the processes' states, and leave no process
+with a long socket timeout, the same in a ProcessTest generator test, a raw pyzmq
+``recv()``, ``time.sleep``, a fixture's setup, a fixture's teardown, zmqtest's own
+teardown of a process that ignores SIGINT and SIGTERM), say so with the transcript and the processes' states, and leave no process
 behind. The inner runs are subprocesses with a deadline of their own.
 """
 
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 import zmq
+
+from zmqtest import ProcessTest
 
 PIDS = Path(__file__).with_name("pids.txt")
 IDLER = "import time; print('ready', flush=True); time.sleep(600)"  # sleep-ok: idles until it is stopped
@@ -103,6 +105,13 @@ def test_swallowed(zmq_process_factory):
 
 def test_in_time(zmq_process_factory):
     start(zmq_process_factory)
+
+
+class TestGenerator(ProcessTest):
+    def test_yield_recv(self, zmq_process_factory, zmq_socket_factory, zmq_endpoint):
+        start(zmq_process_factory)
+        sock = zmq_socket_factory(zmq.PULL, bind=zmq_endpoint, timeout=600, name="sink")
+        yield ("recv", sock)
 """
 
 
@@ -127,20 +136,21 @@ def test_a_test_stuck_anywhere_fails_at_its_deadline_with_the_transcript_and_the
 ) -> None:
     pytester.makepyfile(test_inner=INNER_MODULE + STUCK)
     result = run(pytester, f"--zmqtest-deadline={DEADLINE:g}", "--zmqtest-stop-grace=30", "-rA")
-    result.assert_outcomes(passed=3, failed=4, errors=3)
+    result.assert_outcomes(passed=3, failed=5, errors=3)
     text = result.stdout.str()
     message = f"*DeadlineExceeded: zmqtest deadline of {DEADLINE:g} s exceeded during {{phase}} of test_inner.py::{{}}*"
     for test, phase, line in [
         ("test_zmqtest_recv", "call", "sock.recv()"),
         ("test_raw_recv", "call", "sock.recv()"),
         ("test_sleep", "call", "time.sleep(600)*"),
+        ("TestGenerator::test_yield_recv", "call", 'yield ("recv", sock)'),
         ("test_setup", "setup", "time.sleep(600)*"),
         ("test_teardown", "teardown", "time.sleep(600)*"),
     ]:
         where = "at teardown of" if phase == "teardown" else ("at setup of" if phase == "setup" else "")
         result.stdout.fnmatch_lines(
             [
-                f"*{'ERROR ' + where if where else ''}*{test}*",
+                f"*{'ERROR ' + where if where else ''}*{test.replace('::', '.')}*",  # the report's headline
                 f">*{line}",  # where the main thread was
                 message.format(test, phase=phase),
                 "*processes under test when it fired:",
@@ -166,7 +176,7 @@ def test_a_test_stuck_anywhere_fails_at_its_deadline_with_the_transcript_and_the
     )
     assert "FAILED test_inner.py::test_swallowed" in text, text
     assert "PASSED test_inner.py::test_in_time" in text, text
-    assert_none_left(pytester, 8)
+    assert_none_left(pytester, 9)
 
 
 SLEEPS = """

@@ -16,10 +16,12 @@ plugin; they import pyzmq only when a test uses them.
 Reports: each test records a transcript (:mod:`zmqtest.transcript`; setting
 ``transcript``), shown as a section of a failing test's report next to its processes.
 Strict mode (setting ``strict``) fails a test whose mimic sockets hold unread messages
-once it has run.
+once it has run. The deadline (setting ``deadline``, :mod:`zmqtest.deadline`) bounds a whole
+test; it stands aside for a test that pytest-timeout times (its ``pytest_timeout_set_timer``
+hook, implemented here as an optional hook).
 
 Inert where unused: this module imports neither pyzmq nor the rest of zmqtest beyond
-the light settings, transcript and fixtures modules. The hooks recognise ProcessTest subclasses
+the light settings, deadline, transcript and fixtures modules. The hooks recognise ProcessTest subclasses
 by the name of the class in their MRO rather than through ``sys.modules``, which may
 have dropped ``zmqtest.runner`` while its classes live on (pytester's in-process runs
 restore ``sys.modules`` after each run).
