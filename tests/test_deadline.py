@@ -4,8 +4,9 @@ Each inner test starts a real process (a command line that idles until stopped) 
 records its pid; the deadline must fail the test wherever it hangs (a zmqtest receive
 with a long socket timeout, the same in a ProcessTest generator test, a raw pyzmq
 ``recv()``, ``time.sleep``, a fixture's setup, a fixture's teardown, zmqtest's own
-teardown of a process that ignores SIGINT and SIGTERM), say so with the transcript and the processes' states, and leave no process
-behind. The inner runs are subprocesses with a deadline of their own.
+teardown of a process that ignores SIGINT and SIGTERM), say so with the transcript and
+the processes' states, and leave no process behind. The inner runs are subprocesses
+with a deadline of their own.
 """
 
 from __future__ import annotations
