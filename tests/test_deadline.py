@@ -402,6 +402,86 @@ def test_alarm(zmq_process_factory):
     assert_none_left(pytester, 1)
 
 
+DEADLINE_UNITS = r"""
+import signal
+import threading
+
+import pytest
+
+from zmqtest.deadline import Deadline
+from zmqtest.errors import DeadlineExceeded
+
+
+@pytest.fixture
+def deadline():
+    armed = Deadline(600, "t.py::test_x", grace=30, states=lambda: ["idler (pid 1, running)"])
+    assert armed.arm() is None
+    yield armed
+    armed.disarm()
+
+
+def test_fired_inside_a_phase_it_raises_there_and_again_after_the_grace(deadline):
+    deadline.enter("call")
+    with pytest.raises(DeadlineExceeded, match=r"^zmqtest deadline of 600 s exceeded during call of t.py::test_x\n"
+                       r"processes under test when it fired:\n  idler \(pid 1, running\)$"):
+        signal.raise_signal(signal.SIGALRM)
+    assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30  # the grace, counted from then
+    deadline.leave()
+    deadline.enter("teardown")
+    with pytest.raises(DeadlineExceeded, match="during teardown .*it had fired already, and the 30 s grace"):
+        signal.raise_signal(signal.SIGALRM)
+    assert set(deadline.fired) == {"call", "teardown"}
+
+
+def test_fired_between_phases_it_raises_as_the_next_setup_or_call_begins(deadline):
+    deadline.enter("setup")
+    deadline.leave()
+    signal.raise_signal(signal.SIGALRM)  # pytest's own code runs: nothing is raised there
+    with pytest.raises(DeadlineExceeded, match=r"(?s)during call of .*\nit fired between phases of the test, at:\n"):
+        deadline.enter("call")
+    assert "call" in deadline.fired
+
+
+def test_fired_between_the_call_and_the_teardown_the_teardown_still_runs(deadline):
+    deadline.enter("call")
+    deadline.leave()
+    signal.raise_signal(signal.SIGALRM)
+    deadline.enter("teardown")  # raises nothing: the teardown must run
+    assert "exceeded during teardown" in deadline.fired["teardown"]
+
+
+def test_disarm_gives_sigalrm_back():
+    before = signal.getsignal(signal.SIGALRM)
+    armed = Deadline(600, "t", grace=1)
+    assert armed.arm() is None
+    assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    armed.disarm()
+    armed.disarm()
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_it_is_not_armed_where_sigalrm_is_taken_or_off_the_main_thread():
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    try:
+        assert Deadline(600, "t", grace=1).arm().startswith("SIGALRM is in use already")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(Deadline(600, "t", grace=1).arm()))
+    thread.start()
+    thread.join()
+    assert answers == ["tests run outside the main thread, and only the main thread gets signals"]
+    assert signal.getsignal(signal.SIGALRM) is previous
+"""
+
+
+def test_the_deadline_itself(pytester: pytest.Pytester) -> None:
+    """Deadline without pytest's protocol, fired at will with raise_signal (in a run of its own: SIGALRM is free)."""
+    pytester.makepyfile(test_units=DEADLINE_UNITS)
+    run(pytester, "-p", "no:zmqtest", "-W", "error").assert_outcomes(passed=5)
+
+
 ARM_AND_DISARM = """
 import time
 from zmqtest.deadline import Deadline

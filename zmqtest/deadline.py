@@ -122,10 +122,6 @@ class Deadline:
             if _armed and _armed[0] is self:
                 _armed.clear()
 
-    @property
-    def armed(self) -> bool:
-        return self._armed
-
     # ------------------------------------------------------------------------------ phases
 
     def enter(self, phase: str) -> None:
