@@ -69,23 +69,32 @@ def environ() -> dict[str, str]:
 def start(environment: dict[str, str]) -> Any:
     """Start coverage in a Process child if ``environment`` (the child's additions) asks for it; return it, or None.
 
-    Through coverage's public ``process_startup()``: ``force`` because a fork child
-    inherits the mark of a start in its parent. A SIGTERM the child inherited as ignored
-    stays ignored (coverage's SIGTERM handler would otherwise replace that).
+    Through coverage's public ``process_startup()``; ``force`` because a fork child
+    inherits the mark of a start in its parent. A measurement already running here is
+    stopped first, as coverage's own ``patch = fork`` does: a fork child's is its
+    parent's, which this process must not write to. A SIGTERM the child inherited as
+    ignored stays ignored (coverage's SIGTERM handler would otherwise replace that).
+    A failure to start is said on the child's stderr; the child runs on, unmeasured.
     """
     if CONFIG_ENV not in environment:
         return None
-    try:
-        import coverage
-    except ImportError:  # uninstalled since the test process imported it? Then there is nothing to measure with
-        return None
     ignored = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     try:
-        measuring = coverage.process_startup(force=True)
-    except TypeError:  # coverage < 7.10.4: no force=, so none in a fork child (it has the parent's mark)
-        measuring = coverage.process_startup()
-    if ignored:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        import coverage
+
+        previous = coverage.Coverage.current()
+        if previous is not None:
+            previous.stop()
+        try:
+            measuring = coverage.process_startup(force=True)
+        except TypeError:  # coverage < 7.10.4: no force=, so none in a fork child (it has the parent's mark)
+            measuring = coverage.process_startup()
+    except Exception as exc:
+        print(f"zmqtest: coverage could not start in this process: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    finally:
+        if ignored:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return measuring
 
 
