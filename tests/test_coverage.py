@@ -39,8 +39,11 @@ ENDS = {
 The same as without coverage: a Process's KeyboardInterrupt ends it with code 130 (zmqtest's child setup), a
 Python program's with SIGINT (the interpreter's own way); ignoring SIGINT, both are killed by the SIGTERM that follows.
 """
-SCENARIOS = [f"{kind}_{end}" for kind in KINDS for end in ENDS]
-"""``<kind>_<end>``: each names a function of ``app.py`` that only the process of that scenario runs."""
+SCENARIOS = [*(f"{kind}_{end}" for kind in KINDS for end in ENDS), "run_exit"]
+"""``<kind>_<end>``: each names a function of ``app.py`` that only the process of that scenario runs.
+
+``run_exit`` is a program run by ``zmqtest.commands.run`` (``zmq_golden.run``, system tests) to its end.
+"""
 
 APP_END = textwrap.dedent(
     """\
@@ -75,6 +78,7 @@ import sys
 import pytest
 
 from app import Worker
+from zmqtest.commands import run
 
 ENDS = {ends!r}
 
@@ -82,6 +86,9 @@ ENDS = {ends!r}
 @pytest.mark.parametrize("scenario", {scenarios!r})
 def test_child(scenario, zmq_process_factory):
     kind, end = scenario.split("_")[:2]
+    if kind == "run":
+        assert run([sys.executable, "app.py", scenario, end], timeout=60).returncode == 0
+        return
     if kind == "command":
         target, options = [sys.executable, "app.py", scenario, end], {{}}
     else:

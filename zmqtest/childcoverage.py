@@ -33,9 +33,10 @@ import contextlib
 import copy
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CONFIG_ENV", "environ", "save", "start"]
+__all__ = ["CONFIG_ENV", "add_to", "environ", "save", "start"]
 
 CONFIG_ENV = "COVERAGE_PROCESS_CONFIG"
 """Where coverage's ``process_startup()`` (and its ``.pth`` file) reads the configuration of a new process."""
@@ -64,6 +65,13 @@ def environ() -> dict[str, str]:
         return {CONFIG_ENV: str(config.serialize())}
     except Exception:
         return {}
+
+
+def add_to(environment: dict[str, str], given: Mapping[str, str] | None) -> None:
+    """Add :func:`environ` to a command line's ``environment``, unless the test's own ``env`` (``given``) sets it."""
+    for key, value in environ().items():
+        if given is None or key not in given:
+            environment[key] = value
 
 
 def start(environment: dict[str, str]) -> Any:

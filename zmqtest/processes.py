@@ -321,9 +321,7 @@ class ProcessManager:
         if env is None or ENDPOINT_ENV not in env:  # ours, not one this process inherited
             environment.update(self.logs.environ)
         environment[MARK] = mark
-        for key, value in childcoverage.environ().items():  # coverage measures us: it measures the command too
-            if env is None or key not in env:
-                environment[key] = value
+        childcoverage.add_to(environment, env)  # coverage measures us: it measures the command too
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
             return start_session(argv, name, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=environment)
 

@@ -2,8 +2,9 @@
 
 One inner ``pytest --cov -n 2`` run starts ROUNDS processes of each scenario of
 tests/test_coverage.py (a Process under fork, forkserver and spawn, and a command
-line; each ending by itself, at zmqtest's SIGINT, or at its SIGTERM), each running a
-function of its own that nothing else runs; the figure counts those reported covered.
+line; each ending by itself, at zmqtest's SIGINT, or at its SIGTERM; and a program run to
+its end by ``zmqtest.commands.run``), each running a function of its own that nothing
+else runs; the figure counts those reported covered.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ def test_child_only_code_is_covered_under_every_start_method(
     for kind in KINDS:
         counts = [sum(done[f"{kind}_{end}_{round_}"] for round_ in range(ROUNDS)) for end in ENDS]
         cells.append(f"{kind} " + "/".join(str(count) for count in counts))
+    run = sum(done[f"run_exit_{round_}"] for round_ in range(ROUNDS))
     total = sum(done.values())
     figure(
         13,
         f"coverage of a child-only function, covered of {ROUNDS} per start method (ending by itself/at SIGINT/"
         "at SIGTERM), pytest --cov -n 2",
-        f"{'; '.join(cells)}; {total}/{len(scenarios)} in all",
+        f"{'; '.join(cells)}; commands.run {run}/{ROUNDS}; {total}/{len(scenarios)} in all",
     )
     result.assert_outcomes(passed=len(scenarios))
     assert total == len(scenarios), [name for name, yes in done.items() if not yes]
