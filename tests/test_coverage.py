@@ -177,3 +177,19 @@ def test_nothing_is_measured_or_imported_when_coverage_is_off() -> None:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
     done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_child_whose_coverage_cannot_start_says_so_and_runs_on() -> None:
+    """A configuration coverage rejects costs the child its measurement, never its run: the reason is on its stderr."""
+    pytest.importorskip("coverage", minversion=COVERAGE)
+    code = textwrap.dedent(
+        """
+        from zmqtest import childcoverage
+        assert childcoverage.start({childcoverage.CONFIG_ENV: "not a configuration"}) is None
+        print("ran on")
+        """
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "ran on\n"), done.stderr
+    assert "zmqtest: coverage could not start in this process: " in done.stderr

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -86,6 +87,7 @@ def start(environment: dict[str, str]) -> Any:
     """
     if CONFIG_ENV not in environment:
         return None
+    os.environ[CONFIG_ENV] = environment[CONFIG_ENV]  # where process_startup() reads it (and this process's children)
     ignored = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     try:
         import coverage
