@@ -23,6 +23,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
+from zmqtest import childcoverage
+
 __all__ = ["ChildSetup", "sigint_held"]
 
 
@@ -92,6 +94,7 @@ class ChildSetup:
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
         os.environ.update(self.environ)
+        measuring = childcoverage.start(self.environ)  # when coverage measures the test: measure run() too
         try:
             if self.patches:
                 from unittest import mock
@@ -106,6 +109,7 @@ class ChildSetup:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
+            childcoverage.save(measuring)  # also after a KeyboardInterrupt (zmqtest's SIGINT): no atexit will run
 
     def _tie(self) -> None:
         """Die with the parent (if it is already gone, now); adopt orphaned descendants. Best effort: Linux only."""

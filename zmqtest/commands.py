@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from zmqtest import backstop
+from zmqtest import backstop, childcoverage
 from zmqtest.compat import require_linux
 from zmqtest.errors import ProcessError, StartError, WaitTimeout
 from zmqtest.groups import MARK, clear_group, descendants, start_time, status_text, wait_gone
@@ -125,6 +125,7 @@ def run(
     environment = dict(os.environ if env is None else env)
     environment.setdefault("PYTHONUNBUFFERED", "1")
     environment[MARK] = mark = backstop.new_mark()
+    childcoverage.add_to(environment, env)  # coverage measures us: it measures the program too
     where = None if cwd is None else os.fspath(cwd)
     with contextlib.ExitStack() as files:
         out = files.enter_context(tempfile.TemporaryFile())  # unlinked at once: nothing to clean up, ever

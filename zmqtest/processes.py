@@ -54,7 +54,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from zmqtest import backstop, transcript
+from zmqtest import backstop, childcoverage, transcript
 from zmqtest.childsetup import ChildSetup, sigint_held
 from zmqtest.commands import start_session
 from zmqtest.compat import forkserver_preload, popen_class, require_linux
@@ -282,7 +282,7 @@ class ProcessManager:
             str(stderr_path),
             dict(patches or {}),
             method,
-            environ={**self.logs.environ, MARK: mark},
+            environ={**self.logs.environ, MARK: mark, **childcoverage.environ()},
         )
         state["_Popen"] = popen_class(method)
         if method == "forkserver":
@@ -321,6 +321,7 @@ class ProcessManager:
         if env is None or ENDPOINT_ENV not in env:  # ours, not one this process inherited
             environment.update(self.logs.environ)
         environment[MARK] = mark
+        childcoverage.add_to(environment, env)  # coverage measures us: it measures the command too
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
             return start_session(argv, name, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=environment)
 
