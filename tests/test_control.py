@@ -365,3 +365,29 @@ def test_a_restart_waits_for_the_mimic_to_connect_again_when_that_is_its_readine
         assert _ask(client, b"reconnected") == server.pid
     client.close()
     assert transcript.render().count("ready: a connection on") == 2
+
+
+def test_a_restart_whose_stop_went_wrong_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    def broken_stop() -> None:
+        raise RuntimeError("the stop message could not be sent")
+
+    with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+        handle = procs.start([sys.executable, BEHAVE, "obey"], ready="ready", stop=broken_stop)
+        first = handle.pid
+        with pytest.raises(ProcessError) as excinfo:
+            handle.restart()
+        assert str(excinfo.value).startswith(
+            f"cannot restart behave.py (pid {first}, killed by SIGINT): stopping it went wrong\n"
+            f"the stop action of behave.py (pid {first}) failed: RuntimeError: the stop message could not be sent"
+        )
+        assert handle.pid == first  # nothing was started
+    assert procs.processes == [handle]
+
+
+def test_the_manager_starts_no_second_run_of_a_process_that_still_runs(tmp_path: Path) -> None:
+    with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+        handle = procs.start([sys.executable, BEHAVE, "obey"], ready="ready")
+        with pytest.raises(ProcessError, match=r"again before it is stopped: call its restart\(\)"):
+            procs.restart(handle)
+        assert procs.processes == [handle]
+        assert handle.is_alive()

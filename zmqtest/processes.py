@@ -227,6 +227,8 @@ class ProcessManager:
         """
         __tracebackhide__ = True
         launch = self.check_restart(handle)
+        if handle.stopped_by is None or handle.poll() is None:
+            raise ProcessError(f"cannot start {handle.describe()} again before it is stopped: call its restart()")
         process = launch.next_target() if launch.argv is None else None
         self._launch(launch, process, *launch.next_files(), handle=handle)
 
