@@ -207,7 +207,7 @@ CASES = {
         """,
         [
             "E *EventError: unknown action 'sned'; did you mean 'send'? (known actions: double, expect_pong, *recv, "
-            "send, subscribed; an event is a tuple (action, *args)*",
+            "restart, resume, send, subscribed, wait_for_output; an event is a tuple (action, *args)*",
             "E * event: ('sned', <TestSocket PAIR socket bound to tcp://127.0.0.1:*>, [], 1) at test_case.py:*",
         ],
         "FAILED test_case.py::TestCase::test_case - zmqtest.errors.EventError: *",

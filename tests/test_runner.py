@@ -25,7 +25,10 @@ SHORT_WAIT = 0.05
 """Seconds for a wait that is meant to time out."""
 TERM_DEADLINE = 5.0
 """Seconds the context may take to terminate once every socket is closed."""
-KNOWN_ACTIONS = "known actions: answer, check_even, double, explode, interrupt, log, receiving, recv, send, subscribed"
+KNOWN_ACTIONS = (
+    "known actions: answer, check_even, double, explode, interrupt, log, pause, receiving, recv, restart, resume, "
+    "send, subscribed, wait_for_output"
+)
 
 Conversation = Generator[Any, Any, None]
 Event = tuple[Any, ...]

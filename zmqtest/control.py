@@ -1,9 +1,9 @@
-"""Control of a process under test mid-test: pause and resume it, wait for its output.
+"""Control of a process under test mid-test: pause and resume it, restart it, wait for its output.
 
 What a test does to a running process besides stopping it: make it stop answering for
-a while (a peer whose heartbeats expire), and wait for what it prints. The methods of
-:class:`zmqtest.managed.ManagedProcess` of the same names call these; each step shows in
-the transcript.
+a while (a peer whose heartbeats expire), take it away and bring it back (a peer that
+reconnects), and wait for what it prints. These are the methods of the same names of
+:class:`zmqtest.managed.ManagedProcess`; each step shows in the transcript.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from zmqtest import transcript
 from zmqtest.errors import ProcessError, WaitTimeout
+from zmqtest.groups import status_text
 from zmqtest.output import compile_pattern
 from zmqtest.waiting import wait_until
 
 if TYPE_CHECKING:
     from zmqtest.managed import ManagedProcess
 
-__all__ = ["SWITCH_WAIT", "pause", "resume", "wait_for_output"]
+__all__ = ["SWITCH_WAIT", "pause", "restart", "resume", "wait_for_output"]
 
 SWITCH_WAIT = 5.0
 """Seconds a process may take to be stopped by SIGSTOP, or to run again after SIGCONT (only the kernel is slow)."""
@@ -62,6 +63,40 @@ def wait_for_output(
             timeout=exc.timeout,
         ) from None
     return found[0]
+
+
+def restart(process: ManagedProcess) -> None:
+    """Stop the process, start it again as it was started, and wait until it is ready again.
+
+    The stop is the normal one (stop action or SIGINT, escalating; its whole group reaped,
+    so a port it bound can be bound again at once) and counts as a clean stop. The new
+    run has the same target and options, hence the same endpoints (a wildcard port is
+    picked anew), and output files of its own (``<name>-<n>.restart<k>.stdout``). The
+    handle is updated in place (``pid``, ``endpoint``, ``stdout_path`` ... are the new
+    run's), still watched, and stopped at teardown. Mimics reconnect by themselves, and
+    what they queued meanwhile reaches the new run.
+
+    A process that had ended by itself is started again too; an end its status does not
+    allow (``expect_exit``) is still reported when its manager closes, unless a wait
+    raised it already.
+    """
+    __tracebackhide__ = True
+    if process.launch is None:
+        raise ProcessError(f"cannot restart {process.describe()}: it was not started by a ProcessManager")
+    manager = process.launch.manager
+    manager.check_restart(process)  # before it is stopped: a restart that cannot be is refused with it running
+    ended = process.stopped_by is None and process.ended()
+    transcript.note(
+        process.name, f"restarting (it had ended: {status_text(process.poll())})" if ended else "restarting"
+    )
+    problems = process.stop_and_list_problems()
+    if problems or process.poll() is None:
+        raise ProcessError(
+            "\n".join([f"cannot restart {process.describe()}: stopping it went wrong", *problems])
+            + f"\n{process.details()}"
+        )
+    manager.restart(process)
+    transcript.note(process.name, f"restarted: pid {process.pid}")
 
 
 def pause(process: ManagedProcess) -> None:

@@ -44,6 +44,7 @@ from pathlib import Path
 from zmqtest import backstop, control, transcript
 from zmqtest.errors import ProcessError, ProcessExited
 from zmqtest.groups import OwnGroup, descendants, main_thread, proc_stat, status_text
+from zmqtest.launch import Launch
 from zmqtest.output import OutputLines, labelled_tail
 from zmqtest.settings import Settings, parse_timeout
 from zmqtest.stopstages import BY_ITSELF, StopStages
@@ -89,6 +90,8 @@ class ManagedProcess:
     """``"exited by itself"``, ``"stop action"``, ``"SIGINT"``, ``"SIGTERM"``, ``"SIGKILL"``; ``None`` until stopped."""
     stop_seconds: float | None
     expect_exit: int | bool | None
+    launch: Launch | None = None
+    """What it was started with, for :meth:`restart` (set by its manager)."""
 
     def __init__(
         self,
@@ -243,20 +246,11 @@ class ManagedProcess:
         self._output = self._output or OutputLines(self.stdout_path, self.stderr_path)
         return self._output
 
-    def wait_for_output(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> re.Match[str]:
-        """Wait for a line of its output matching ``pattern``, after those already waited for (see zmqtest.control)."""
-        __tracebackhide__ = True
-        return control.wait_for_output(self, pattern, timeout)
-
-    def pause(self) -> None:
-        """Stop it and its group with SIGSTOP until :meth:`resume`: a peer that stops answering (zmqtest.control)."""
-        __tracebackhide__ = True
-        control.pause(self)
-
-    def resume(self) -> None:
-        """Let it and its group go on after :meth:`pause` (SIGCONT); return once it runs again."""
-        __tracebackhide__ = True
-        control.resume(self)
+    # Mid-test control (pause, resume, restart, wait for output): see zmqtest.control.
+    pause = control.pause
+    resume = control.resume
+    restart = control.restart
+    wait_for_output = control.wait_for_output
 
     def describe(self) -> str:
         """Name it and its state: ``PongProc (pid 4242, running)``, ``(pid 4242, exited with code 3)``, ...

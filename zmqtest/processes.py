@@ -43,7 +43,6 @@ import multiprocessing.connection
 import multiprocessing.process
 import multiprocessing.util
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -56,12 +55,11 @@ from typing import Any, cast
 
 from zmqtest import backstop, childcoverage, transcript
 from zmqtest.childsetup import ChildSetup, sigint_held
-from zmqtest.commands import start_session
 from zmqtest.compat import forkserver_preload, popen_class, require_linux
 from zmqtest.errors import ProcessError, ProcessExited, StartError, add_context
 from zmqtest.groups import MARK, status_text
+from zmqtest.launch import Launch, copy_process, create_files, pickling_problem, start_command, take_over
 from zmqtest.logcollector import LogCollector, collecting
-from zmqtest.logs import ENDPOINT_ENV
 from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess
 from zmqtest.readiness import NotReady, Readiness, Ready, readiness
 from zmqtest.settings import Settings, current, parse_timeout
@@ -100,6 +98,8 @@ class ProcessManager:
             self.output_dir = Path(output_dir)
             self.output_dir.mkdir(parents=True, exist_ok=True)
         self.processes = []
+        self._retired: list[ManagedProcess] = []
+        """Earlier runs of restarted processes that ended unexpectedly: close() reports them too."""
         self._watch = contextlib.ExitStack()
         self._closed = False
         self._logs: LogCollector | None = None
@@ -190,29 +190,86 @@ class ProcessManager:
         expected = readiness(ready)
         check_options(stop, expect_exit)
         argv, method = check_target(target, start_method, env, cwd, patches, self.settings)
-        name = name or default_name(target, argv)
-        stdout_path, stderr_path = self._output_files(name)
+        process = target if isinstance(target, multiprocessing.process.BaseProcess) else None
+        pristine, uncopyable = None, ""
+        if process is not None:
+            try:
+                pristine = copy_process(process)  # before the start, which drops its target: for restart()
+            except Exception as exc:
+                uncopyable = f"{type(exc).__name__}: {exc}"
+        launch = Launch(
+            self, name or default_name(target, argv), argv, pristine, uncopyable, expected, timeout, stop, method,
+            env, cwd, patches, expect_exit,
+        )  # fmt: skip
+        stdout_path, stderr_path = self._output_files(launch.name)
+        launch.stem = stdout_path.name.removesuffix(".stdout")
+        return self._launch(launch, process, stdout_path, stderr_path)
+
+    def check_restart(self, handle: ManagedProcess) -> Launch:
+        """Return what ``handle`` was started with, if this manager can start it again; else say why not."""
+        __tracebackhide__ = True
+        launch = handle.launch
+        if launch is None or launch.manager is not self or handle not in self.processes:
+            raise ProcessError(f"cannot restart {handle.describe()}: this ProcessManager did not start it")
+        if self._closed:
+            raise ProcessError(f"cannot restart {handle.describe()}: its ProcessManager is closed")
+        if launch.uncopyable:
+            raise ProcessError(
+                f"cannot restart {handle.describe()}: its Process object could not be copied before its first start "
+                f"({launch.uncopyable}), and a Process object starts only once"
+            )
+        return launch
+
+    def restart(self, handle: ManagedProcess) -> None:
+        """Start ``handle``'s process again as it was started, once it has stopped; wait until it is ready.
+
+        :func:`zmqtest.control.restart` stops it first; ``handle`` takes the new run's state.
+        """
+        __tracebackhide__ = True
+        launch = self.check_restart(handle)
+        if handle.stopped_by is None or handle.poll() is None:
+            raise ProcessError(f"cannot start {handle.describe()} again before it is stopped: call its restart()")
+        process = launch.next_target() if launch.argv is None else None
+        self._launch(launch, process, *launch.next_files(), handle=handle)
+
+    def _launch(
+        self,
+        launch: Launch,
+        process: multiprocessing.process.BaseProcess | None,
+        stdout_path: Path,
+        stderr_path: Path,
+        handle: ManagedProcess | None = None,
+    ) -> ManagedProcess:
+        """Start a run of ``launch`` (``process``: the Process object to start) and wait until it is ready.
+
+        ``handle``: the stopped handle a restart gives the new run to; ``None``: a new one.
+        """
+        __tracebackhide__ = True  # an error names its cause at the user's line, not here
+        expected, name = launch.expected, launch.name
         mark = backstop.new_mark()
         backstop.arm()  # the watchdog runs before the process does: no start is ever uncovered
         with contextlib.ExitStack() as stack:
             try:
                 wait = stack.enter_context(expected.expect()) if expected is not None else None  # before the start
-                process: multiprocessing.process.BaseProcess | None = None
                 popen: subprocess.Popen[bytes] | None = None
-                if isinstance(target, multiprocessing.process.BaseProcess):
-                    assert method is not None
-                    process = self._start_process(target, name, method, stdout_path, stderr_path, patches, mark)
+                if process is not None:
+                    assert launch.method is not None
+                    process = self._start_process(
+                        process, name, launch.method, stdout_path, stderr_path, launch.patches, mark
+                    )
                     pid = process.pid
                 else:
-                    assert argv is not None
-                    popen = self._start_command(argv, name, stdout_path, stderr_path, env, cwd, mark)
+                    assert launch.argv is not None
+                    environ = {**self.logs.environ, MARK: mark}
+                    popen = start_command(launch.argv, name, stdout_path, stderr_path, launch.env, launch.cwd, environ)
                     pid = popen.pid
                 assert pid is not None
             except BaseException:
                 stdout_path.unlink(missing_ok=True)  # nothing started: no empty files to puzzle over
                 stderr_path.unlink(missing_ok=True)
                 raise
-            handle = ManagedProcess(
+            launch.runs += 1
+            new = ManagedProcess(
                 name=name,
                 pid=pid,
                 stdout_path=stdout_path,
@@ -221,22 +278,27 @@ class ProcessManager:
                 kind="process" if popen is None else "command",
                 process=process,
                 popen=popen,
-                argv=argv,
-                start_method=method,
-                stop=stop,
+                argv=launch.argv,
+                start_method=launch.method,
+                stop=launch.stop,
                 mark=mark,
             )
-            handle.expect_exit = expect_exit
-            self.processes.append(handle)
+            new.expect_exit = launch.expect_exit
+            new.launch = launch
+            if handle is None:
+                handle = new
+                self.processes.append(handle)
+                self._watch.enter_context(watching(handle))
+            else:
+                take_over(handle, new, self._retired)
             self.logs.process_names[handle.pid] = handle.name
-            self._watch.enter_context(watching(handle))
             transcript.note(handle.name, f"started: pid {handle.pid}, {handle.how_started}")
             try:
                 if wait is not None:
-                    wait(handle, timeout)
+                    wait(handle, launch.timeout)
                 handle.note_own_group()  # what it started until it was ready is provably of its group
             except NotReady as exc:
-                raise _not_ready(handle, exc, cast(Readiness, expected), timeout)  # noqa: B904 (its cause is set)
+                raise _not_ready(handle, exc, cast(Readiness, expected), launch.timeout)  # noqa: B904 (its cause is set)
             except BaseException as exc:  # the ready= check failed, or a Ctrl-C: the process must not run on
                 for line in handle.abandon():
                     add_context(exc, line)
@@ -249,16 +311,9 @@ class ProcessManager:
         """``<name>-<n>.stdout``/``.stderr``, created empty; ``n`` is the first number not taken."""
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "process"
         for number in itertools.count(1):
-            paths = (self.output_dir / f"{stem}-{number}.stdout", self.output_dir / f"{stem}-{number}.stderr")
-            try:
-                created = []
-                for path in paths:
-                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-                    created.append(path)
+            paths = create_files(self.output_dir, f"{stem}-{number}")
+            if paths is not None:
                 return paths
-            except FileExistsError:
-                for path in created:
-                    path.unlink()
         raise AssertionError("unreachable")
 
     def _start_process(
@@ -291,8 +346,9 @@ class ProcessManager:
             with backstop.marking(method, mark), sigint_held(state["run"]):
                 process.start()
         except Exception as exc:
-            if method != "fork" and process.pid is None and _is_pickling_error(exc):  # before the child was made
-                raise StartError(_pickling_message(process, name, method, exc)) from exc
+            problem = pickling_problem(process, name, method, exc)
+            if problem is not None:
+                raise StartError(problem) from exc
             raise StartError(
                 f"could not start {name} with start method {method!r}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -304,26 +360,6 @@ class ProcessManager:
                     state.pop(key, None)
         assert process.pid is not None
         return process
-
-    def _start_command(
-        self,
-        argv: list[str],
-        name: str,
-        stdout_path: Path,
-        stderr_path: Path,
-        env: Mapping[str, str] | None,
-        cwd: str | os.PathLike[str] | None,
-        mark: str,
-    ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in a session of its own, writing to our files, with the log endpoint in its environment."""
-        environment = dict(os.environ if env is None else env)
-        environment.setdefault("PYTHONUNBUFFERED", "1")
-        if env is None or ENDPOINT_ENV not in env:  # ours, not one this process inherited
-            environment.update(self.logs.environ)
-        environment[MARK] = mark
-        childcoverage.add_to(environment, env)  # coverage measures us: it measures the command too
-        with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
-            return start_session(argv, name, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=environment)
 
     # -------------------------------------------------------------------------------------- close
 
@@ -350,7 +386,7 @@ class ProcessManager:
                 with step(f"closing the log collector at {self._logs.endpoint}", problems, cut):
                     self._logs.close()
             with step("reporting the processes", problems, cut):
-                unexpected = [handle for handle in self.processes if handle.ended_unexpectedly]
+                unexpected = [*self._retired, *(handle for handle in self.processes if handle.ended_unexpectedly)]
                 error = _close_error(unexpected, problems)
             with step("releasing the stopped processes", problems, cut):
                 backstop.release_stopped(self.processes)
@@ -454,19 +490,3 @@ def _close_error(unexpected: list[ManagedProcess], problems: list[str]) -> Proce
         lines.extend(problems)
     message = "\n".join(lines)
     return ProcessExited(message) if unexpected else ProcessError(message)
-
-
-def _is_pickling_error(exc: BaseException) -> bool:
-    return isinstance(exc, (pickle.PicklingError, TypeError, AttributeError))
-
-
-def _pickling_message(process: multiprocessing.process.BaseProcess, name: str, method: str, exc: BaseException) -> str:
-    notes = "".join(f"\n  {note}" for note in getattr(exc, "__notes__", ()))
-    return (
-        f"cannot start {name} ({type(process).__module__}.{type(process).__qualname__}) with start method "
-        f"{method!r}: under {method} the Process object is pickled to reach the child, and pickling failed: "
-        f"{type(exc).__name__}: {exc}{notes}\n"
-        "To fix it: define the class at module level (not inside a function or a test), keep sockets, "
-        "contexts, locks and open files out of __init__ (create them in run(), which runs in the child), "
-        "or start it with start_method='fork'."
-    )

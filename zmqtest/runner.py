@@ -22,6 +22,7 @@ import difflib
 import functools
 import inspect
 import os
+import re
 import textwrap
 import types
 from collections.abc import Callable, Generator, Sequence
@@ -34,6 +35,7 @@ from zmqtest.barriers import wait_for_subscriber, wait_until_receiving
 from zmqtest.codecs import Codec, JsonCodec
 from zmqtest.errors import EventError, MessageError, ZmqTestError, add_context
 from zmqtest.logcollector import LogCollector, LogEntry, LogLevel, LogText, current_collector, wait_arguments
+from zmqtest.managed import ManagedProcess
 from zmqtest.sockets import TestSocket
 
 __all__ = ["Conversation", "ProcessTest"]
@@ -45,7 +47,8 @@ Conversation = Generator[Event, Any, None]
 EVENT_FORMS = (
     "an event is a tuple (action, *args): ('send', sock, header, body[, extra_frames]), "
     "('recv', sock[, json_load_index]), ('log', substr[, level[, logger[, timeout]]]), "
-    "('subscribed', xpub[, topic[, count]]), ('receiving', sub[, probe[, predicate]]) "
+    "('subscribed', xpub[, topic[, count]]), ('receiving', sub[, probe[, predicate]]), "
+    "('wait_for_output', process, pattern[, timeout]), ('pause', process), ('resume', process), ('restart', process) "
     "or (name_of_a_method_of_this_class, *args)"
 )
 LOG_FORM = "('log', substr[, level[, logger[, timeout]]])"
@@ -171,6 +174,30 @@ class ProcessTest:
 
             return wait_until_receiving(sub, probe_event, predicate)
         return wait_until_receiving(sub, probe, predicate)  # type: ignore[arg-type]
+
+    def wait_for_output(
+        self, process: ManagedProcess, pattern: str | re.Pattern[str], timeout: float | None = None
+    ) -> re.Match[str]:
+        """Wait for the next line of the process's output matching ``pattern``; return the match.
+
+        See :meth:`zmqtest.managed.ManagedProcess.wait_for_output`: ``m = yield ("wait_for_output", server, r"up")``.
+        """
+        return _process(process, "wait_for_output").wait_for_output(pattern, timeout)
+
+    def pause(self, process: ManagedProcess) -> None:
+        """Pause the process under test and its group (SIGSTOP) until ``("resume", process)``: a peer gone silent."""
+        _process(process, "pause").pause()
+
+    def resume(self, process: ManagedProcess) -> None:
+        """Let a paused process under test go on (SIGCONT); return once it runs."""
+        _process(process, "resume").resume()
+
+    def restart(self, process: ManagedProcess) -> None:
+        """Stop the process under test and start it again as it was started; return once it is ready again.
+
+        See :meth:`zmqtest.managed.ManagedProcess.restart`; the handle is the new run's afterwards.
+        """
+        _process(process, "restart").restart()
 
     def _drain_logs(self) -> None:
         """Read the records logged so far, so that the transcript has them before it is shown."""
@@ -369,6 +396,16 @@ def _close_after_failure(gen: types.GeneratorType[Event, Any, None], failure: Ba
 def _not_a_socket(sock: object, action: str) -> EventError:
     kind = "a plain zmq.Socket, which could wait forever" if isinstance(sock, zmq.Socket) else _short(sock)
     return EventError(f"{action} needs a TestSocket (make_sock(...)), got {kind}")
+
+
+def _process(process: object, action: str) -> ManagedProcess:
+    """``process`` if it is a process under test (what zmq_process_factory returns), else an EventError."""
+    if not isinstance(process, ManagedProcess):
+        raise EventError(
+            f"{action} needs a process under test (what zmq_process_factory or ProcessManager.start returns), "
+            f"got {_short(process)}"
+        )
+    return process
 
 
 def _relative(path: str) -> str:
