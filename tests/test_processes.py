@@ -862,7 +862,7 @@ def test_a_port_is_rebound_by_200_consecutive_starts(tmp_path: Path) -> None:
     for _ in range(200):
         with ProcessManager(settings=SETTINGS) as procs:
             handle = procs.start(Behave("bind", endpoint), start_method="fork", ready=r"^ready$")
-        assert handle.stopped_by == "SIGINT"
+        assert handle.stopped_by in {"SIGINT", "SIGTERM"}  # stopped, not killed (SIGINT may outlast 0.3 s under load)
     bind_port(port)
 
 

@@ -1,4 +1,4 @@
-"""Figure 13: code run only in a process under test is in the coverage report, however the process ran and ended.
+"""Figure 16: code run only in a process under test is in the coverage report, however the process ran and ended.
 
 One inner ``pytest --cov -n 2`` run starts ROUNDS processes of each scenario of
 tests/test_coverage.py (a Process under fork, forkserver and spawn, and a command
@@ -40,7 +40,7 @@ def test_child_only_code_is_covered_under_every_start_method(
     run = sum(done[f"run_exit_{round_}"] for round_ in range(ROUNDS))
     total = sum(done.values())
     figure(
-        13,
+        16,
         f"coverage of a child-only function, covered of {ROUNDS} per start method (ending by itself/at SIGINT/"
         "at SIGTERM), pytest --cov -n 2",
         f"{'; '.join(cells)}; commands.run {run}/{ROUNDS}; {total}/{len(scenarios)} in all",
