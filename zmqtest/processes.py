@@ -31,7 +31,7 @@ Why it works the way it does (each point was measured or is a documented pitfall
   left the process's group; and :mod:`zmqtest.backstop` holds the rest (an ``atexit``
   handler, a watchdog for a SIGKILLed interpreter, the mark every process carries).
 
-Linux only (pidfds: Linux 5.3+).
+Linux with pidfds (5.3+), or any POSIX system with ``os.waitid`` (see zmqtest.watchers).
 """
 
 from __future__ import annotations
