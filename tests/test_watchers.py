@@ -8,6 +8,7 @@ another error.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing.connection
 import os
 import signal
@@ -22,7 +23,7 @@ import zmq
 from apps.behave import Behave
 from pids import alive
 
-from zmqtest import ProcessExited, StartError, make_sock, watchers
+from zmqtest import ProcessExited, StartError, groups, make_sock, reaper, watchers
 from zmqtest.commands import run
 from zmqtest.errors import ProcessError
 from zmqtest.processes import ManagedProcess, ProcessManager
@@ -185,3 +186,42 @@ def test_a_later_fork_child_holding_the_pipe_does_not_delay_a_death(manager: Pro
     assert first.returncode == -signal.SIGKILL
     assert later.returncode is None
     first.expect_exit = True
+
+
+@pytest.fixture
+def no_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide /proc from zmqtest.groups as on macOS (simulated: the rest of the test still sees it)."""
+    monkeypatch.setattr(groups, "HAS_PROC", False)
+    monkeypatch.setattr(groups, "proc_stat", lambda pid: None)
+    monkeypatch.setattr(groups, "_pids", lambda: iter(()))
+
+
+@pytest.mark.usefixtures("no_proc")
+def test_without_proc_a_stop_still_clears_the_group_by_its_number(tmp_path: Path) -> None:
+    """No members, start times or marks are known: the group is SIGKILLed blind, its grandchild goes with it."""
+    assert groups.start_time(os.getpid()) is None
+    assert groups.members(os.getpgid(0)) == []
+    with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+        handle = procs.start([sys.executable, BEHAVE, "grandchild"], ready=r"grandchild=(\d+)")
+        grandchild = int(handle.match.group(1)) if handle.match else 0
+        handle.stop()
+    assert wait_until(lambda: not alive(grandchild), timeout=LONG, what=f"grandchild {grandchild} to die")
+
+
+@pytest.mark.usefixtures("no_proc")
+def test_without_proc_the_watchdog_kills_a_registered_group_by_its_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reaper, "HAS_PROC", False)
+    monkeypatch.setattr(reaper, "start_time", lambda pid: None)
+    leader = subprocess.Popen([sys.executable, BEHAVE, "grandchild"], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert leader.stdout is not None
+        grandchild = int(leader.stdout.readline().split(b"grandchild=")[1])
+        reaper._kill(leader.pid, reaper.UNKNOWN)  # registered as on macOS: no start time
+        assert leader.wait(LONG) == -signal.SIGKILL
+        assert wait_until(lambda: not alive(grandchild), timeout=LONG, what=f"grandchild {grandchild} to die")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait(LONG)
+        if leader.stdout is not None:
+            leader.stdout.close()

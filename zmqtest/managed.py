@@ -3,7 +3,7 @@
 :class:`ManagedProcess` is what :class:`~zmqtest.processes.ProcessManager` hands back
 for each process it starts (see that module for how they start and become ready).
 
-- **Death is seen through a pidfd** (``os.pidfd_open``), for both kinds. A Process's
+- **Death is seen through a pidfd** (no pidfds: :mod:`zmqtest.watchers`), for both kinds. A Process's
   own ``sentinel`` is the read end of a pipe whose write end every ``os.fork()``-ed
   grandchild inherits: measured, under fork and spawn it stays unreadable after the
   child has died for as long as a grandchild lives. The pidfd is readable the moment
