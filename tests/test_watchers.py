@@ -152,8 +152,12 @@ def test_no_thread_or_descriptor_is_left_per_process(tmp_path: Path, watcher: st
 def test_a_bad_value_is_refused_naming_the_variable_and_its_values(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    monkeypatch.setenv(watchers.ENV, value)
     message = rf"ZMQTEST_WATCHER={value!r} is not a watcher: use 'pidfd' .* or 'portable'"
+    with ProcessManager(tmp_path / "made-before", settings=SETTINGS) as procs:
+        monkeypatch.setenv(watchers.ENV, value)
+        with pytest.raises(ProcessError, match=message):  # set after the manager was made: its next start refuses
+            procs.start([sys.executable, BEHAVE, "obey"], ready="ready")
+        assert procs.processes == []
     with pytest.raises(ProcessError, match=message):
         ProcessManager(tmp_path)
     with pytest.raises(ProcessError, match=message):

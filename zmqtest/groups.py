@@ -50,6 +50,7 @@ __all__ = [
     "marked",
     "members",
     "pause",
+    "pidfds",
     "proc_stat",
     "readable",
     "start_time",
@@ -103,7 +104,7 @@ readable = watchers.readable
 
 def _wholly_ended(pid: int) -> bool:
     """Tell whether ``pid`` has ended with all its threads (by pidfd; else by /proc: a zombie with one task left)."""
-    if watchers.kind() == watchers.PIDFD:
+    if watchers.using_pidfds():
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -240,7 +241,7 @@ def pidfds(pids: Iterable[int]) -> Iterator[list[int]]:
     """Open a pidfd for each of ``pids`` still there (none under the portable watcher); close them all at the end."""
     fds: list[int] = []
     try:
-        if watchers.kind() == watchers.PIDFD:
+        if watchers.using_pidfds():
             for pid in pids:
                 with contextlib.suppress(OSError):
                     fds.append(os.pidfd_open(pid))
@@ -270,7 +271,7 @@ def kill(processes: Iterable[Member]) -> list[int]:
             with contextlib.suppress(ProcessLookupError):
                 if fds:  # the pidfd is of the process judged
                     signal.pidfd_send_signal(fds[0], signal.SIGKILL)
-                elif watchers.kind() == watchers.PORTABLE:
+                elif not watchers.using_pidfds():
                     os.kill(pid, signal.SIGKILL)
                 else:
                     continue  # gone before its pidfd was opened

@@ -57,7 +57,7 @@ from typing import Any, cast
 from zmqtest import backstop, transcript
 from zmqtest.childsetup import ChildSetup, sigint_held
 from zmqtest.commands import start_session
-from zmqtest.compat import forkserver_preload, popen_class, require_linux
+from zmqtest.compat import forkserver_preload, popen_class, require_linux, require_watcher
 from zmqtest.errors import ProcessError, ProcessExited, StartError, add_context
 from zmqtest.groups import MARK, status_text
 from zmqtest.logcollector import LogCollector, collecting
@@ -190,6 +190,7 @@ class ProcessManager:
         expected = readiness(ready)
         check_options(stop, expect_exit)
         argv, method = check_target(target, start_method, env, cwd, patches, self.settings)
+        require_watcher()  # ZMQTEST_WATCHER may have changed since this manager was made
         name = name or default_name(target, argv)
         stdout_path, stderr_path = self._output_files(name)
         mark = backstop.new_mark()

@@ -121,10 +121,7 @@ def _hold(pgid: int, started: str, pidfds: dict[int, int]) -> None:
 
 def _portable() -> bool:
     """Tell whether the portable watcher is in use (a bad ZMQTEST_WATCHER: whatever this system has)."""
-    try:
-        return bool(watchers.kind() == watchers.PORTABLE)
-    except ValueError:
-        return not watchers.has_pidfds()
+    return not watchers.using_pidfds()
 
 
 def _release(pgid: int, pidfds: dict[int, int]) -> None:

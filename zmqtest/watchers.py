@@ -28,7 +28,19 @@ import select
 import sys
 import threading
 
-__all__ = ["CHOICES", "ENV", "PIDFD", "PORTABLE", "Watch", "is_child", "kind", "problem", "readable"]
+__all__ = [
+    "CHOICES",
+    "ENV",
+    "PIDFD",
+    "PORTABLE",
+    "Watch",
+    "has_pidfds",
+    "is_child",
+    "kind",
+    "problem",
+    "readable",
+    "using_pidfds",
+]
 
 ENV = "ZMQTEST_WATCHER"
 """The environment variable that chooses the watcher."""
@@ -70,6 +82,17 @@ def kind() -> str:
     return value
 
 
+def using_pidfds() -> bool:
+    """Tell whether pidfds are in use, never raising: a bad ``ZMQTEST_WATCHER`` (refused at the start) is ignored.
+
+    For what runs later (a stop, a sweep, the watchdog), when the variable may have changed.
+    """
+    try:
+        return kind() == PIDFD
+    except ValueError:
+        return has_pidfds()
+
+
 def problem() -> str | None:
     """Say why processes cannot be watched here (a bad ``ZMQTEST_WATCHER``, no ``os.waitid``); ``None`` if they can."""
     try:
@@ -109,7 +132,7 @@ class Watch:
 
     def __init__(self, pid: int, sentinel: int | None = None) -> None:
         self.pid = pid
-        self.kind = kind()
+        self.kind = PIDFD if using_pidfds() else PORTABLE  # a bad ZMQTEST_WATCHER was refused before the start
         self.pidfd: int | None = None
         self.fd: int | None = None
         self._owned = True
@@ -138,7 +161,11 @@ class Watch:
 
 
 def _waiter(pid: int) -> int:
-    """Start a thread that writes one byte into a new pipe once child ``pid`` has ended; return the pipe's read end."""
+    """Start a thread that writes one byte into a new pipe once child ``pid`` has ended; return the pipe's read end.
+
+    Called right after the start: a child reaped by another thread before the waiter
+    waits, its pid taken at once by a new child of ours, would be waited for in its place.
+    """
     read_end, write_end = os.pipe()  # not inherited by what is executed (O_CLOEXEC)
     thread = threading.Thread(target=_tell_end, args=(pid, write_end), name=f"zmqtest-watcher-{pid}", daemon=True)
     try:
