@@ -32,7 +32,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from zmqtest import groups
+from zmqtest import groups, watchers
 from zmqtest.compat import multiprocessing_children
 
 __all__ = [
@@ -239,16 +239,16 @@ def shutdown(timeout: float = 1.0) -> None:
         return
     os.close(fd)
     try:
-        pidfd = os.pidfd_open(child)
-    except OSError:
+        watch = watchers.Watch(child)
+    except (OSError, ValueError, RuntimeError):  # no pidfd, no thread to spare, a bad ZMQTEST_WATCHER by now
         return
     try:
-        if select.select([pidfd], [], [], timeout)[0]:
+        if watch.fd is not None and select.select([watch.fd], [], [], timeout)[0]:
             os.waitpid(child, 0)
     except ChildProcessError:
         pass
     finally:
-        os.close(pidfd)
+        watch.close()
 
 
 # --------------------------------------------------------------------------------------------- at exit

@@ -11,8 +11,8 @@ pipe open cannot stall us, nothing is read while it runs, and no file is left be
 whatever happens.
 
 Comparing the result with a golden file is :mod:`zmqtest.golden`'s part (which also
-re-exports these names, where they were first). Works without pytest; Linux only,
-like the rest of the process handling (pidfds).
+re-exports these names, where they were first). Works without pytest; where the rest
+of the process handling works (a pidfd, or the portable watcher: :mod:`zmqtest.watchers`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from zmqtest import backstop, childcoverage
-from zmqtest.compat import require_linux
+from zmqtest.compat import require_watcher
 from zmqtest.errors import ProcessError, StartError, WaitTimeout
 from zmqtest.groups import MARK, clear_group, descendants, start_time, status_text, wait_gone
 from zmqtest.settings import parse_timeout
+from zmqtest.watchers import Watch
 
 __all__ = ["DEFAULT_RUN_TIMEOUT", "RunResult", "RunTimeout", "run", "start_session"]
 
@@ -118,7 +119,7 @@ def run(
     the output so far) at the deadline, :class:`StartError` if it cannot start.
     """
     __tracebackhide__ = True
-    require_linux()
+    require_watcher()
     command = _check_argv(argv)
     seconds = parse_timeout(timeout, "the timeout= argument of run()")
     data = _stdin_bytes(stdin)
@@ -229,12 +230,12 @@ def _stdin_bytes(stdin: object) -> bytes | None:
 
 
 def _wait_for_end(pid: int, timeout: float) -> bool:
-    """Wait at most ``timeout`` s for ``pid`` to end (through a pidfd: no polling loop); return whether it did."""
-    fd = os.pidfd_open(pid)
+    """Wait at most ``timeout`` s for child ``pid`` to end (by its watch: no polling loop); return whether it did."""
+    watch = Watch(pid)
     try:
-        return bool(select.select([fd], [], [], timeout)[0])
+        return watch.fd is None or bool(select.select([watch.fd], [], [], timeout)[0])  # None: reaped already
     finally:
-        os.close(fd)
+        watch.close()
 
 
 def _deadline_error(

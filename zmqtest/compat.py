@@ -16,8 +16,6 @@ authenticator records nothing. tests/test_compat.py fails first if pyzmq drops t
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # nothing heavy at import: the plugin imports this module
@@ -35,7 +33,7 @@ __all__ = [
     "put_now",
     "queue_reader",
     "register_socket",
-    "require_linux",
+    "require_watcher",
 ]
 
 
@@ -173,11 +171,16 @@ def close_queue(queue: Any) -> None:
                 connection.close()
 
 
-def require_linux() -> None:
-    """Refuse to run where processes cannot be watched by pidfd: say so at once, not with a puzzling error later."""
-    if not hasattr(os, "pidfd_open") or not sys.platform.startswith("linux"):
-        from zmqtest.errors import ProcessError  # here: this module stays light
+def require_watcher() -> None:
+    """Refuse to start processes where they cannot be watched: say why at once, not with a puzzling error later.
 
-        raise ProcessError(
-            f"zmqtest.processes needs Linux 5.3+ (os.pidfd_open), not {sys.platform}: it watches processes by pidfd"
-        )
+    Why: a bad ``ZMQTEST_WATCHER``, or neither pidfds nor ``os.waitid`` (see :mod:`zmqtest.watchers`).
+    """
+    __tracebackhide__ = True
+    from zmqtest import watchers  # here: this module stays light
+
+    why = watchers.problem()
+    if why is not None:
+        from zmqtest.errors import ProcessError
+
+        raise ProcessError(f"zmqtest cannot start processes here: {why}")

@@ -9,7 +9,8 @@ daemons):
   the number**; the callers make sure of that (they clear the group before they reap
   the leader). Single processes are killed by pidfd, after checking that the pid
   still names the process that was judged (its start time), so a reused pid is never
-  hit.
+  hit. Under the portable watcher (:mod:`zmqtest.watchers`: no pidfds) they are killed
+  by pid right after that check: a pid freed and reused between the two is hit.
 - **A group whose leader has been reaped** may have lost its number to another
   process: :class:`OwnGroup` clears it by number only while the number is provably
   still its own, and after that only the members that provably are its.
@@ -17,8 +18,11 @@ daemons):
   attached (:func:`descendants`), and by the mark its environment carries
   (:data:`MARK`, set for everything a process under test runs: :func:`marked`).
 
-Standard library only: the watchdog (:mod:`zmqtest.reaper`, run by path with
-``python -I -S``) uses it too.
+Where there is no /proc (macOS), what reads it degrades: no members, descendants,
+marks or start times are found (each function says what it returns then), so what
+left a group, or outlived its leader, is not killed; the group itself still is, by
+number, while its leader holds it. Standard library only: the watchdog
+(:mod:`zmqtest.reaper`, run by path with ``python -I -S``) uses it too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ import signal
 import time
 from collections.abc import Iterable, Iterator
 
+if __package__:
+    from zmqtest import watchers
+else:  # imported by the watchdog, run by path: this folder is on its path, zmqtest is not
+    import watchers  # type: ignore[import-not-found,no-redef]
+
 __all__ = [
     "MARK",
     "Member",
@@ -40,6 +49,7 @@ __all__ = [
     "main_thread",
     "marked",
     "members",
+    "pause",
     "pidfds",
     "proc_stat",
     "readable",
@@ -52,6 +62,9 @@ MARK = "ZMQTEST_OWNER"
 """The environment variable that marks a process under test and all it runs: ``<interpreter>/<number>``."""
 POLL = 0.01
 """Longest pause between two looks at processes that are being killed."""
+
+HAS_PROC = os.path.isdir("/proc/self")
+"""Whether /proc shows processes (Linux): without it (macOS) scans find nothing, start times are unknown."""
 
 Member = tuple[int, str]
 """A process named beyond pid reuse: its pid and its start time (clock ticks since boot)."""
@@ -85,24 +98,49 @@ def status_text(returncode: int | None) -> str:
         return f"killed by signal {-returncode}"
 
 
-def readable(fd: int) -> bool:
-    """Tell whether a pidfd says its process has wholly ended."""
-    return bool(select.select([fd], [], [], 0)[0])
+readable = watchers.readable
+"""``readable(fd)``: whether a pidfd (or a watch's descriptor) says its process has wholly ended."""
 
 
 def _wholly_ended(pid: int) -> bool:
+    """Tell whether ``pid`` has ended with all its threads (by pidfd; else by /proc: a zombie with one task left)."""
+    if watchers.using_pidfds():
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        try:
+            return readable(pidfd)
+        finally:
+            os.close(pidfd)
+    fields = proc_stat(pid)
+    if fields is None:
+        return not _exists(pid)  # no /proc (macOS): a zombie counts as running until it is reaped
+    if fields[0] not in b"ZX":
+        return False
     try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except OSError:
         return True
+
+
+def _exists(pid: int) -> bool:
     try:
-        return readable(pidfd)
-    finally:
-        os.close(pidfd)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _pids() -> Iterator[int]:
-    return (int(name) for name in os.listdir("/proc") if name.isdigit())
+    """Every pid in /proc; none where there is no /proc (macOS): scans then find nothing."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return iter(())
+    return (int(name) for name in names if name.isdigit())
 
 
 def members(pgid: int) -> list[int]:
@@ -200,27 +238,44 @@ def marked(mark: str, *, prefix: bool = False, since: str | None = None) -> list
 
 @contextlib.contextmanager
 def pidfds(pids: Iterable[int]) -> Iterator[list[int]]:
-    """Open a pidfd for each of ``pids`` still there; close them all at the end."""
+    """Open a pidfd for each of ``pids`` still there (none under the portable watcher); close them all at the end."""
     fds: list[int] = []
     try:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                fds.append(os.pidfd_open(pid))
+        if watchers.using_pidfds():
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    fds.append(os.pidfd_open(pid))
         yield fds
     finally:
         for fd in fds:
             os.close(fd)
 
 
+def pause(pids: Iterable[int], seconds: float) -> None:
+    """Wait ``seconds`` at most, less if one of ``pids`` ends first (by pidfd; portable: a plain pause, ``POLL``)."""
+    with pidfds(pids) as fds:
+        select.select(fds, [], [], max(0.0, seconds))
+
+
 def kill(processes: Iterable[Member]) -> list[int]:
-    """SIGKILL each process, by pidfd, if its pid still names it (same start time); return the pids signalled."""
+    """SIGKILL each process if its pid still names it (same start time); return the pids signalled.
+
+    By pidfd, opened before the check, so the check is of the process signalled; under the
+    portable watcher by pid, right after the check.
+    """
     killed = []
     for pid, started in processes:
         with pidfds([pid]) as fds:
-            if fds and start_time(pid) == started:  # the pidfd is of the process judged
-                with contextlib.suppress(ProcessLookupError):
+            if start_time(pid) != started:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                if fds:  # the pidfd is of the process judged
                     signal.pidfd_send_signal(fds[0], signal.SIGKILL)
-                    killed.append(pid)
+                elif not watchers.using_pidfds():
+                    os.kill(pid, signal.SIGKILL)
+                else:
+                    continue  # gone before its pidfd was opened
+                killed.append(pid)
     return killed
 
 
@@ -229,8 +284,7 @@ def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     left = [pid for pid in pids if not _wholly_ended(pid)]
     while left and time.monotonic() < deadline:
-        with pidfds(left) as fds:
-            select.select(fds, [], [], min(POLL, max(0.0, deadline - time.monotonic())))
+        pause(left, min(POLL, deadline - time.monotonic()))
         left = [pid for pid in left if not _wholly_ended(pid)]
     return left
 
@@ -247,14 +301,17 @@ def clear_group(pgid: int, timeout: float) -> tuple[list[int], list[int]]:
     except (ProcessLookupError, PermissionError):
         return [], []
     found = left = members(pgid)
+    if not found and not HAS_PROC:  # no /proc (macOS): members unknown, SIGKILL the group once, blind
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        return [], []
     deadline = time.monotonic() + timeout
     while left:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
         if time.monotonic() >= deadline:
             break
-        with pidfds(left) as fds:
-            select.select(fds, [], [], POLL)
+        pause(left, POLL)
         left = members(pgid)
     return found, left
 
@@ -278,27 +335,31 @@ class OwnGroup:
     zombie not yet reaped. Once the leader is reaped, its pid may be another process's,
     leading a group of its own: then what is left of the group is killed, each by pidfd,
     only if one of them provably is its (see :meth:`clear`). The leader is named beyond
-    pid reuse by its pidfd and its start time.
+    pid reuse by its watch (:class:`zmqtest.watchers.Watch`: a pidfd, or the portable
+    watcher's pipe) and its start time. ``sentinel``: for a leader that is not our child
+    (a forkserver's), the descriptor its parent makes readable once it has reaped it.
     """
 
-    def __init__(self, leader: int) -> None:
+    def __init__(self, leader: int, sentinel: int | None = None) -> None:
         self.leader = leader
-        self.pidfd: int | None
-        """Readable once the leader has ended; ``None`` once closed, or if it had been reaped before it was opened."""
-        try:
-            self.pidfd = os.pidfd_open(leader)
-        except ProcessLookupError:  # a forkserver child that ended (and was reaped) already
-            self.pidfd = None
-        self.started = None if self.pidfd is None else start_time(leader)
+        self.watch = watchers.Watch(leader, sentinel)
+        self._seen = self.watch.opened
+        """Whether the leader was reached before it was reaped (a forkserver child may end and be reaped at once)."""
+        self.started = start_time(leader) if self._seen else None
         """When the leader started (clock ticks since boot): with its pid, names it (but for one of the same tick)."""
         self._reaped = False
         self._own_at: int | None = None
         """When the number was last known its own (CLOCK_BOOTTIME, ns)."""
         self.note()
 
+    @property
+    def fd(self) -> int | None:
+        """Readable once the leader has ended; ``None`` once closed, or if it could not be watched at all."""
+        return self.watch.fd
+
     def note(self) -> None:
         """Note the time if the number is still its own: what joined the group until then is provably of it."""
-        now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        now = _boot_clock_ns()
         if self.holds():
             self._own_at = now
 
@@ -308,15 +369,16 @@ class OwnGroup:
 
     def holds(self) -> bool:
         """Tell whether the number is still its own: the leader runs, or is a zombie not yet reaped."""
-        if self.pidfd is not None and not readable(self.pidfd):
+        if self.fd is not None and not readable(self.fd):
             return True  # it runs
-        if self._reaped or self.started is None:
+        if self._reaped or not self._seen:
             return False  # reaped by us (or never seen)
         try:  # our child's zombie, or a forkserver's that it has not reaped yet?
             zombie = os.waitid(os.P_PID, self.leader, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         except ChildProcessError:
             fields = proc_stat(self.leader)
             zombie = fields is not None and fields[:1] == [b"Z"]
+        # without /proc (macOS) no start time: then an unreaped zombie of our own child is taken as its
         return zombie and start_time(self.leader) == self.started
 
     def send(self, signum: int) -> bool:
@@ -328,9 +390,12 @@ class OwnGroup:
             os.killpg(self.leader, signum)
             return True
         except (ProcessLookupError, PermissionError):  # no such group yet: a Process child before its setsid()
-            if self.pidfd is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(self.pidfd, signum)
+            with contextlib.suppress(ProcessLookupError):
+                if self.watch.pidfd is not None:
+                    signal.pidfd_send_signal(self.watch.pidfd, signum)
+                    return True
+                if self.watch.kind == watchers.PORTABLE and self.holds():  # by pid: it runs, the caller made sure
+                    os.kill(self.leader, signum)
                     return True
         return False
 
@@ -347,8 +412,7 @@ class OwnGroup:
             left = self._kill_own_members()
             if not left or time.monotonic() >= deadline:
                 return left
-            with pidfds(left) as fds:
-                select.select(fds, [], [], POLL)
+            pause(left, POLL)
 
     def _kill_own_members(self) -> list[int]:
         """SIGKILL, each by pidfd, what is left of the group once its number may be another's; return those pids.
@@ -373,7 +437,11 @@ class OwnGroup:
         return [pid for pid, _ in own]
 
     def close(self) -> None:
-        """Close the leader's pidfd, once it is of no more use."""
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
+        """Close the leader's watch, once it is of no more use."""
+        self.watch.close()
+
+
+def _boot_clock_ns() -> int:
+    """Now on the clock /proc's start times count from (CLOCK_BOOTTIME; elsewhere CLOCK_MONOTONIC, unused there)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+    return time.clock_gettime_ns(clock)

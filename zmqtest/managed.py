@@ -3,7 +3,7 @@
 :class:`ManagedProcess` is what :class:`~zmqtest.processes.ProcessManager` hands back
 for each process it starts (see that module for how they start and become ready).
 
-- **Death is seen through a pidfd** (``os.pidfd_open``), for both kinds. A Process's
+- **Death is seen through a pidfd** (no pidfds: :mod:`zmqtest.watchers`), for both kinds. A Process's
   own ``sentinel`` is the read end of a pipe whose write end every ``os.fork()``-ed
   grandchild inherits: measured, under fork and spawn it stays unreadable after the
   child has died for as long as a grandchild lives. The pidfd is readable the moment
@@ -24,7 +24,7 @@ for each process it starts (see that module for how they start and become ready)
 - **What left its group goes too**: its descendants noted when its stop begins, and what
   carries its mark; :mod:`zmqtest.backstop` holds that sweep and the other backstops.
 
-Linux only (pidfds: Linux 5.3+).
+Linux with pidfds (5.3+), or any POSIX system with ``os.waitid`` (see zmqtest.watchers).
 """
 
 from __future__ import annotations
@@ -137,9 +137,9 @@ class ManagedProcess:
         self._survivors: list[int] = []
         self._released = False
         self._stages = StopStages()
-        self._group = OwnGroup(pid)
+        self._group = OwnGroup(pid, process.sentinel if process is not None and start_method == "forkserver" else None)
         self._output: OutputLines | None = None
-        """The group it leads; its pidfd is how its death is seen."""
+        """The group it leads; its watch (a pidfd, or see zmqtest.watchers) is how its death is seen."""
         self._escaped: list[tuple[int, str]] = []
         """Its descendants outside its group when its stop began: killed with the group."""
         backstop.track(self)
@@ -149,9 +149,9 @@ class ManagedProcess:
 
     @property
     def sentinel(self) -> int:
-        """Return a file descriptor that is readable once the process has ended (a pidfd)."""
-        if self._group.pidfd is not None:
-            return self._group.pidfd
+        """Return a file descriptor that is readable once the process has ended (see zmqtest.watchers)."""
+        if self._group.fd is not None:
+            return self._group.fd
         if self.process is not None and not self._released:
             return self.process.sentinel  # only for a forkserver child gone before we could open its pidfd
         raise ValueError(f"{self.describe()}: its sentinel was released when its manager closed")

@@ -31,7 +31,7 @@ Why it works the way it does (each point was measured or is a documented pitfall
   left the process's group; and :mod:`zmqtest.backstop` holds the rest (an ``atexit``
   handler, a watchdog for a SIGKILLed interpreter, the mark every process carries).
 
-Linux only (pidfds: Linux 5.3+).
+Linux with pidfds (5.3+), or any POSIX system with ``os.waitid`` (see zmqtest.watchers).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from typing import Any, cast
 
 from zmqtest import backstop, childcoverage, transcript
 from zmqtest.childsetup import ChildSetup, sigint_held
-from zmqtest.compat import forkserver_preload, popen_class, require_linux
+from zmqtest.compat import forkserver_preload, popen_class, require_watcher
 from zmqtest.errors import ProcessError, ProcessExited, StartError, add_context
 from zmqtest.groups import MARK, status_text
 from zmqtest.launch import Launch, copy_process, create_files, pickling_problem, start_command, take_over
@@ -89,7 +89,7 @@ class ProcessManager:
     processes: list[ManagedProcess]
 
     def __init__(self, output_dir: str | os.PathLike[str] | None = None, *, settings: Settings | None = None) -> None:
-        require_linux()
+        require_watcher()
         self.settings = settings if settings is not None else current()
         self._own_dir = output_dir is None
         if output_dir is None:
@@ -190,6 +190,7 @@ class ProcessManager:
         expected = readiness(ready)
         check_options(stop, expect_exit)
         argv, method = check_target(target, start_method, env, cwd, patches, self.settings)
+        require_watcher()  # ZMQTEST_WATCHER may have changed since this manager was made
         process = target if isinstance(target, multiprocessing.process.BaseProcess) else None
         pristine, uncopyable = None, ""
         if process is not None:
@@ -227,6 +228,7 @@ class ProcessManager:
         """
         __tracebackhide__ = True
         launch = self.check_restart(handle)
+        require_watcher()
         if handle.stopped_by is None or handle.poll() is None:
             raise ProcessError(f"cannot start {handle.describe()} again before it is stopped: call its restart()")
         process = launch.next_target() if launch.argv is None else None

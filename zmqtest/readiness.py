@@ -10,8 +10,9 @@
 turns it into its type, with a clear error for anything else. Each type says what it waits
 for (:meth:`Readiness.describe`, in errors and in the transcript). Its wait is raced against
 the process's end, without sleeping: output and checks are looked at again after a pause on
-the process's pidfd (1 ms at first, doubling up to 10 ms), which its death ends at once; a
-connection is waited for in one poll with the watched processes' pidfds.
+the process's sentinel (1 ms at first, doubling up to 10 ms), which its death ends at once; a
+connection is waited for in one poll with the watched processes' sentinels. A sentinel is a
+pidfd, or the portable watcher's descriptor (see :mod:`zmqtest.watchers`).
 """
 
 from __future__ import annotations

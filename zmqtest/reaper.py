@@ -18,6 +18,12 @@ It never kills what is not ours: a group whose leader's pid now belongs to anoth
 process (its start time differs) is left alone; once the leader is gone, only the
 members of its session that started after it are killed, each by pidfd.
 
+Under the portable watcher (``ZMQTEST_WATCHER=portable``, or no pidfds: see
+:mod:`zmqtest.watchers`) it holds no pidfds: a leader is judged by its existence and
+its start time alone when the watchdog acts, and signalled by pid. A leader's pid
+reused within the same clock tick is then taken for it; without /proc (macOS) no start
+time is known, and a registered leader's pid is signalled while it exists at all.
+
 This module is the watchdog's side only (:func:`main`: this file run by path with
 ``python -I -S``, so it needs nothing but the standard library and :mod:`groups`
 beside it); the owner's side is :mod:`zmqtest.backstop`.
@@ -31,10 +37,20 @@ import signal
 import sys
 
 if __package__:
-    from zmqtest.groups import kill, marked, members, proc_stat, readable, start_time
+    from zmqtest import watchers
+    from zmqtest.groups import HAS_PROC, kill, marked, members, proc_stat, readable, start_time
 else:  # run by path with -I: neither zmqtest (it would import zmq) nor this folder is importable
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from groups import kill, marked, members, proc_stat, readable, start_time  # type: ignore[import-not-found,no-redef]
+    import watchers  # type: ignore[import-not-found,no-redef]
+    from groups import (  # type: ignore[import-not-found,no-redef]
+        HAS_PROC,
+        kill,
+        marked,
+        members,
+        proc_stat,
+        readable,
+        start_time,
+    )
 
 __all__ = ["main"]
 
@@ -74,6 +90,10 @@ def _kill(pgid: int, registered_start: str, pidfd: int | None = None) -> None:
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)  # its leader's pid holds the number: the group is ours
         return
+    if not HAS_PROC:  # no /proc (macOS): no start times, no members; the group by its number, if there is one
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+        return
     earliest = 0 if registered_start == UNKNOWN else int(registered_start)
     session = str(pgid).encode()
     left = []
@@ -85,8 +105,10 @@ def _kill(pgid: int, registered_start: str, pidfd: int | None = None) -> None:
 
 
 def _hold(pgid: int, started: str, pidfds: dict[int, int]) -> None:
-    """Open a pidfd for the leader just registered, if its pid is still the one registered."""
+    """Open a pidfd for the leader just registered, if its pid is still the one registered (none if portable)."""
     _release(pgid, pidfds)
+    if _portable():
+        return
     try:
         fd = os.pidfd_open(pgid)
     except OSError:
@@ -95,6 +117,11 @@ def _hold(pgid: int, started: str, pidfds: dict[int, int]) -> None:
         pidfds[pgid] = fd
     else:
         os.close(fd)
+
+
+def _portable() -> bool:
+    """Tell whether the portable watcher is in use (a bad ZMQTEST_WATCHER: whatever this system has)."""
+    return not watchers.using_pidfds()
 
 
 def _release(pgid: int, pidfds: dict[int, int]) -> None:

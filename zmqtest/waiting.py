@@ -4,7 +4,8 @@ Every process a :class:`~zmqtest.processes.ProcessManager` starts is *watched* w
 the manager is open: any wait in zmqtest (a mimic socket's send or receive, a
 readiness check, :func:`wait_for_message`, :func:`wait_until`, a
 :class:`~zmqtest.connections.ConnectionWaiter`) puts the watched processes' sentinels in
-the same poll as what it waits for (:func:`race`, the one loop they share), so a process
+the same poll as what it waits for (:func:`race`, the one loop they share; a sentinel is a
+pidfd or the portable watcher's descriptor, see :mod:`zmqtest.watchers`), so a process
 that dies ends the wait at once with its exit status and the tail of its output, instead
 of a timeout that says nothing.
 

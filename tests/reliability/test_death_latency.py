@@ -3,13 +3,14 @@
 A generated project whose processes die on purpose: while the test waits in a mimic's
 ``recv`` (the process receives ``b"die"``), and while the test waits for it to become
 ready (an output line that never comes, or a connection to a mimic that never comes).
-Half are ``Process`` instances (forkserver), half command lines.
+Half are ``Process`` instances (forkserver), half command lines. Measured with each watcher
+(``ZMQTEST_WATCHER``: ``pidfd``, and ``portable``, the one for systems without pidfds).
 
 How it is measured: just before ``os._exit`` the child writes ``time.monotonic()`` to
 a file; the test reads the clock when zmqtest's error (``ProcessExited`` from the
 wait, ``StartError`` from the start) reaches it. On Linux ``time.monotonic()`` is
 ``CLOCK_MONOTONIC``, one clock for every process, so the difference is the latency: the
-process's exit in the kernel, zmqtest seeing its pidfd, reaping it, and building the
+process's exit in the kernel, zmqtest seeing its sentinel, reaping it, and building the
 error with the tail of its output. A wait in a mimic's ``recv`` also gives a message
 the process sent just before its death a moment to arrive (``DEATH_GRACE_MS``).
 """
@@ -22,6 +23,7 @@ import pytest
 from inner_runs import OUTER_DEADLINE, VARIANTS, InnerProject, spread
 
 import zmqtest.sockets
+from zmqtest import watchers
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(OUTER_DEADLINE)]
 
@@ -85,10 +87,16 @@ def grace() -> str:
     return f" (a recv includes the {millis} ms it grants a message sent just before the death)" if millis else ""
 
 
+@pytest.mark.parametrize("watcher", watchers.CHOICES)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_a_death_ends_the_wait_within_the_bound(
-    project: InnerProject, figure: Callable[[int, str, str], None], variant: str
+    project: InnerProject,
+    figure: Callable[[int, str, str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    variant: str,
+    watcher: str,
 ) -> None:
+    monkeypatch.setenv(watchers.ENV, watcher)  # the inner run inherits it
     project.pytester.makepyfile(test_inner=INNER_TESTS)
     result, seconds = project.run(variant, "-q")
     latencies: dict[str, list[float]] = {"recv": [], "readiness": []}
@@ -99,7 +107,8 @@ def test_a_death_ends_the_wait_within_the_bound(
         4,
         f"early-death detection latency, from the child's last clock reading to the test's error (bound "
         f"{BOUND * 1000:.0f} ms)",
-        "; ".join(
+        f"{watcher} watcher: "
+        + "; ".join(
             f"during a {'mimic recv' if wait == 'recv' else 'readiness wait'}: "
             + (spread(values) + f" over {len(values)}" if values else "not measured")
             for wait, values in latencies.items()
