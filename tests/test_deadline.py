@@ -70,6 +70,13 @@ def test_sleep(zmq_process_factory):
     time.sleep(600)  # sleep-ok: hangs on purpose
 
 
+def test_wait_until(zmq_process_factory):
+    from zmqtest import wait_until
+
+    start(zmq_process_factory)
+    wait_until(lambda: time.sleep(0.5), timeout=600)  # sleep-ok: a slow condition, never true
+
+
 @pytest.fixture
 def slow_setup(zmq_process_factory):
     start(zmq_process_factory)
@@ -137,13 +144,14 @@ def test_a_test_stuck_anywhere_fails_at_its_deadline_with_the_transcript_and_the
 ) -> None:
     pytester.makepyfile(test_inner=INNER_MODULE + STUCK)
     result = run(pytester, f"--zmqtest-deadline={DEADLINE:g}", "--zmqtest-stop-grace=30", "-rA")
-    result.assert_outcomes(passed=3, failed=5, errors=3)
+    result.assert_outcomes(passed=3, failed=6, errors=3)
     text = result.stdout.str()
     message = f"*DeadlineExceeded: zmqtest deadline of {DEADLINE:g} s exceeded during {{phase}} of test_inner.py::{{}}*"
     for test, phase, line in [
         ("test_zmqtest_recv", "call", "sock.recv()"),
         ("test_raw_recv", "call", "sock.recv()"),
         ("test_sleep", "call", "time.sleep(600)*"),
+        ("test_wait_until", "call", "wait_until(*"),
         ("TestGenerator::test_yield_recv", "call", 'yield ("recv", sock)'),
         ("test_setup", "setup", "time.sleep(600)*"),
         ("test_teardown", "teardown", "time.sleep(600)*"),
@@ -177,7 +185,7 @@ def test_a_test_stuck_anywhere_fails_at_its_deadline_with_the_transcript_and_the
     )
     assert "FAILED test_inner.py::test_swallowed" in text, text
     assert "PASSED test_inner.py::test_in_time" in text, text
-    assert_none_left(pytester, 9)
+    assert_none_left(pytester, 10)
 
 
 SLEEPS = """

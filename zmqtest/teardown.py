@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from zmqtest.errors import DeadlineExceeded
+
 __all__ = ["InThread", "sigint_deferred", "step"]
 
 T = TypeVar("T")
@@ -33,11 +35,14 @@ def step(what: str, problems: list[str], cut: list[BaseException]) -> Iterator[N
     """Run one step of a teardown: it never keeps the next ones from running.
 
     An ``Exception`` (a bug of ours) becomes one of ``problems``; a ``BaseException`` (pytest-timeout's
-    failure, a Ctrl-C) goes to ``cut``, for the teardown to raise once it has done everything else.
+    failure, a Ctrl-C) or zmqtest's deadline goes to ``cut``, for the teardown to raise once it has done
+    everything else.
     """
     __tracebackhide__ = True
     try:
         yield
+    except DeadlineExceeded as exc:
+        cut.append(exc)
     except Exception as exc:
         problems.append(f"{what} failed: {type(exc).__name__}: {exc}")
     except BaseException as exc:

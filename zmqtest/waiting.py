@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 import zmq
 
 from zmqtest import transcript
-from zmqtest.errors import ProcessError, SocketTimeout, WaitTimeout, ZmqTestError, add_context
+from zmqtest.errors import DeadlineExceeded, ProcessError, SocketTimeout, WaitTimeout, ZmqTestError, add_context
 from zmqtest.settings import current_timeout, parse_timeout
 
 if TYPE_CHECKING:  # in a module of its own now; still importable from here, as before
@@ -362,8 +362,8 @@ def wait_until(
     Between calls it waits ``interval`` seconds on the watched processes' sentinels, so
     a death ends the wait at once (after one last call, in case the process finished
     its work as it ended). An exception from ``condition`` counts as "not yet" (it is
-    chained to the timeout error), except zmqtest's process errors, which end the
-    wait. Timeout (default: the harness timeout) raises
+    chained to the timeout error), except zmqtest's process errors and its deadline,
+    which end the wait. Timeout (default: the harness timeout) raises
     :class:`~zmqtest.errors.WaitTimeout` naming ``what`` (default: the callable's name)
     and the last value or exception.
     """
@@ -382,7 +382,7 @@ def wait_until(
         calls += 1
         try:
             last = condition()
-        except ProcessError:
+        except (ProcessError, DeadlineExceeded):
             raise
         except Exception as exc:
             failure, last = exc, None
