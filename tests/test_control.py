@@ -20,7 +20,10 @@ from zmqtest import (
     SocketTimeout,
     TestSocket,
     WaitTimeout,
+    groups,
+    managed,
     transcript,
+    wait_until,
 )
 from zmqtest.contexts import SocketFactory
 from zmqtest.errors import EventError, ProcessError
@@ -392,3 +395,25 @@ def test_the_manager_starts_no_second_run_of_a_process_that_still_runs(tmp_path:
             procs.restart(handle)
         assert procs.processes == [handle]
         assert handle.is_alive()
+
+
+def hide_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide /proc from zmqtest as on macOS: no process's state can be read."""
+    monkeypatch.setattr(groups, "HAS_PROC", False)
+    monkeypatch.setattr(managed, "proc_stat", lambda pid: None)
+
+
+def test_without_proc_pause_and_resume_return_once_the_signal_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on macOS: no state to read, so no wait for it (which would time out); the signals still act."""
+    with ProcessManager(tmp_path, settings=SETTINGS) as procs:
+        handle = procs.start(Behave("obey"), start_method="fork", ready="ready")
+        hide_proc(monkeypatch)
+        handle.pause()
+        monkeypatch.undo()
+        wait_until(handle.is_paused, timeout=5, what="the SIGSTOP to take effect")
+        hide_proc(monkeypatch)
+        handle.resume()
+        monkeypatch.undo()
+        wait_until(lambda: not handle.is_paused(), timeout=5, what="the SIGCONT to take effect")
