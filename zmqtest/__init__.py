@@ -72,6 +72,7 @@ _EXPORTS = {
     "PlainServer": "zmqtest.security",
     "Security": "zmqtest.security",
     "ZapRequest": "zmqtest.authenticator",
+    "Endpoint": "zmqtest.endpoints",
 }
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "CurveKeys",
     "CurveServer",
     "DeadlineExceeded",
+    "Endpoint",
     "EndpointFactory",
     "EventError",
     "GoldenFiles",
@@ -142,7 +144,7 @@ if TYPE_CHECKING:
     from zmqtest.commands import RunResult, RunTimeout
     from zmqtest.connections import ConnectionWaiter
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context
-    from zmqtest.endpoints import EndpointFactory, parse_endpoint
+    from zmqtest.endpoints import Endpoint, EndpointFactory, parse_endpoint
     from zmqtest.errors import (
         DeadlineExceeded,
         EventError,

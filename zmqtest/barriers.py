@@ -39,7 +39,7 @@ from typing import Any
 import zmq
 
 from zmqtest.connections import ConnectionWaiter
-from zmqtest.endpoints import Endpoint, parse_endpoint
+from zmqtest.endpoints import EndpointSpec, parse_endpoint
 from zmqtest.errors import WaitTimeout, add_context
 from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.waiting import (
@@ -278,7 +278,7 @@ def _not_receiving(
 # --- connected ----------------------------------------------------------------------------------------------------
 
 
-def connect_and_wait(sock: zmq.Socket[Any], endpoint: Endpoint, *, timeout: float | None = None) -> dict[str, Any]:
+def connect_and_wait(sock: zmq.Socket[Any], endpoint: EndpointSpec, *, timeout: float | None = None) -> dict[str, Any]:
     """Connect ``sock`` to ``endpoint`` and wait until the connection has completed its ZMTP handshake.
 
     Returns the monitor's ``HANDSHAKE_SUCCEEDED`` event (see

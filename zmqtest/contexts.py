@@ -24,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from zmqtest.endpoints import Endpoint
+from zmqtest.endpoints import EndpointSpec
 from zmqtest.errors import ZmqTestError
 from zmqtest.settings import parse_timeout
 from zmqtest.sockets import TestSocket, make_sock
@@ -177,8 +177,8 @@ class SocketFactory(contextlib.AbstractContextManager["SocketFactory"]):
         self,
         sock_type: int,
         *,
-        bind: Endpoint | None = None,
-        connect: Endpoint | None = None,
+        bind: EndpointSpec | None = None,
+        connect: EndpointSpec | None = None,
         name: str | None = None,
         timeout: float | None = None,
         **options: Any,

@@ -33,10 +33,18 @@ from types import TracebackType
 
 import zmq
 
-__all__ = ["Endpoint", "EndpointFactory", "external_reason", "parse_endpoint", "reserve_tcp_port"]
+__all__ = [
+    "Endpoint",
+    "EndpointFactory",
+    "EndpointSpec",
+    "as_endpoint",
+    "external_reason",
+    "parse_endpoint",
+    "reserve_tcp_port",
+]
 
-Endpoint = str | tuple[str | None, int | str]
-"""An endpoint string (``"tcp://127.0.0.1:5555"``, ``"ipc:///tmp/x"``) or a ``(host, port)`` tuple."""
+EndpointSpec = str | tuple[str | None, int | str]
+"""What ``bind``/``connect`` take: an endpoint string (``"tcp://127.0.0.1:5555"``) or a ``(host, port)`` tuple."""
 
 LOOPBACK = "127.0.0.1"
 LOOPBACK_NAMES = frozenset({"localhost", "lo", "lo0"})
@@ -103,7 +111,7 @@ class EndpointFactory(contextlib.AbstractContextManager["EndpointFactory"]):
         """The private directory of the ipc endpoints (``None`` until the first :meth:`ipc`)."""
         return self._ipc_dir
 
-    def tcp(self) -> str:
+    def tcp(self) -> Endpoint:
         """A ``tcp://127.0.0.1:PORT`` endpoint that any process can bind right away.
 
         The port is reserved (see :func:`reserve_tcp_port`) and never handed out twice
@@ -115,10 +123,10 @@ class EndpointFactory(contextlib.AbstractContextManager["EndpointFactory"]):
                 port = reserve_tcp_port(LOOPBACK)
                 if port not in self._ports:
                     self._ports.add(port)
-                    return f"tcp://{LOOPBACK}:{port}"
+                    return Endpoint(f"tcp://{LOOPBACK}:{port}")
         raise RuntimeError(f"could not reserve a tcp port not handed out before after {_MAX_RESERVE_TRIES} tries")
 
-    def tcp_any(self) -> str:
+    def tcp_any(self) -> Endpoint:
         """``tcp://127.0.0.1:*``: for a socket that binds to any free port itself.
 
         Read the port it got from the socket after binding: ``sock.endpoint`` (a
@@ -126,9 +134,9 @@ class EndpointFactory(contextlib.AbstractContextManager["EndpointFactory"]):
         on (a process under test reports it back, as ProcMock does). Race-free.
         """
         self._check_open()
-        return f"tcp://{LOOPBACK}:*"
+        return Endpoint(f"tcp://{LOOPBACK}:*")
 
-    def ipc(self, name: str | None = None) -> str:
+    def ipc(self, name: str | None = None) -> Endpoint:
         """``ipc://<private dir>/<name>``; without a name, a new one on every call.
 
         The same ``name`` gives the same endpoint, so both sides of a connection can
@@ -150,9 +158,9 @@ class EndpointFactory(contextlib.AbstractContextManager["EndpointFactory"]):
                     "(zmq.IPC_PATH_MAX_LEN): choose a shorter name or a shorter ipc_base"
                 )
             self._ipc_names.add(name)
-            return f"ipc://{path}"
+            return Endpoint(f"ipc://{path}")
 
-    def __call__(self, transport: str = "tcp", name: str | None = None) -> str:
+    def __call__(self, transport: str = "tcp", name: str | None = None) -> Endpoint:
         """``factory("tcp")`` is :meth:`tcp`, ``factory("ipc", name)`` is :meth:`ipc`."""
         if transport == "tcp":
             if name is not None:
@@ -211,8 +219,138 @@ def _short_base() -> str:
 
 # --- endpoint strings -------------------------------------------------------------------------------------------------
 
+TRANSPORTS = frozenset({"tcp", "ipc", "inproc", "ws", "wss", "udp", "pgm", "epgm", "norm", "tipc", "vmci"})
+"""libzmq's transports, by the name an endpoint starts with."""
+HOST_PORT_TRANSPORTS = frozenset({"tcp", "ws", "wss", "udp", "pgm", "epgm", "norm"})
+"""Transports whose address ends in ``HOST:PORT`` (after an optional ``source;`` or ``interface;``)."""
+_FORMS = (
+    "expected TRANSPORT://ADDRESS such as 'tcp://HOST:PORT' (PORT a number or '*'), 'ipc://PATH', "
+    "'inproc://NAME' or 'ws://HOST:PORT/PATH'"
+)
 
-def parse_endpoint(spec: Endpoint, *, bind: bool = False) -> str:
+
+class Endpoint(str):
+    """An endpoint string that also says what it names: ``transport``, ``host``, ``port``, ``path``, ``address``.
+
+    It *is* the string (equal to it, same hash, pyzmq binds and connects it, json
+    writes it as a string, its ``repr`` is the string's), parsed once, here::
+
+        ep = Endpoint("tcp://127.0.0.1:5555")
+        ep.transport, ep.host, ep.port          # ('tcp', '127.0.0.1', 5555)
+        subprocess.run(["server", "--port", str(ep.port)])
+
+    - ``transport``: ``"tcp"``, ``"ipc"``, ``"inproc"``, ``"ws"``, ``"pgm"``, ... (libzmq's names);
+    - ``address``: everything after ``://`` (an inproc name, ``@name`` of an abstract ipc socket);
+    - ``host``: for tcp, ws, wss, udp, pgm, epgm and norm, the host, address or interface before the
+      port, without the brackets of an IPv6 literal (``"::1"``), ``"*"`` for all interfaces (after a
+      ``source;`` or ``interface;`` part, the one after it); else ``None``;
+    - ``port``: the port as an ``int`` for those transports, ``None`` for ``*`` (any free port);
+      else ``None``;
+    - ``path``: the file of an ipc endpoint (``None`` for ``ipc://*`` and abstract ``ipc://@name``),
+      the resource path of a ws one (``"/chat"``, ``None`` if absent); else ``None``.
+
+    A malformed string raises :class:`ValueError` naming it. Pickling (``multiprocessing`` spawn
+    and forkserver) gives an ``Endpoint`` back; ``str(ep)`` is the plain string.
+    """
+
+    __slots__ = ("_address", "_host", "_path", "_port", "_transport")
+
+    _transport: str
+    _address: str
+    _host: str | None
+    _port: int | None
+    _path: str | None
+
+    def __new__(cls, text: str) -> Endpoint:
+        __tracebackhide__ = True
+        if type(text) is cls:
+            return text
+        if not isinstance(text, str):
+            raise TypeError(f"Endpoint() takes a string, got {type(text).__name__} {text!r:.80}")
+        transport, address, host, port, path = _split_endpoint(text)
+        self = super().__new__(cls, text)
+        for name, value in zip(cls.__slots__, (address, host, path, port, transport), strict=True):
+            object.__setattr__(self, name, value)
+        return self
+
+    @property
+    def transport(self) -> str:
+        return self._transport
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def host(self) -> str | None:
+        return self._host
+
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an Endpoint cannot be changed (it is a string): cannot set {name!r}")
+
+    def __reduce__(self) -> tuple[type[Endpoint], tuple[str]]:
+        return (Endpoint, (str(self),))  # parsed again on the other side, e.g. in a spawned process
+
+
+def as_endpoint(text: str | None) -> str | None:
+    """``text`` as an :class:`Endpoint` if it is one, else unchanged (a ready pattern's group may be a pid)."""
+    if text is None:
+        return None
+    try:
+        return Endpoint(text)
+    except ValueError:
+        return text
+
+
+def _split_endpoint(text: str) -> tuple[str, str, str | None, int | None, str | None]:
+    """``(transport, address, host, port, path)`` of an endpoint string; ValueError naming it if malformed."""
+
+    def malformed(why: str) -> ValueError:
+        return ValueError(f"{text!r} is not a ZeroMQ endpoint: {why}; {_FORMS}")
+
+    transport, separator, address = text.partition("://")
+    if not separator:
+        raise malformed("it has no '://'")
+    if transport not in TRANSPORTS:
+        raise malformed(f"unknown transport {transport!r} (libzmq has {', '.join(sorted(TRANSPORTS))})")
+    if not address:
+        raise malformed("nothing follows '://'")
+    if transport == "ipc":
+        return transport, address, None, None, None if address == "*" or address.startswith("@") else address
+    if transport not in HOST_PORT_TRANSPORTS:
+        return transport, address, None, None, None  # inproc names, tipc and vmci addresses
+    where, path = address, None
+    if transport in ("ws", "wss"):
+        slash = address.find("/", address.rfind("]") + 1)  # the resource path starts after any IPv6 literal
+        if slash >= 0:
+            where, path = address[:slash], address[slash:]
+    where = where.rpartition(";")[2]  # tcp's "source;host:port", pgm's "interface;group:port"
+    if transport == "norm":
+        where = where.partition(",")[2] or where  # norm's "id,host:port"
+    host, colon, port_text = where.rpartition(":")
+    if not colon or not host or where.endswith("]"):  # "[::1]" is a host without a port
+        raise malformed(f"a {transport} endpoint needs HOST:PORT")
+    if host.startswith("[") != host.endswith("]") or "]" in host[:-1] or "[" in host[1:]:
+        raise malformed(f"unbalanced brackets in host {host!r} (an IPv6 literal is written [::1])")
+    host = host[1:-1] if host.startswith("[") else host
+    if not host:
+        raise malformed("the host is empty")
+    if port_text == "*":
+        return transport, address, host, None, path
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+        raise malformed(f"port {port_text!r} is not a number from 0 to 65535 or '*'")
+    return transport, address, host, int(port_text), path
+
+
+def parse_endpoint(spec: EndpointSpec, *, bind: bool = False) -> str:
     """Turn ``spec`` into an endpoint string.
 
     ``(host, port)`` becomes ``tcp://host:port``; an empty or missing host means

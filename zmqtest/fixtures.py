@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from zmqtest.authenticator import Authenticator
     from zmqtest.contexts import SocketFactory
-    from zmqtest.endpoints import EndpointFactory
+    from zmqtest.endpoints import Endpoint, EndpointFactory
     from zmqtest.golden import GoldenFiles
     from zmqtest.processes import ProcessManager
 
@@ -90,7 +90,7 @@ def zmq_endpoint_factory() -> Iterator[EndpointFactory]:
 
 
 @pytest.fixture
-def zmq_endpoint(zmq_endpoint_factory: EndpointFactory) -> str:
+def zmq_endpoint(zmq_endpoint_factory: EndpointFactory) -> Endpoint:
     """One ``tcp://127.0.0.1:PORT`` endpoint with a reserved port, for the process under test or a mimic to bind."""
     return zmq_endpoint_factory.tcp()
 

@@ -40,6 +40,7 @@ from typing import Any, TypeAlias
 import zmq
 
 from zmqtest import transcript
+from zmqtest.endpoints import Endpoint
 from zmqtest.errors import WaitTimeout, add_context
 from zmqtest.logs import ENDPOINT_ENV, QUEUED_RECORDS, parse_level
 from zmqtest.settings import current_timeout, in_force, parse_timeout
@@ -174,7 +175,7 @@ class LogCollector:
     process name.
     """
 
-    endpoint: str
+    endpoint: Endpoint
 
     def __init__(
         self, context: zmq.Context[Any] | None = None, *, transport: str = "tcp", endpoint: str | None = None
@@ -207,7 +208,7 @@ class LogCollector:
                 self.socket.bind(self._endpoints.ipc("logs"))
             else:
                 self.socket.bind("tcp://127.0.0.1:*")
-            self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.endpoint = Endpoint(self.socket.getsockopt_string(zmq.LAST_ENDPOINT))
         except BaseException:
             self.close()
             raise

@@ -83,7 +83,7 @@ class ManagedProcess:
     match: re.Match[str] | None
     """The output line that made it ready, for a ``ready`` pattern."""
     endpoint: str | None
-    """From the ``ready`` pattern: its group ``endpoint``, else its group 1, else ``None``."""
+    """From the ``ready`` pattern: its group ``endpoint``, else its group 1, else ``None`` (an ``Endpoint`` if one)."""
     ready_value: object
     """What a ``ready`` callable returned (its first truthy value)."""
     stopped_by: str | None

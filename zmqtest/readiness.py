@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Union
 
 from zmqtest.connections import ConnectionWaiter
+from zmqtest.endpoints import as_endpoint
 from zmqtest.errors import ZmqTestError, add_context
 from zmqtest.output import OutputLines, compile_pattern
 
@@ -78,7 +79,7 @@ class OutputMatches(Readiness):
     """Ready once a line of its stdout or stderr matches ``pattern`` (a str regex, searched in each line).
 
     The match is kept as the process's ``match``; its group ``endpoint`` (else its group 1)
-    as its ``endpoint``.
+    as its ``endpoint`` (an :class:`~zmqtest.endpoints.Endpoint` if the text is one).
     """
 
     def __init__(self, pattern: str | re.Pattern[str]) -> None:
@@ -101,9 +102,9 @@ class OutputMatches(Readiness):
             if found:
                 process.match = found
                 if "endpoint" in self.pattern.groupindex:
-                    process.endpoint = found.group("endpoint")
+                    process.endpoint = as_endpoint(found.group("endpoint"))
                 elif self.pattern.groups:
-                    process.endpoint = found.group(1)
+                    process.endpoint = as_endpoint(found.group(1))
                 return True
         return False
 

@@ -25,7 +25,7 @@ import zmq
 
 from zmqtest import transcript
 from zmqtest.compat import register_socket
-from zmqtest.endpoints import Endpoint, external_reason, parse_endpoint
+from zmqtest.endpoints import Endpoint, EndpointSpec, external_reason, parse_endpoint
 from zmqtest.errors import add_context
 from zmqtest.peers import PeerWatch
 from zmqtest.sendrecv import DEATH_GRACE_MS, FIRST_WAIT, FLAGS_AT, MAX_WAIT_MS, closed_error, waiting
@@ -76,8 +76,9 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     type_name: str
     """``"REQ"``, ``"ROUTER"``, ...: the socket type's name, for messages."""
     allow_external: bool
-    bound: list[str]
-    connected: list[str]
+    bound: list[Endpoint]
+    """The endpoints it is bound to, with the real port or path after a bind to ``*`` (:class:`Endpoint` strings)."""
+    connected: list[Endpoint]
 
     def __init__(
         self,
@@ -157,14 +158,17 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         self.__dict__["_timeout"] = seconds
 
     @property
-    def endpoint(self) -> str:
-        """The one endpoint this socket is bound or connected to (with the real port after a random bind)."""
+    def endpoint(self) -> Endpoint:
+        """The one endpoint this socket is bound or connected to (with the real port after a random bind).
+
+        An :class:`~zmqtest.endpoints.Endpoint`: ``sock.endpoint.port`` is the port it got.
+        """
         endpoints = self.bound + self.connected
         if len(endpoints) != 1:
             raise ValueError(f"{self.describe()} has {len(endpoints)} endpoints; use .bound or .connected")
         return endpoints[0]
 
-    def bind(self, addr: Endpoint) -> Any:
+    def bind(self, addr: EndpointSpec) -> Any:
         """Bind to ``addr`` (a string or ``(host, port)``; port 0 picks a free one).
 
         Only on loopback (or ipc/inproc) unless the socket was made with
@@ -194,15 +198,15 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             _ipc_bound[path] = self
         return result
 
-    def connect(self, addr: Endpoint) -> Any:
+    def connect(self, addr: EndpointSpec) -> Any:
         """Connect to ``addr`` (a string or ``(host, port)``)."""
         return self._attach("connect", super().connect, parse_endpoint(addr))
 
-    def unbind(self, addr: Endpoint | bytes) -> None:
+    def unbind(self, addr: EndpointSpec | bytes) -> None:
         """Stop listening on ``addr`` (an entry of ``.bound``, or as given to :meth:`bind` with its port)."""
         self._detach("unbind", super().unbind, addr, self.bound)
 
-    def disconnect(self, addr: Endpoint | bytes) -> None:
+    def disconnect(self, addr: EndpointSpec | bytes) -> None:
         """Disconnect from ``addr`` (an entry of ``.connected``, or as given to :meth:`connect`)."""
         self._detach("disconnect", super().disconnect, addr, self.connected)
 
@@ -213,15 +217,17 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
             peers = self._watch()
             result = call(addr)
         if verb == "bind":
-            endpoint, endpoints, how = self.getsockopt_string(zmq.LAST_ENDPOINT), self.bound, "bound"
+            endpoint, endpoints, how = Endpoint(self.getsockopt_string(zmq.LAST_ENDPOINT)), self.bound, "bound"
         else:
-            endpoint, endpoints, how = addr, self.connected, "connected"
+            endpoint, endpoints, how = Endpoint(addr), self.connected, "connected"
         endpoints.append(endpoint)
         if peers is not None:
             peers.attached(endpoint, how)
         return result
 
-    def _detach(self, verb: str, call: Callable[[str], None], addr: Endpoint | bytes, endpoints: list[str]) -> None:
+    def _detach(
+        self, verb: str, call: Callable[[str], None], addr: EndpointSpec | bytes, endpoints: list[Endpoint]
+    ) -> None:
         addr = parse_endpoint(addr.decode() if isinstance(addr, bytes) else addr)
         with self._naming_errors(verb, addr):
             call(addr)
@@ -356,9 +362,11 @@ def _caller_of_close() -> str:
     return f"close() at {os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
-def _discard(endpoints: list[str], addr: str) -> None:
-    if addr in endpoints:
-        endpoints.remove(addr)
+def _discard(endpoints: list[Endpoint], addr: str) -> None:
+    for index, endpoint in enumerate(endpoints):
+        if endpoint == addr:
+            del endpoints[index]
+            return
 
 
 def _is_option(sock: TestSocket, name: str) -> bool:
@@ -376,8 +384,8 @@ def _is_option(sock: TestSocket, name: str) -> bool:
 def make_sock(
     context: zmq.Context[Any],
     sock_type: int,
-    bind: Endpoint | None = None,
-    connect: Endpoint | None = None,
+    bind: EndpointSpec | None = None,
+    connect: EndpointSpec | None = None,
     **options: Any,
 ) -> TestSocket:
     """Create a :class:`TestSocket` and bind and/or connect it.
