@@ -247,10 +247,34 @@ class Opaque(Codec):
         return frame
 
 
+class Arrayish:
+    """A value whose == is not a bool (as numpy arrays)."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Arrayish()"
+
+
+class WithArray(Codec):
+    def __init__(self, table: Any = None) -> None:
+        self.table = table
+
+    def encode(self, body: Any) -> bytes:
+        return bytes(body)
+
+    def decode(self, frame: bytes) -> Any:
+        return frame
+
+
 @pytest.mark.parametrize(
     ("codec", "shown"),
     [
         (Levelled(3), "Levelled(level=3)"),
+        (WithArray(Arrayish()), "WithArray(table=Arrayish())"),
         (Levelled(3, fast=True), "Levelled(level=3, fast=True)"),
         (Tagged(), "Tagged(tag='v1')"),
         (Opaque("s3cret"), "Opaque()"),
@@ -259,7 +283,17 @@ class Opaque(Codec):
         (RawCodec(), "RawCodec()"),
         (MsgpackCodec(), "MsgpackCodec()"),
     ],
-    ids=["param", "keyword-not-default", "dataclass", "private-attribute", "json", "json-compact", "raw", "msgpack"],
+    ids=[
+        "param",
+        "not-comparable",
+        "keyword-not-default",
+        "dataclass",
+        "private-attribute",
+        "json",
+        "json-compact",
+        "raw",
+        "msgpack",
+    ],
 )
 def test_a_codec_subclass_reprs_as_its_class_and_parameters(codec: Codec, shown: str) -> None:
     assert repr(codec) == shown

@@ -687,7 +687,7 @@ def test_a_one_mib_body_is_cut_in_the_report(inner: pytest.Pytester) -> None:
 # --- codecs: decoded first, then cut ---------------------------------------------------------------------------------
 
 SPAWN = ["spawn", {"user_classes_count": {f"User{n}": n for n in range(60)}, "host": "http://127.0.0.1"}]
-"""A msgpack body of some 900 bytes, like the one a user of a load tool found unreadable."""
+"""A msgpack body of some 500 bytes, like the 888-byte one a user of a load tool found unreadable."""
 
 
 class DuckCodec:
@@ -781,6 +781,16 @@ def test_a_frame_longer_than_kept_bytes_is_kept_as_its_head(socks: Sockets, tran
     server.recv()
     sent = [data for _, _, kind, data in transcript.events if kind == "send"]
     assert sent == [(Clipped(b"y" * HEAD_BYTES, KEPT_BYTES + 1),), (b"z" * KEPT_BYTES,)]
+
+
+def test_strict_mode_shows_unread_msgpack_messages_decoded(socks: Sockets) -> None:
+    server, client = pair(socks, timeout=5)
+    frame = MsgpackCodec().encode(SPAWN)
+    server.send(frame)
+    assert client.poll(WAIT_MS, zmq.POLLIN)
+    report = unread([client], codec=MsgpackCodec())
+    assert report is not None
+    assert f"[{len(frame):,} bytes] ['spawn', {{'user_classes_count': {{'User0': 0" in report
 
 
 MSGPACK_TESTS = """

@@ -53,7 +53,11 @@ class Codec(Protocol):
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or parameter.name not in vars(self):
                 continue
             value = vars(self)[parameter.name]
-            if parameter.default is parameter.empty or value != parameter.default:
+            try:
+                at_default = parameter.default is not parameter.empty and bool(value == parameter.default)
+            except Exception:  # a value that does not compare to a plain bool (an array): show it
+                at_default = False
+            if not at_default:
                 shown.append(f"{parameter.name}={value!r}")
         return f"{cls.__qualname__}({', '.join(shown)})"
 
