@@ -1,15 +1,23 @@
-"""Body codecs: the JSON wire format (checked against pyzmq on real sockets), its errors, and the raw codec."""
+"""Body codecs: the JSON wire format (checked against pyzmq on real sockets), its errors, the raw codec, msgpack,
+and the Codec base class."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgpack  # type: ignore[import-untyped]
 import pytest
 import zmq
 
-from zmqtest import JsonCodec, MessageError, RawCodec, ZmqTestError
+from zmqtest import Codec, JsonCodec, MessageError, MsgpackCodec, ProcessTest, RawCodec, ZmqTestError
 
 if TYPE_CHECKING:
     from conftest import Sockets
@@ -198,3 +206,173 @@ def test_raw_codec_decode_passes_the_frame_through() -> None:
     assert RawCodec().decode(frame) is frame
     assert repr(RawCodec()) == "RawCodec()"
     assert RawCodec.name == "raw"
+
+
+# --- the Codec base class: a readable repr -----------------------------------------------------------------------
+
+
+class Levelled(Codec):
+    def __init__(self, level: int, *, fast: bool = False) -> None:
+        self.level = level
+        self.fast = fast
+
+    def encode(self, body: Any) -> bytes:
+        return bytes(body)
+
+    def decode(self, frame: bytes) -> Any:
+        return frame
+
+
+@dataclasses.dataclass
+class Tagged(Codec):
+    tag: str = "v1"
+
+    def encode(self, body: Any) -> bytes:
+        return self.tag.encode() + bytes(body)
+
+    def decode(self, frame: bytes) -> Any:
+        return frame[len(self.tag) :]
+
+
+class Opaque(Codec):
+    """Parameters it does not keep under their names are not shown (it cannot know them)."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = secret
+
+    def encode(self, body: Any) -> bytes:
+        return bytes(body)
+
+    def decode(self, frame: bytes) -> Any:
+        return frame
+
+
+class Arrayish:
+    """A value whose == is not a bool (as numpy arrays)."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Arrayish()"
+
+
+class WithArray(Codec):
+    def __init__(self, table: Any = None) -> None:
+        self.table = table
+
+    def encode(self, body: Any) -> bytes:
+        return bytes(body)
+
+    def decode(self, frame: bytes) -> Any:
+        return frame
+
+
+@pytest.mark.parametrize(
+    ("codec", "shown"),
+    [
+        (Levelled(3), "Levelled(level=3)"),
+        (WithArray(Arrayish()), "WithArray(table=Arrayish())"),
+        (Levelled(3, fast=True), "Levelled(level=3, fast=True)"),
+        (Tagged(), "Tagged(tag='v1')"),
+        (Opaque("s3cret"), "Opaque()"),
+        (JsonCodec(), "JsonCodec()"),
+        (JsonCodec(compact=True), "JsonCodec(compact=True)"),
+        (RawCodec(), "RawCodec()"),
+        (MsgpackCodec(), "MsgpackCodec()"),
+    ],
+    ids=[
+        "param",
+        "not-comparable",
+        "keyword-not-default",
+        "dataclass",
+        "private-attribute",
+        "json",
+        "json-compact",
+        "raw",
+        "msgpack",
+    ],
+)
+def test_a_codec_subclass_reprs_as_its_class_and_parameters(codec: Codec, shown: str) -> None:
+    assert repr(codec) == shown
+    assert Codec in type(codec).__mro__  # a base class (Codec is also the Protocol that duck-typed codecs meet)
+
+
+def test_a_codec_class_made_in_a_function_is_named_by_its_qualname() -> None:
+    class Local(Codec):
+        def encode(self, body: Any) -> bytes:
+            return b""
+
+        def decode(self, frame: bytes) -> Any:
+            return frame
+
+    assert repr(Local()).endswith(".<locals>.Local()")
+
+
+# --- msgpack -------------------------------------------------------------------------------------------------------
+
+MSGPACK_BODIES = [["spawn", {"count": 3, "rate": 1.5, "tags": None}], {"bin": b"\x00\xff", "str": "é"}, 0, "x" * 300]
+
+
+@pytest.mark.parametrize("body", MSGPACK_BODIES, ids=repr)
+def test_msgpack_frames_are_those_of_msgpack_packb_both_ways(socks: Sockets, body: Any) -> None:
+    """A peer that packs with msgpack itself reads our frames, and we read its frames."""
+    server = socks(zmq.PAIR, bind=("", 0), timeout=5)
+    client = socks(zmq.PAIR, connect=server.endpoint, timeout=5)
+    codec = MsgpackCodec()
+    client.send(codec.encode(body))
+    assert msgpack.unpackb(server.recv()) == body
+    server.send(msgpack.packb(body))
+    assert codec.decode(client.recv()) == body
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem"),
+    [
+        (b"\xc1", "not msgpack: FormatError"),
+        (b"\x93\x01", "not msgpack: ValueError: 3 exceeds max_array_len"),
+        (b"\x01\x02", "not msgpack: ExtraData"),
+        (b"\x81\x80\x01", "not msgpack: ValueError: dict is not allowed for map key"),
+    ],
+    ids=["reserved-byte", "truncated", "extra-data", "map-key"],
+)
+def test_msgpack_decode_errors_are_value_errors_that_say_what(frame: bytes, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        MsgpackCodec().decode(frame)
+
+
+def test_a_bad_msgpack_frame_received_in_a_conversation_names_the_codec(socks: Sockets) -> None:
+    class Conversation(ProcessTest):
+        codec = MsgpackCodec()
+
+    server = socks(zmq.PAIR, bind=("", 0), timeout=5)
+    client = socks(zmq.PAIR, connect=server.endpoint, timeout=5)
+    server.send(b"\xc1")
+    with pytest.raises(MessageError, match=r"is not valid \(not msgpack: FormatError\) for MsgpackCodec\(\)"):
+        Conversation().recv(client)
+
+
+def test_an_unpackable_msgpack_body_is_a_message_error() -> None:
+    with pytest.raises(MessageError, match=r"body is not msgpack-serialisable: .*'datetime.*\(body: \{'ts': "):
+        MsgpackCodec().encode({"ts": datetime.datetime(2026, 1, 1)})
+
+
+def test_without_msgpack_the_codec_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "msgpack", None)  # import msgpack now raises ImportError
+    with pytest.raises(ImportError, match=re.escape("pip install zmqtest[msgpack]")):
+        MsgpackCodec()
+
+
+def test_importing_zmqtest_does_not_import_msgpack() -> None:
+    code = (
+        "import sys, zmqtest, zmqtest.codecs, zmqtest.runner, zmqtest.transcript\n"
+        "zmqtest.JsonCodec, zmqtest.MsgpackCodec, zmqtest.ProcessTest\n"
+        "assert 'msgpack' not in sys.modules, 'msgpack imported'\n"
+        "zmqtest.MsgpackCodec()\n"
+        "assert 'msgpack' in sys.modules\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -62,15 +62,21 @@ SHORT_WAIT = 0.05
 """Seconds for a wait that is meant to time out."""
 
 
-def start_app(procs: ProcessManager, kind: str, exit_after: int | None = None, **options: Any) -> ManagedProcess:
-    """log_app.py as ``kind``; ready once it listens (or at once, with ``exit_after``: it binds nothing then)."""
+def start_app(
+    procs: ProcessManager, kind: str, exit_after: int | None = None, quiet: list[str] | None = None, **options: Any
+) -> ManagedProcess:
+    """log_app.py as ``kind``; ready once it listens (or at once, with ``exit_after``: it binds nothing then).
+
+    ``quiet``: loggers that do not propagate, set so before the app calls ``forward()``."""
     ready = READY if exit_after is None else None
     if kind == "command":
         argv = [sys.executable, str(LOG_APP)]
         if exit_after is not None:
             argv += ["--exit-after", str(exit_after)]
+        for name in quiet or ():
+            argv += ["--quiet-logger", name]
         return procs(argv, ready=ready, **options)
-    return procs(LogApp(exit_after=exit_after), ready=ready, start_method=kind, **options)
+    return procs(LogApp(exit_after=exit_after, quiet=quiet), ready=ready, start_method=kind, **options)
 
 
 def line_of(function: Callable[..., Any], text: str) -> int:
@@ -201,6 +207,38 @@ class TestLogAction(ProcessTest):
         record = yield ("log", "from the worker")
         assert (record.process, record.pid, record.level) == ("Worker", worker_pid, "WARNING")
         assert worker_pid != app.pid
+
+    @pytest.mark.parametrize("kind", ["fork", "command"])
+    def test_loggers_that_do_not_propagate_are_forwarded_too(
+        self, zmq_process_factory: ProcessManager, zmq_socket_factory: SocketFactory, kind: str
+    ) -> Conversation:
+        app = start_app(zmq_process_factory, kind, quiet=["locust"])  # set before forward(), as logging.config does
+        client = zmq_socket_factory(zmq.REQ, connect=app.endpoint, name="client")
+        said = [
+            ("log", "INFO", "locust", "spawning 10 users"),
+            ("log", "WARNING", "locust.runners", "worker missed a heartbeat"),  # below it: stops at locust
+            ("propagate", "late", False),  # after forward(), as a library imported later would
+            ("log", "INFO", "late", "from a logger quiet since"),
+            ("propagate", "locust", True),  # propagates again: through the root, and still once
+            ("log", "INFO", "locust", "back to the root"),
+        ]
+        for request in said:
+            yield ("send", client, [], list(request))
+            assert (yield ("recv", client)) == [["ok"]]
+        for logger, text in [
+            ("locust", "spawning 10 users"),
+            ("locust.runners", "worker missed a heartbeat"),
+            ("late", "from a logger quiet since"),
+            ("locust", "back to the root"),
+        ]:
+            record = yield ("log", text)
+            assert (record.logger, record.pid) == (logger, app.pid)
+        yield ("send", client, [], ["log", "INFO", "app", "the end"])  # records arrive in order: all are in
+        yield ("recv", client)
+        yield ("log", "the end")
+        messages = [entry.message for entry in zmq_process_factory.logs.entries]
+        assert [message for message in messages if message == "back to the root"] == ["back to the root"]
+        assert [message for message in messages if message == "spawning 10 users"] == ["spawning 10 users"]
 
     def test_records_are_noted_in_the_transcript(
         self, zmq_process_factory: ProcessManager, monkeypatch: pytest.MonkeyPatch
@@ -449,6 +487,35 @@ def test_a_second_forward_replaces_the_first(collector: LogCollector) -> None:
     finally:
         assert second is not None
         second.close()
+
+
+def test_the_forwarder_goes_on_loggers_that_do_not_propagate_and_comes_off_at_close(collector: LogCollector) -> None:
+    before = logging.getLogger("zt.quiet.before")
+    before.propagate = False
+    handler = forward(collector.endpoint)
+    assert handler is not None
+    try:
+        after = logging.getLogger("zt.quiet.after")
+        assert handler in before.handlers
+        assert handler not in after.handlers  # it propagates: the root's forwarder has its records
+        after.propagate = False
+        assert after.handlers == [handler]
+        assert after.__dict__["propagate"] is False  # where logging keeps it without zmqtest
+        after.propagate = True
+        assert after.handlers == []
+        after.propagate = False
+        after.propagate = False
+        assert after.handlers == [handler]  # once
+        replacement = forward(collector.endpoint)
+        assert replacement is not None
+        assert before.handlers == after.handlers == [replacement]  # the first one is off every logger
+        handler = replacement
+    finally:
+        handler.close()
+    assert "propagate" not in vars(logging.Logger)  # a plain attribute again
+    assert before.handlers == after.handlers == []
+    assert before.propagate is False
+    before.propagate = after.propagate = True
 
 
 def test_forward_refuses_something_that_is_not_an_endpoint() -> None:

@@ -22,12 +22,13 @@ import zmq
 
 import zmqtest.transcript
 from zmqtest import ProcessTest, SocketTimeout, TestSocket, make_sock
-from zmqtest.codecs import RawCodec
+from zmqtest.codecs import MsgpackCodec, RawCodec
 from zmqtest.errors import ProcessExited, WaitTimeout
 from zmqtest.processes import ProcessManager
 from zmqtest.settings import Settings, using
 from zmqtest.strict import unread
 from zmqtest.transcript import (
+    HEAD_BYTES,
     KEPT_BYTES,
     KEPT_FRAMES,
     WIDTH,
@@ -98,7 +99,7 @@ def test_short_bytes_frames_are_kept_as_they_are() -> None:
 def test_a_long_frame_is_kept_as_its_head_and_its_size() -> None:
     big = b"x" * MIB
     (clipped,) = kept([big])
-    assert clipped == Clipped(b"x" * KEPT_BYTES, MIB)
+    assert clipped == Clipped(b"x" * HEAD_BYTES, MIB)
 
 
 def test_mutable_frames_are_copied() -> None:
@@ -230,7 +231,7 @@ def test_a_big_frame_is_never_held_by_the_transcript(socks: Sockets, transcript:
     assert sys.getrefcount(received) == references
     for _, _, kind, data in transcript.events:
         assert kind in ("send", "recv")
-        assert data == (Clipped(b"x" * KEPT_BYTES, MIB),)
+        assert data == (Clipped(b"x" * HEAD_BYTES, MIB),)
 
 
 def test_only_the_last_events_are_kept_and_the_rendering_says_so(socks: Sockets) -> None:
@@ -681,3 +682,164 @@ def test_a_one_mib_body_is_cut_in_the_report(inner: pytest.Pytester) -> None:
     big = [line for line in lines if "bytes]" in line]
     assert len(big) == 2  # sent and echoed
     assert all(re.search(r'\[1,048,5\d\d bytes\] \["blob", "xxx+\.\.\.$', line) for line in big)
+
+
+# --- codecs: decoded first, then cut ---------------------------------------------------------------------------------
+
+SPAWN = ["spawn", {"user_classes_count": {f"User{n}": n for n in range(60)}, "host": "http://127.0.0.1"}]
+"""A msgpack body of some 500 bytes, like the 888-byte one a user of a load tool found unreadable."""
+
+
+class DuckCodec:
+    """A codec that does not subclass Codec and has no repr of its own (msgpack underneath)."""
+
+    safe_to_render = True
+
+    def __init__(self) -> None:
+        self._inner = MsgpackCodec()
+
+    def encode(self, body: Any) -> bytes:
+        return self._inner.encode(body)
+
+    def decode(self, frame: bytes) -> Any:
+        return self._inner.decode(frame)
+
+
+class RenderingCodec(MsgpackCodec):
+    """Renders whole messages itself: the identity frame in hex, the body decoded."""
+
+    def render(self, frames: list[bytes]) -> str:
+        *header, body = frames
+        if body == b"\xc1":
+            raise ValueError("a bug in the codec's render")
+        return " ".join(frame.hex() for frame in header) + f" :: {self.decode(body)!r}"
+
+
+def test_a_long_msgpack_body_is_decoded_then_cut_to_the_line(socks: Sockets, transcript: Transcript) -> None:
+    transcript.codec = MsgpackCodec()
+    server, client = pair(socks, timeout=5)
+    frame = MsgpackCodec().encode(SPAWN)
+    assert HEAD_BYTES < len(frame) < KEPT_BYTES
+    client.send(frame)
+    assert server.recv() == frame
+    lines = transcript.render().splitlines()
+    assert lines[0].endswith("; bodies decoded with MsgpackCodec()")
+    rows = [line for line in lines if "bytes]" in line]
+    assert len(rows) == 2  # sent and received
+    for row in rows:
+        assert len(row) <= WIDTH
+        assert f"[{len(frame):,} bytes] ['spawn', {{'user_classes_count': {{'User0': 0, 'User1': 1," in row
+        assert row.endswith("...")
+
+
+def test_the_header_names_a_codec_without_a_repr_by_its_class(socks: Sockets, transcript: Transcript) -> None:
+    transcript.codec = DuckCodec()
+    server, client = pair(socks, timeout=5)
+    client.send(DuckCodec().encode(["hello", 1]))
+    server.recv()
+    text = transcript.render()
+    assert text.splitlines()[0].endswith("; bodies decoded with DuckCodec")
+    assert "object at 0x" not in text
+    assert "['hello', 1]" in text  # duck typing: safe_to_render and decode are enough
+
+
+def test_a_codec_may_render_whole_messages_header_frames_included(socks: Sockets, transcript: Transcript) -> None:
+    transcript.codec = RenderingCodec()
+    server = socks(zmq.ROUTER, bind=("", 0), name="server", timeout=5)
+    client = socks(zmq.DEALER, connect=server.endpoint, name="client", timeout=5, identity=b"\x00\x01w1")
+    client.send(RenderingCodec().encode(SPAWN))
+    server.recv_multipart()
+    client.send(b"\xc1")  # the codec's render fails on it: the default rendering instead
+    server.recv_multipart()
+    rows = [line for line in transcript.render().splitlines() if re.match(r"^ +\d+\.\d{3} .*<-", line)]
+    assert len(rows) == 2
+    assert len(rows[0]) <= WIDTH
+    assert "- 00017731 :: ['spawn', {'user_classes_count': {'User0': 0" in rows[0]
+    assert rows[1].endswith("- b'\\x00\\x01w1' | b'\\xc1'")
+
+
+def test_frames_are_kept_whole_only_within_the_budget(
+    socks: Sockets, transcript: Transcript, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(zmqtest.transcript, "KEPT_TOTAL", 3 * 1000)
+    server, client = pair(socks, timeout=5)
+    with recording(Transcript()) as budgeted:
+        for n in range(4):
+            client.send(bytes([n]) * 1000)
+            server.recv()
+    sent = [data for _, _, kind, data in budgeted.events if kind == "send"]
+    assert sent[:2] == [(b"\x00" * 1000,), (b"\x01" * 1000,)]  # the sends and receives share the budget
+    assert sent[2:] == [(Clipped(b"\x02" * HEAD_BYTES, 1000),), (Clipped(b"\x03" * HEAD_BYTES, 1000),)]
+    assert not transcript.events  # the outer transcript saw none of it
+
+
+def test_a_frame_longer_than_kept_bytes_is_kept_as_its_head(socks: Sockets, transcript: Transcript) -> None:
+    server, client = pair(socks, timeout=5)
+    client.send(b"y" * (KEPT_BYTES + 1))
+    client.send(b"z" * KEPT_BYTES)
+    server.recv()
+    server.recv()
+    sent = [data for _, _, kind, data in transcript.events if kind == "send"]
+    assert sent == [(Clipped(b"y" * HEAD_BYTES, KEPT_BYTES + 1),), (b"z" * KEPT_BYTES,)]
+
+
+def test_strict_mode_shows_unread_msgpack_messages_decoded(socks: Sockets) -> None:
+    server, client = pair(socks, timeout=5)
+    frame = MsgpackCodec().encode(SPAWN)
+    server.send(frame)
+    assert client.poll(WAIT_MS, zmq.POLLIN)
+    report = unread([client], codec=MsgpackCodec())
+    assert report is not None
+    assert f"[{len(frame):,} bytes] ['spawn', {{'user_classes_count': {{'User0': 0" in report
+
+
+MSGPACK_TESTS = """
+import multiprocessing
+
+import pytest
+import zmq
+
+from zmqtest import MsgpackCodec, ProcessTest
+
+
+class Echo(multiprocessing.Process):
+    def __init__(self, endpoint):
+        super().__init__()
+        self.endpoint = endpoint
+
+    def run(self):
+        context = zmq.Context()
+        sock = context.socket(zmq.ROUTER)
+        sock.linger = 0
+        sock.bind(self.endpoint)
+        while True:
+            sock.send_multipart(sock.recv_multipart())
+
+
+@pytest.fixture
+def worker(zmq_process_factory, zmq_socket_factory, zmq_endpoint):
+    sock = zmq_socket_factory(zmq.DEALER, connect=zmq_endpoint, name="worker", timeout=5)
+    zmq_process_factory(Echo(zmq_endpoint), name="master", ready=sock)
+    return sock
+
+
+class TestLoadTool(ProcessTest):
+    codec = MsgpackCodec()
+
+    def test_spawn(self, worker):
+        yield ("send", worker, [], SPAWN)
+        reply = yield ("recv", worker)
+        assert reply == [["spawning"]]
+"""
+
+
+def test_a_msgpack_conversation_reads_in_the_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner=f"SPAWN = {SPAWN!r}\n" + MSGPACK_TESTS)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    lines = transcript_of(sections(result)["TestLoadTool.test_spawn"])
+    assert lines[0].endswith("; bodies decoded with MsgpackCodec()")
+    size = len(MsgpackCodec().encode(SPAWN))
+    rows = [line for line in lines if f"[{size:,} bytes] ['spawn', {{'user_classes_count': {{'User0': 0," in line]
+    assert len(rows) == 2, "\n".join(lines)  # sent and echoed, decoded
+    assert all(len(line) <= WIDTH for line in lines)

@@ -73,6 +73,7 @@ _EXPORTS = {
     "Security": "zmqtest.security",
     "ZapRequest": "zmqtest.authenticator",
     "Endpoint": "zmqtest.endpoints",
+    "MsgpackCodec": "zmqtest.codecs",
 }
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "LogEntry",
     "ManagedProcess",
     "MessageError",
+    "MsgpackCodec",
     "Normaliser",
     "OutputMatches",
     "PeerConnects",
@@ -140,7 +142,7 @@ __all__ = [
 if TYPE_CHECKING:
     from zmqtest.authenticator import Authenticator, ZapRequest
     from zmqtest.barriers import connect_and_wait, wait_for_subscriber, wait_until_receiving
-    from zmqtest.codecs import Codec, JsonCodec, RawCodec
+    from zmqtest.codecs import Codec, JsonCodec, MsgpackCodec, RawCodec
     from zmqtest.commands import RunResult, RunTimeout
     from zmqtest.connections import ConnectionWaiter
     from zmqtest.contexts import ContextNotTerminated, SocketFactory, TestContext, terminate_context

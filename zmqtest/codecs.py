@@ -5,7 +5,10 @@ A codec is any object with ``encode(body) -> bytes`` and ``decode(frame) -> body
 default, and its bytes are those of pyzmq's ``send_json`` (``json.dumps(body).encode()``),
 byte for byte: a process under test that compares, signs or stores frames cannot tell a
 mimic from a plain pyzmq peer. Set ``codec`` on a ProcessTest subclass to use another
-one (``JsonCodec(compact=True)``, msgpack, protobuf, ...).
+one (``JsonCodec(compact=True)``, ``MsgpackCodec()``, protobuf, ...).
+
+:class:`MsgpackCodec` needs the optional extra ``zmqtest[msgpack]``: msgpack is imported
+when one is made, never by importing zmqtest.
 """
 
 from __future__ import annotations
@@ -17,19 +20,49 @@ from zmqtest.errors import MessageError
 
 
 class Codec(Protocol):
-    """What ProcessTest needs to encode and decode message bodies.
+    """What ProcessTest needs to encode and decode message bodies; also a base class for codecs.
 
-    A codec may also set ``safe_to_render = True``: transcripts and strict mode then decode, for display, frames
-    the test never decoded itself (a raw receive, unread messages). Leave it out for a codec that can run code on
-    peer data (pickle): those frames then show as bytes.
+    Any object with these two methods is a codec (duck typing). Subclassing ``Codec`` adds
+    a readable ``repr`` (the transcript's header and errors name the codec by it).
+
+    Optional, looked up on the codec when present:
+
+    - ``safe_to_render = True``: transcripts and strict mode then decode, for display, frames the test never
+      decoded itself (a raw receive, unread messages). Leave it out for a codec that can run code on peer data
+      (pickle): those frames then show as bytes.
+    - ``render(frames) -> str``: the text of a whole message (header frames included, all ``bytes``) for the
+      transcript and strict mode, in place of the frame-by-frame default; it is cut to the line afterwards.
     """
 
     def encode(self, body: Any) -> bytes: ...
 
     def decode(self, frame: bytes) -> Any: ...
 
+    def __repr__(self) -> str:
+        """``ClassName(param=value, ...)``: the parameters of ``__init__`` kept as attributes of the same name and
+        not at their default."""
+        import inspect  # here: only a report or an error asks
 
-class JsonCodec:
+        cls = type(self)
+        shown = []
+        try:
+            parameters = list(inspect.signature(cls).parameters.values())
+        except (TypeError, ValueError):  # no signature to read: the class name alone
+            parameters = []
+        for parameter in parameters:
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or parameter.name not in vars(self):
+                continue
+            value = vars(self)[parameter.name]
+            try:
+                at_default = parameter.default is not parameter.empty and bool(value == parameter.default)
+            except Exception:  # a value that does not compare to a plain bool (an array): show it
+                at_default = False
+            if not at_default:
+                shown.append(f"{parameter.name}={value!r}")
+        return f"{cls.__qualname__}({', '.join(shown)})"
+
+
+class JsonCodec(Codec):
     """JSON bodies: by default the bytes of pyzmq's ``send_json`` and the article's harness, ``json.dumps(body)``.
 
     ``JsonCodec(compact=True)`` writes compact UTF-8 instead (no spaces after separators,
@@ -59,11 +92,8 @@ class JsonCodec:
     def decode(self, frame: bytes) -> Any:
         return json.loads(frame.decode())  # UTF-8 only, as recv_json (json.loads(bytes) would guess UTF-16/32)
 
-    def __repr__(self) -> str:
-        return "JsonCodec(compact=True)" if self.compact else "JsonCodec()"
 
-
-class RawCodec:
+class RawCodec(Codec):
     """Bodies are frames already: bytes pass through, str is UTF-8 encoded."""
 
     name = "raw"
@@ -79,8 +109,44 @@ class RawCodec:
     def decode(self, frame: bytes) -> Any:
         return frame
 
-    def __repr__(self) -> str:
-        return "RawCodec()"
+
+class MsgpackCodec(Codec):
+    """msgpack bodies (the optional extra ``zmqtest[msgpack]``): ``msgpack.packb(body)`` and ``unpackb(frame)``.
+
+    Strings pack as msgpack str and bytes as bin (``use_bin_type``), and unpack as
+    ``str`` and ``bytes``; arrays unpack as lists. For ext types or other options,
+    subclass it and override ``encode``/``decode``.
+    """
+
+    name = "msgpack"
+    safe_to_render = True  # unpacking runs no code: ext types come back as msgpack.ExtType
+
+    def __init__(self) -> None:
+        try:
+            import msgpack  # here: importing zmqtest never imports msgpack
+        except ImportError:
+            raise ImportError(
+                "MsgpackCodec needs the msgpack package, which is not installed: pip install zmqtest[msgpack]"
+            ) from None
+        self._msgpack: Any = msgpack
+
+    def encode(self, body: Any) -> bytes:
+        try:
+            frame: bytes = self._msgpack.packb(body, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise MessageError(f"body is not msgpack-serialisable: {exc} (body: {_short(body)})") from None
+        return frame
+
+    def decode(self, frame: bytes) -> Any:
+        try:
+            return self._msgpack.unpackb(frame, raw=False)
+        except Exception as exc:  # msgpack's errors (some say nothing, some are not ValueErrors) as a bad frame
+            raise ValueError(f"not msgpack: {type(exc).__name__}{f': {exc}' if str(exc) else ''}") from exc
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _find_unencodable(body: Any, path: str = "body", _outer: tuple[int, ...] = ()) -> str:
@@ -105,7 +171,4 @@ def _find_unencodable(body: Any, path: str = "body", _outer: tuple[int, ...] = (
         return ""
     if body is None or isinstance(body, (str, int, float, bool)):
         return ""
-    text = repr(body)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{path} = {text} ({type(body).__name__})"
+    return f"{path} = {_short(body)} ({type(body).__name__})"

@@ -3,8 +3,9 @@
 This module runs **in the process under test**, so it stays light (pyzmq and the standard
 library; nothing else of zmqtest). One call: :func:`forward` reads the collector's endpoint
 from the environment variable ``ZMQTEST_LOG_ENDPOINT`` (or takes it as an argument) and puts
-a :class:`LogForwarder` on the root logger, which sends every record it sees. Without an
-endpoint it does nothing and returns ``None``, so an application can call it unconditionally.
+a :class:`LogForwarder` on the root logger, which sends every record it sees, and on every logger
+that does not propagate (``propagate = False``), now or later. Without an endpoint it does nothing
+and returns ``None``, so an application can call it unconditionally.
 
 The test's side, :class:`~zmqtest.logcollector.LogCollector`, lives in
 :mod:`zmqtest.logcollector` (its names can still be imported from here: they are loaded
@@ -22,6 +23,16 @@ process name; ``"dropped": n`` is added when ``n`` records before it could not b
 Any program (in any language) that sends this can be tested the same way.
 
 Why it works the way it does:
+
+- **Loggers that do not propagate are reached too.** A record stops at the first logger of
+  its chain with ``propagate = False`` (``logging.getLogger("locust").propagate = False``):
+  it never reaches the root's handlers. So the forwarder also goes on each such logger,
+  the ones that exist when :func:`forward` runs and the ones that stop propagating later:
+  while it forwards, ``logging.Logger.propagate`` is a descriptor that puts the forwarder
+  on a logger set to ``False`` (and takes it off one set back to ``True``). It keeps the
+  flag where Python's own attribute lives, so logging reads the same value, and
+  :meth:`LogForwarder.close` takes it away. Each record still reaches one forwarder only:
+  the one on the last logger of its chain.
 
 - **Fork-safe.** The forwarder makes its own zmq context in the process that sends:
   a child forked from a forwarding process (say the process under test starts
@@ -92,6 +103,40 @@ _FORMATTER = logging.Formatter()
 
 _inherited: list[object] = []
 """Contexts and sockets a forked child inherited from its parent: kept, never closed nor collected, never used."""
+_active: list[LogForwarder] = []
+"""The forwarder of this process, while it forwards (a list: set and cleared without ``global``)."""
+
+
+class _Propagate:
+    """``logging.Logger.propagate`` while a forwarder is active: a logger that stops propagating gets the forwarder.
+
+    The value stays in the logger's ``__dict__`` under ``propagate``, as without it: removing the descriptor
+    changes nothing for the loggers.
+    """
+
+    def __get__(self, logger: logging.Logger | None, owner: type | None = None) -> Any:
+        if logger is None:
+            return self
+        return logger.__dict__.get("propagate", True)
+
+    def __set__(self, logger: logging.Logger, value: Any) -> None:
+        logger.__dict__["propagate"] = value
+        if not _active or "handlers" not in logger.__dict__ or isinstance(logger, logging.RootLogger):
+            return  # not forwarding, a logger being made (Logger.__init__ sets propagate first), or the root
+        forwarder = _active[-1]
+        if value:
+            logger.removeHandler(forwarder)  # its records reach the root's forwarder again
+        elif forwarder not in logger.handlers:
+            logger.addHandler(forwarder)
+
+
+_PROPAGATE = _Propagate()
+
+
+def _loggers() -> list[logging.Logger]:
+    """Every logger made so far, the root first."""
+    made = list(logging.Logger.manager.loggerDict.values())  # a copy: another thread may make one meanwhile
+    return [logging.getLogger(), *(logger for logger in made if isinstance(logger, logging.Logger))]
 
 
 class LogForwarder(logging.Handler):
@@ -187,13 +232,23 @@ class LogForwarder(logging.Handler):
             raise SystemExit(128 + signal.SIGINT)
 
     def close(self) -> None:
-        """Flush and close, and take this handler off the root logger: the process forwards nothing more."""
+        """Flush and close, and take this handler off every logger: the process forwards nothing more."""
         self._closed = True
         self._flush()
         if self._finalizer is not None:
             self._finalizer.cancel()
-        logging.getLogger().removeHandler(self)
+        self._detach()
         super().close()
+
+    def _detach(self) -> None:
+        """Take this handler off every logger; if it was the active forwarder, ``propagate`` is plain again."""
+        if self in _active:
+            _active.remove(self)
+            if not _active and logging.Logger.__dict__.get("propagate") is _PROPAGATE:
+                delattr(logging.Logger, "propagate")
+        for logger in _loggers():
+            if self in logger.handlers:
+                logger.removeHandler(self)
 
     def __repr__(self) -> str:
         return f"<LogForwarder to {self.endpoint}{' (closed)' if self._closed else ''}>"
@@ -212,6 +267,9 @@ def forward(endpoint: str | None = None, *, level: int | str | None = None) -> L
     root logger has a handler, and ``dictConfig`` removes the root logger's handlers.
     In a multiprocessing child, call it in ``run()``. A second call replaces the first
     forwarder. Returns the handler (its ``close()`` stops forwarding).
+
+    Loggers that do not propagate (``propagate = False``) get the forwarder too, whether
+    they stop propagating before this call or after it (see the module docstring).
     """
     if endpoint is None:
         endpoint = os.environ.get(ENDPOINT_ENV) or None
@@ -220,16 +278,21 @@ def forward(endpoint: str | None = None, *, level: int | str | None = None) -> L
     if not isinstance(endpoint, str) or "://" not in endpoint:
         raise ValueError(f"forward() needs an endpoint like 'ipc:///path' or 'tcp://127.0.0.1:5555', got {endpoint!r}")
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, LogForwarder):
-            if handler._pid == os.getpid():
-                handler.close()
-            else:  # inherited through fork: its socket is the parent's; just take it off
-                handler._closed = True
-                root.removeHandler(handler)
     levelno = logging.NOTSET if level is None else parse_level(level, "the level= argument of forward()")
+    previous = {handler for logger in _loggers() for handler in logger.handlers if isinstance(handler, LogForwarder)}
+    previous.update(_active)  # one that logging.config took off every logger is still the active one
+    for handler in previous:
+        if handler._pid == os.getpid():
+            handler.close()
+        else:  # inherited through fork: its socket is the parent's; just take it off
+            handler._closed = True
+            handler._detach()
     forwarder = LogForwarder(endpoint, levelno)
-    root.addHandler(forwarder)
+    _active.append(forwarder)
+    setattr(logging.Logger, "propagate", _PROPAGATE)  # noqa: B010 (mypy: a descriptor for a plain attribute)
+    for logger in _loggers():
+        if logger is root or not logger.propagate:
+            logger.addHandler(forwarder)
     if levelno != logging.NOTSET and root.level > levelno:
         root.setLevel(levelno)
     return forwarder

@@ -15,11 +15,14 @@ participant (the test, each mimic socket, each process under test)::
        508.454  x---------------  call failed: AssertionError: assert [['error', 'b...
 
 Recording is cheap, because it happens on every send and receive: one append of
-a small tuple (a ``perf_counter`` stamp, the participant, the kind, the frames). Frames
-are kept as they are when small; of a large one only its first bytes and its length
-are kept, so a test that moves big messages does not hold on to them. Only the last
-:data:`MAX_EVENTS` events are kept. All formatting (decoding bodies for display,
-columns) happens when a report asks for it.
+a small tuple (a ``perf_counter`` stamp, the participant, the kind, the frames). All
+formatting (decoding bodies for display, columns) happens when a report asks for it, so
+frames are kept whole, to be decoded then, and the text cut to the line after decoding:
+a msgpack or protobuf body cannot be decoded from its first bytes. What that holds is
+bounded: frames up to :data:`KEPT_BYTES` are kept whole while the transcript's budget of
+:data:`KEPT_TOTAL` bytes of frames longer than :data:`HEAD_BYTES` lasts; of the others
+(longer, or past the budget) only the first :data:`HEAD_BYTES` and their length. Only
+the last :data:`MAX_EVENTS` events are kept.
 
 The transcript in force lives in a :class:`contextvars.ContextVar`: the pytest plugin
 starts one per test (setting ``transcript``), and :meth:`ProcessTest.run
@@ -51,8 +54,12 @@ __all__ = ["Transcript", "current", "failed", "for_run", "note", "recording"]
 
 _perf_counter = perf_counter
 
-KEPT_BYTES = 256
-"""Of a frame longer than this, the transcript keeps only this many first bytes (and its length)."""
+HEAD_BYTES = 256
+"""Of a frame it does not keep whole, the transcript keeps this many first bytes (and its length)."""
+KEPT_BYTES = 64 * 1024
+"""A frame up to this long is kept whole, to be decoded for display (while :data:`KEPT_TOTAL` lasts)."""
+KEPT_TOTAL = 16 * 1024 * 1024
+"""Bytes of frames longer than :data:`HEAD_BYTES` one transcript keeps whole; past that, it keeps their heads."""
 KEPT_FRAMES = 8
 """Of a message with more frames, the transcript keeps only this many (and how many more there were)."""
 MAX_EVENTS = 1000
@@ -100,32 +107,33 @@ class Process:
         self.name = name
 
 
-def kept(frames: Sequence[Any]) -> tuple[Any, ...]:
-    """The frames of a message as the transcript keeps them: short bytes as they are, the rest clipped copies."""
+def kept(frames: Sequence[Any], whole: int = KEPT_BYTES) -> tuple[Any, ...]:
+    """The frames of a message as the transcript keeps them: bytes up to ``whole`` long as they are (immutable),
+    other buffers up to that long as copies, longer ones as their head and length."""
     if len(frames) <= KEPT_FRAMES:
         for frame in frames:
-            if type(frame) is not bytes or len(frame) > KEPT_BYTES:
+            if type(frame) is not bytes or len(frame) > whole:
                 break
         else:
-            return tuple(frames)  # the common case: a few short bytes frames, immutable, kept as they are
-    clipped: tuple[Any, ...] = tuple(_clip(frame) for frame in frames[:KEPT_FRAMES])
+            return tuple(frames)  # the common case: a few bytes frames, immutable, kept as they are
+    clipped: tuple[Any, ...] = tuple(_clip(frame, whole) for frame in frames[:KEPT_FRAMES])
     if len(frames) > KEPT_FRAMES:
         clipped += (More(len(frames) - KEPT_FRAMES),)
     return clipped
 
 
-def _clip(frame: Any) -> bytes | Clipped:
-    """A copy of ``frame`` (bytes, bytearray, memoryview, zmq.Frame) that holds at most KEPT_BYTES of it."""
+def _clip(frame: Any, whole: int) -> bytes | Clipped:
+    """A copy of ``frame`` (bytes, bytearray, memoryview, zmq.Frame): whole up to ``whole`` bytes, else its head."""
     if type(frame) is bytes:
-        return frame if len(frame) <= KEPT_BYTES else Clipped(frame[:KEPT_BYTES], len(frame))
+        return frame if len(frame) <= whole else Clipped(frame[:HEAD_BYTES], len(frame))
     try:
         view = memoryview(frame)
     except TypeError:  # not a buffer: keep its text, which is all a reader gets anyway
         text = repr(frame).encode()
-        return Clipped(text[:KEPT_BYTES], len(text)) if len(text) > KEPT_BYTES else text
+        return Clipped(text[:HEAD_BYTES], len(text)) if len(text) > whole else text
     size = view.nbytes
-    head = view.cast("B")[:KEPT_BYTES].tobytes() if view.ndim else view.tobytes()[:KEPT_BYTES]
-    return head if size <= KEPT_BYTES else Clipped(head, size)
+    flat = view.cast("B") if view.ndim else memoryview(view.tobytes())
+    return flat.tobytes() if size <= whole else Clipped(flat[:HEAD_BYTES].tobytes(), size)
 
 
 class Transcript:
@@ -147,6 +155,8 @@ class Transcript:
         self._append = self.events.append
         self.sockets: weakref.WeakSet[TestSocket] = weakref.WeakSet()
         self._processes: dict[str, Process] = {}
+        self._budget = KEPT_TOTAL
+        """Bytes of frames longer than HEAD_BYTES still to keep whole (never given back: a bound, not a tally)."""
 
     # --- recording (hot: called on every send and receive) ----------------------------------------------------------
 
@@ -158,10 +168,14 @@ class Transcript:
                 at = _perf_counter()
             if len(frames) == 1:  # the common case, inlined: one short bytes frame, immutable, kept as it is
                 frame = frames[0]
-                if type(frame) is bytes and len(frame) <= KEPT_BYTES:
+                if type(frame) is bytes and len(frame) <= HEAD_BYTES:
                     self._append((at, who, kind, (frame,)))
                     return
-            self._append((at, who, kind, kept(frames)))
+            stored = kept(frames, KEPT_BYTES if self._budget > 0 else HEAD_BYTES)
+            for frame in stored:
+                if type(frame) is bytes and len(frame) > HEAD_BYTES:
+                    self._budget -= len(frame)
+            self._append((at, who, kind, stored))
 
     def _mimic(self, sock: TestSocket) -> Mimic:
         who = sock.__dict__["_who"] = Mimic(sock)
@@ -297,13 +311,35 @@ def track(sock: TestSocket) -> None:
 
 
 def show_message(frames: Sequence[Any], codec: Codec | None, limit: int) -> str:
-    """A message's frames for a reader, ``limit`` characters at most: bodies decoded where the codec reads them."""
+    """A message's frames for a reader, ``limit`` characters at most: decoded first, then cut.
+
+    A codec with a ``render(frames) -> str`` method renders whole messages itself (header frames too); one it
+    fails on, or one the transcript kept only the head of, shows frame by frame.
+    """
+    render = getattr(codec, "render", None)
+    if render is not None and all(type(frame) is bytes for frame in frames):
+        try:
+            return _fit(str(render(list(frames))), limit)
+        except Exception:  # a report beats a codec's bug: the default rendering
+            pass
     parts = [show_frame(frame, codec) for frame in frames]
     return _fit(" | ".join(parts), limit)
 
 
+def codec_name(codec: Codec) -> str:
+    """The codec as the transcript's header names it: its repr, or its class if the repr is object's default."""
+    if type(codec).__repr__ is not object.__repr__:
+        try:
+            return repr(codec)
+        except Exception:
+            pass
+    return type(codec).__qualname__
+
+
 def show_frame(frame: Any, codec: Codec | None) -> str:
     """A body the codec decodes as its text (JSON as sent) or repr; else the bytes' repr; a clipped frame its size.
+
+    A frame longer than :data:`HEAD_BYTES` starts with its size (``[888 bytes]``), the text cut afterwards.
 
     Reports show frames the test never decoded (a raw receive, strict mode's unread messages): a codec other than
     JSON decodes them for display only if it says so with ``safe_to_render = True``; else they show as bytes.
@@ -319,6 +355,11 @@ def show_frame(frame: Any, codec: Codec | None) -> str:
         return f"[{frame.size:,} bytes] {head}..."
     if not frame:
         return "b''"
+    text = _decoded(frame, codec)
+    return text if len(frame) <= HEAD_BYTES else f"[{len(frame):,} bytes] {text}"
+
+
+def _decoded(frame: Any, codec: Codec | None) -> str:
     if codec is None or getattr(codec, "name", None) == "json":
         try:
             text = bytes(frame).decode()
@@ -408,7 +449,11 @@ class _Diagram:
         codec = transcript.codec
         count = sum(kind != "phase" for _, _, kind, _ in self.events)
         span = (self.events[-1][0] - transcript.began) if self.events else 0.0
-        decoded = f"bodies decoded with {codec!r}" if codec is not None else "bodies shown as JSON where they are JSON"
+        decoded = (
+            f"bodies decoded with {codec_name(codec)}"
+            if codec is not None
+            else "bodies shown as JSON where they are JSON"
+        )
         lines = [
             f"{count} events in {span:.3f} s (times in ms since the test began); {decoded}",
             "o--> sent   <--- received   x failed   * process event",

@@ -7,6 +7,7 @@ The same program as a ``multiprocessing.Process`` (:class:`LogApp`) and as a com
 prints ``listening on <endpoint>`` and then obeys one JSON request at a time:
 
 - ``["log", level, logger, message]``: log it; reply ``["ok"]``;
+- ``["propagate", logger, flag]``: set that logger's ``propagate`` to ``flag``; reply ``["ok"]``;
 - ``["exception", message]``: log a ZeroDivisionError with ``logger.exception``; reply ``["ok"]``;
 - ``["burst", n, prefix]``: log ``prefix 0`` ... ``prefix n-1`` at INFO; reply ``["ok"]``;
 - ``["fork-log", message]``: fork a child (multiprocessing, fork) that logs ``message`` and ends; reply
@@ -16,7 +17,8 @@ prints ``listening on <endpoint>`` and then obeys one JSON request at a time:
 - ``["die", code]``: ``os._exit(code)`` at once, without a reply.
 
 ``--exit-after N`` (``LogApp(exit_after=N)``): log ``last 0`` ... ``last N-1`` right after start-up
-and exit with code 0, without binding anything.
+and exit with code 0, without binding anything. ``--quiet-logger NAME`` (``LogApp(quiet=[NAME])``, repeatable):
+logger ``NAME`` does not propagate, set before ``forward()`` (as ``logging.config`` would).
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ def term_interrupted(context: zmq.Context[Any]) -> None:
     _term(context)
 
 
-def serve(log_endpoint: str | None = None, exit_after: int | None = None) -> int:
+def serve(log_endpoint: str | None = None, exit_after: int | None = None, quiet: list[str] | None = None) -> int:
     """Run the program; its exit code."""
+    for name in quiet or ():
+        logging.getLogger(name).propagate = False
     forward(log_endpoint, level=logging.DEBUG)  # nothing configures logging here: forward() lowers the root's level
     log.info("started %d", os.getpid())
     if exit_after is not None:
@@ -65,6 +69,10 @@ def serve(log_endpoint: str | None = None, exit_after: int | None = None) -> int
             if command == "log":
                 level, name, message = args
                 logging.getLogger(name).log(logging.getLevelName(level), "%s", message)
+                sock.send_json(["ok"])
+            elif command == "propagate":
+                name, flag = args
+                logging.getLogger(name).propagate = flag
                 sock.send_json(["ok"])
             elif command == "exception":
                 try:
@@ -100,23 +108,27 @@ def serve(log_endpoint: str | None = None, exit_after: int | None = None) -> int
 class LogApp(multiprocessing.Process):
     """:func:`serve` as a Process; ``log_endpoint`` for a test that hands the endpoint over itself."""
 
-    def __init__(self, log_endpoint: str | None = None, exit_after: int | None = None) -> None:
+    def __init__(
+        self, log_endpoint: str | None = None, exit_after: int | None = None, quiet: list[str] | None = None
+    ) -> None:
         super().__init__(name="LogApp")
         self.log_endpoint = log_endpoint
         self.exit_after = exit_after
+        self.quiet = quiet
 
     def run(self) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # SIGINT: the harness's stop, a clean one
-            sys.exit(serve(self.log_endpoint, self.exit_after))
+            sys.exit(serve(self.log_endpoint, self.exit_after, self.quiet))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--log-endpoint")
     parser.add_argument("--exit-after", type=int)
+    parser.add_argument("--quiet-logger", action="append", dest="quiet")
     args = parser.parse_args()
     try:
-        return serve(args.log_endpoint, args.exit_after)
+        return serve(args.log_endpoint, args.exit_after, args.quiet)
     except KeyboardInterrupt:  # SIGINT: the harness's stop, a clean one
         return 0
 
