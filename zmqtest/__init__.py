@@ -72,6 +72,13 @@ _EXPORTS = {
     "PlainServer": "zmqtest.security",
     "Security": "zmqtest.security",
     "ZapRequest": "zmqtest.authenticator",
+    "Event": "zmqtest.events",
+    "UnexpectedMessage": "zmqtest.events",
+    "event": "zmqtest.events",
+    "expect_nothing": "zmqtest.events",
+    "log": "zmqtest.events",
+    "recv": "zmqtest.events",
+    "send": "zmqtest.events",
 }
 
 __all__ = [
@@ -87,6 +94,7 @@ __all__ = [
     "CurveServer",
     "DeadlineExceeded",
     "EndpointFactory",
+    "Event",
     "EventError",
     "GoldenFiles",
     "GoldenMismatch",
@@ -118,6 +126,7 @@ __all__ = [
     "StartError",
     "TestContext",
     "TestSocket",
+    "UnexpectedMessage",
     "WaitTimeout",
     "ZapRequest",
     "ZmqTestError",
@@ -125,8 +134,13 @@ __all__ = [
     "connect_and_wait",
     "current_timeout",
     "default_timeout",
+    "event",
+    "expect_nothing",
+    "log",
     "make_sock",
     "parse_endpoint",
+    "recv",
+    "send",
     "terminate_context",
     "wait_for_message",
     "wait_for_subscriber",
@@ -155,6 +169,7 @@ if TYPE_CHECKING:
         WaitTimeout,
         ZmqTestError,
     )
+    from zmqtest.events import Event, UnexpectedMessage, event, expect_nothing, log, recv, send
     from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser
     from zmqtest.logcollector import LogCollector, LogEntry
     from zmqtest.managed import ManagedProcess
