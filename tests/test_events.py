@@ -36,6 +36,7 @@ from zmqtest import (
     recv,
     send,
     wait_for_message,
+    wait_until,
 )
 from zmqtest.processes import ProcessManager
 from zmqtest.transcript import recording
@@ -122,9 +123,21 @@ class TestAgainstAChatteringServer(ProcessTest):
         self, zmq_process_factory: ProcessManager, zmq_socket_factory: SocketFactory, zmq_endpoint: str
     ) -> Conversation:
         client = chatter(zmq_process_factory, zmq_socket_factory, zmq_endpoint, interval=0.002)
-        for n in range(20):  # from the first ping on, the server's timer beats for the client every 2 ms
+        skipped: list[Any] = []
+
+        def heartbeat(message: list[Any]) -> bool:
+            if is_heartbeat(message):
+                skipped.append(message)
+                return True
+            return False
+
+        yield send(client, [], ["ping", 0, 0])  # from now on, the server's timer beats for the client every 2 ms
+        assert (yield recv(client, skip=heartbeat)) == [["pong", 0]]
+        for n in range(1, 11):
+            wait_until(lambda: client.poll(0), timeout=LONG_WAIT, what="a heartbeat waiting on the client")
             yield send(client, [], ["ping", n, 0])
-            assert (yield recv(client, skip=is_heartbeat)) == [["pong", n]]
+            assert (yield recv(client, skip=heartbeat)) == [["pong", n]]
+        assert len(skipped) >= 10
 
     def test_a_timeout_covers_the_whole_wait_and_lists_what_was_skipped(
         self, zmq_process_factory: ProcessManager, zmq_socket_factory: SocketFactory, zmq_endpoint: str
@@ -168,10 +181,20 @@ class TestAgainstAChatteringServer(ProcessTest):
             yield expect_nothing(client, LONG_WAIT)
         assert isinstance(failure.value, AssertionError)
         assert re.match(
-            rf"expect_nothing on DEALER socket 'client' connected to {re.escape(zmq_endpoint)}: a message arrived "
-            rf"\d+\.\d{{3}} s into the 10 s of silence expected: \[\['pong', 7\]\]",
+            rf"expect_nothing on DEALER socket 'client' connected to {re.escape(zmq_endpoint)}: a message "
+            rf"(was received \d+\.\d{{3}} s into|was waiting already when) the 10 s in which nothing was expected"
+            rf"( began)?: \[\['pong', 7\]\]",
             str(failure.value),
         )
+
+    def test_expect_nothing_says_when_the_message_was_there_before_it_began(
+        self, zmq_process_factory: ProcessManager, zmq_socket_factory: SocketFactory, zmq_endpoint: str
+    ) -> Conversation:
+        client = chatter(zmq_process_factory, zmq_socket_factory, zmq_endpoint)
+        yield send(client, [], ["ping", 8, 0])
+        wait_until(lambda: client.poll(0), timeout=LONG_WAIT, what="the pong waiting on the client")
+        with pytest.raises(UnexpectedMessage, match=r"a message was waiting already when the 0.5 s in which nothing"):
+            yield expect_nothing(client, 0.5)
 
     def test_expect_nothing_ends_at_once_when_the_process_dies(
         self, zmq_process_factory: ProcessManager, zmq_socket_factory: SocketFactory, zmq_endpoint: str
@@ -422,7 +445,8 @@ def test_the_reports_show_skipped_messages_timeouts_unexpected_messages_and_bad_
             r"_+ TestChatter.test_not_quiet _+",
             r">\s+yield expect_nothing\(client, 5\)",
             r"E\s+zmqtest.events.UnexpectedMessage: expect_nothing on DEALER socket 'client' connected to "
-            r"tcp://127.0.0.1:\d+: a message arrived \d+\.\d{3} s into the 5 s of silence expected: \[\['pong', 5\]\]",
+            r"tcp://127.0.0.1:\d+: a message (was received \d+\.\d{3} s into|was waiting already when) the 5 s in "
+            r"which nothing was expected( began)?: \[\['pong', 5\]\]",
             r"_+ TestChatter.test_typo _+",
             r">\s+yield recv\(client, timout=0.3\)",
             r"E\s+zmqtest.errors.EventError: event recv\(<TestSocket DEALER .*>, timout=0.3\) does not fit "

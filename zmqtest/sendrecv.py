@@ -426,6 +426,7 @@ def nothing_arrives(sock: TestSocket, seconds: float, look: Look) -> None:
     processes = _current_watched()
     began = _monotonic()
     deadline = began + seconds
+    queued = ready_now(sock, zmq.POLLIN)  # a message there already came before the silence began
 
     def waiting_for() -> str:
         return f"expecting nothing on {sock.describe()} (expect_nothing)"
@@ -440,12 +441,15 @@ def nothing_arrives(sock: TestSocket, seconds: float, look: Look) -> None:
             record = _transcript()
             if record is not None:
                 record.skipped(sock)
+            queued = False
             continue
+        when = (
+            f"was waiting already when the {seconds:g} s in which nothing was expected began"
+            if queued
+            else f"was received {_monotonic() - began:.3f} s into the {seconds:g} s in which nothing was expected"
+        )
         raise failed_wait(
-            UnexpectedMessage(
-                f"expect_nothing on {sock.describe()}: a message arrived {_monotonic() - began:.3f} s into the "
-                f"{seconds:g} s of silence expected: {_clip(repr(message), 200)}"
-            )
+            UnexpectedMessage(f"expect_nothing on {sock.describe()}: a message {when}: {_clip(repr(message), 200)}")
         )
     transcript.note(None, f"expect_nothing: nothing arrived on {sock.name or sock.type_name} for {seconds:g} s")
 
