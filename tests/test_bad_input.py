@@ -206,8 +206,9 @@ CASES = {
                 yield ("sned", sock, [], 1)  {HERE}
         """,
         [
-            "E *EventError: unknown action 'sned'; did you mean 'send'? (known actions: double, expect_pong, *recv, "
-            "restart, resume, send, subscribed, wait_for_output; an event is a tuple (action, *args)*",
+            "E *EventError: unknown action 'sned'; did you mean 'send'? (known actions: double, expect_nothing, "
+            "expect_pong, *recv, restart, resume, send, subscribed, wait_for_output; "
+            "an event is a tuple (action, *args)*",
             "E * event: ('sned', <TestSocket PAIR socket bound to tcp://127.0.0.1:*>, [], 1) at test_case.py:*",
         ],
         "FAILED test_case.py::TestCase::test_case - zmqtest.errors.EventError: *",
@@ -249,7 +250,7 @@ CASES = {
         """,
         [
             "E *EventError: event ('send', <TestSocket PAIR *>, ['ping', 1]) does not fit "
-            "send(sock, header, body, extra_frames=()): missing a required argument: 'body'",
+            "send(sock, header, body, extra_frames=(), *, timeout=None): missing a required argument: 'body'",
         ],
         "FAILED * - zmqtest.errors.EventError: *",
     ),

@@ -26,8 +26,8 @@ SHORT_WAIT = 0.05
 TERM_DEADLINE = 5.0
 """Seconds the context may take to terminate once every socket is closed."""
 KNOWN_ACTIONS = (
-    "known actions: answer, check_even, double, explode, interrupt, log, pause, receiving, recv, restart, resume, "
-    "send, subscribed, wait_for_output"
+    "known actions: answer, check_even, double, expect_nothing, explode, interrupt, log, pause, receiving, recv, "
+    "restart, resume, send, subscribed, wait_for_output"
 )
 
 Conversation = Generator[Any, Any, None]
@@ -383,13 +383,19 @@ def _a_helper(loop: Any) -> Conversation:
         pytest.param(
             lambda loop: ("send", loop.bound),
             EventError,
-            ["does not fit send(sock, header, body, extra_frames=()): missing a required argument: 'header'"],
+            [
+                "does not fit send(sock, header, body, extra_frames=(), *, timeout=None): "
+                "missing a required argument: 'header'"
+            ],
             id="send-signature",
         ),
         pytest.param(
             lambda loop: ("recv",),
             EventError,
-            ["does not fit recv(sock, json_load_index=-1): missing a required argument: 'sock'"],
+            [
+                "does not fit recv(sock, json_load_index=-1, *, timeout=None, skip=None): "
+                "missing a required argument: 'sock'"
+            ],
             id="recv-signature",
         ),
         pytest.param(

@@ -74,6 +74,13 @@ _EXPORTS = {
     "ZapRequest": "zmqtest.authenticator",
     "Endpoint": "zmqtest.endpoints",
     "MsgpackCodec": "zmqtest.codecs",
+    "Event": "zmqtest.events",
+    "UnexpectedMessage": "zmqtest.events",
+    "event": "zmqtest.events",
+    "expect_nothing": "zmqtest.events",
+    "log": "zmqtest.events",
+    "recv": "zmqtest.events",
+    "send": "zmqtest.events",
 }
 
 __all__ = [
@@ -90,6 +97,7 @@ __all__ = [
     "DeadlineExceeded",
     "Endpoint",
     "EndpointFactory",
+    "Event",
     "EventError",
     "GoldenFiles",
     "GoldenMismatch",
@@ -122,6 +130,7 @@ __all__ = [
     "StartError",
     "TestContext",
     "TestSocket",
+    "UnexpectedMessage",
     "WaitTimeout",
     "ZapRequest",
     "ZmqTestError",
@@ -129,8 +138,13 @@ __all__ = [
     "connect_and_wait",
     "current_timeout",
     "default_timeout",
+    "event",
+    "expect_nothing",
+    "log",
     "make_sock",
     "parse_endpoint",
+    "recv",
+    "send",
     "terminate_context",
     "wait_for_message",
     "wait_for_subscriber",
@@ -159,6 +173,7 @@ if TYPE_CHECKING:
         WaitTimeout,
         ZmqTestError,
     )
+    from zmqtest.events import Event, UnexpectedMessage, event, expect_nothing, log, recv, send
     from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser
     from zmqtest.logcollector import LogCollector, LogEntry
     from zmqtest.managed import ManagedProcess

@@ -7,23 +7,22 @@ A test method is a generator that yields events::
         reply = yield ("recv", self.sock)
         assert reply == [["pong", 1]]
 
-Each event is ``(action, *args)``; the action is a method of the test class (``send``
-and ``recv`` are built in, subclasses add their own) and its result is sent back
-into the generator. A failure (timeout, bad message, error in an action) is thrown
-*into* the generator, so the traceback ends at the ``yield`` line that asked for it
-and the test may even catch it.
+Each event is ``(action, *args)``, or an :class:`~zmqtest.events.Event` that also
+carries keyword options (``yield recv(self.sock, timeout=0.3)``, see :mod:`zmqtest.events`);
+the action is a method of the test class (``send``, ``recv``, ``log``, ``expect_nothing``
+... are built in, subclasses add their own) and its result is sent back into the
+generator. A failure (timeout, bad message, error in an action) is thrown *into* the
+generator, so the traceback ends at the ``yield`` line that asked for it and the test
+may even catch it.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import difflib
-import functools
 import inspect
 import os
 import re
-import textwrap
 import types
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, ClassVar
@@ -33,15 +32,26 @@ import zmq
 from zmqtest import transcript
 from zmqtest.barriers import wait_for_subscriber, wait_until_receiving
 from zmqtest.codecs import Codec, JsonCodec
-from zmqtest.errors import EventError, MessageError, ZmqTestError, add_context
+from zmqtest.errors import EventError, ZmqTestError, add_context
+from zmqtest.events import (
+    AnyEvent,
+    Event,
+    arity_problem,
+    check_for_unyielded_events,
+    codec_in_force,
+    decode_frame,
+    options_of,
+)
 from zmqtest.logcollector import LogCollector, LogEntry, LogLevel, LogText, current_collector, wait_arguments
 from zmqtest.managed import ManagedProcess
+from zmqtest.sendrecv import nothing_arrives, receive_skipping
+from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.sockets import TestSocket
+from zmqtest.waiting import name_of
 
-__all__ = ["Conversation", "ProcessTest"]
+__all__ = ["Conversation", "ProcessTest", "check_for_unyielded_events"]
 
-Event = tuple[Any, ...]
-Conversation = Generator[Event, Any, None]
+Conversation = Generator[AnyEvent, Any, None]
 """The type of a generator test: ``def test_ping(self) -> Conversation:``."""
 
 EVENT_FORMS = (
@@ -49,7 +59,9 @@ EVENT_FORMS = (
     "('recv', sock[, json_load_index]), ('log', substr[, level[, logger[, timeout]]]), "
     "('subscribed', xpub[, topic[, count]]), ('receiving', sub[, probe[, predicate]]), "
     "('wait_for_output', process, pattern[, timeout]), ('pause', process), ('resume', process), ('restart', process) "
-    "or (name_of_a_method_of_this_class, *args)"
+    "or (name_of_a_method_of_this_class, *args); or the same with keyword options: recv(sock, timeout=0.3, "
+    "skip=predicate), send(sock, header, body), log(substr, timeout=5), expect_nothing(sock, seconds), "
+    "event(name, *args, **options) (from zmqtest)"
 )
 LOG_FORM = "('log', substr[, level[, logger[, timeout]]])"
 _NOT_ACTIONS = frozenset({"run", "setup_method", "teardown_method", "setup_class", "teardown_class"})
@@ -70,9 +82,18 @@ class ProcessTest:
     manager's, e.g. ``zmq_process_factory``'s)."""
 
     def send(
-        self, sock: TestSocket, header: Sequence[bytes | str], body: Any, extra_frames: Sequence[bytes | str] = ()
+        self,
+        sock: TestSocket,
+        header: Sequence[bytes | str],
+        body: Any,
+        extra_frames: Sequence[bytes | str] = (),
+        *,
+        timeout: float | None = None,
     ) -> None:
-        """Send ``header + [encoded body] + extra_frames`` as one multipart message on ``sock``."""
+        """Send ``header + [encoded body] + extra_frames`` as one multipart message on ``sock``.
+
+        ``timeout``: seconds this send may wait (default: the socket's).
+        """
         if not isinstance(sock, TestSocket):
             raise _not_a_socket(sock, "send")
         if not isinstance(header, (list, tuple)):
@@ -83,18 +104,31 @@ class ProcessTest:
         if header or extra_frames:
             frames = [frame.encode() if isinstance(frame, str) else frame for frame in frames]
         try:
-            sock.send_multipart(frames)
+            if timeout is None:
+                sock.send_multipart(frames)
+            else:
+                sock.send_multipart(frames, timeout=_option_seconds(timeout, "send", "timeout"))
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:  # a ROUTER (mandatory): the first frame names a peer it does not have
                 identity = _preview(bytes(frames[0]))
                 add_context(exc, f"  no peer with identity {identity} is connected to {sock.describe()}")
             raise
 
-    def recv(self, sock: TestSocket, json_load_index: int | None = -1) -> list[Any]:
+    def recv(
+        self,
+        sock: TestSocket,
+        json_load_index: int | None = -1,
+        *,
+        timeout: float | None = None,
+        skip: Callable[[list[Any]], object] | None = None,
+    ) -> list[Any]:
         """Receive a multipart message on ``sock``; decode the frame at ``json_load_index``.
 
         Returns the list of frames with that one replaced by its decoded body
-        (``None``: all frames stay raw bytes).
+        (``None``: all frames stay raw bytes). ``timeout``: seconds for the whole wait
+        (default: the socket's). ``skip``: a predicate of the message as returned:
+        messages for which it is true are passed over (marked skipped in the
+        transcript) until one is not; the timeout error lists them.
         """
         if not isinstance(sock, TestSocket):
             raise _not_a_socket(sock, "recv")
@@ -103,25 +137,64 @@ class ProcessTest:
                 f"json_load_index of a recv must be the index of the frame to decode (an int, -1: the last) or None "
                 f"for raw frames, got {_short(json_load_index)}"
             )
-        frames: list[Any] = sock.recv_multipart()
-        if json_load_index is not None:
+        if timeout is None and skip is None:  # the tuple form's path: nothing but the receive and the decoding
+            frames: list[Any] = sock.recv_multipart()
+            return frames if json_load_index is None else decode_frame(self.codec, frames, json_load_index, sock)
+        seconds = sock.timeout if timeout is None else _option_seconds(timeout, "recv", "timeout")
+        if skip is None:
+            frames = sock.recv_multipart(timeout=seconds)  # type: ignore[call-overload]
+            return frames if json_load_index is None else decode_frame(self.codec, frames, json_load_index, sock)
+        if not callable(skip):
+            raise _option_error("recv", f"skip= takes a predicate of the message (a callable), got {_short(skip)}")
+        look = self._looking(sock, json_load_index, skip)
+        return receive_skipping(sock, current_timeout() if seconds is None else seconds, look, name_of(skip))  # type: ignore[no-any-return]
+
+    def expect_nothing(
+        self, sock: TestSocket, seconds: float, *, skip: Callable[[list[Any]], object] | None = None
+    ) -> None:
+        """Pass once ``seconds`` go by without a message on ``sock``; a message that arrives fails the test.
+
+        The error (:class:`~zmqtest.events.UnexpectedMessage`) shows the message, decoded as
+        ``recv`` would. ``skip``: messages for which it is true (heartbeats) do not count.
+        A watched process that dies meanwhile ends the wait with its exit status.
+        """
+        if not isinstance(sock, TestSocket):
+            raise _not_a_socket(sock, "expect_nothing")
+        if skip is not None and not callable(skip):
+            raise _option_error(
+                "expect_nothing", f"skip= takes a predicate of the message (a callable), got {_short(skip)}"
+            )
+        wait = _option_seconds(seconds, "expect_nothing", "seconds")
+        nothing_arrives(sock, wait, self._looking(sock, -1, skip, lenient=True))
+
+    def _looking(
+        self, sock: TestSocket, index: int | None, skip: Callable[[list[Any]], object] | None, *, lenient: bool = False
+    ) -> Callable[[list[Any]], tuple[Any, bool]]:
+        """How a receive of this test sees a message: decoded at ``index``, and whether ``skip`` passes over it.
+
+        ``lenient``: a message the codec cannot read is shown as raw frames (it is an error anyway).
+        """
+        codec = self.codec
+
+        def look(frames: list[Any]) -> tuple[Any, bool]:
+            message = frames
+            if index is not None:
+                try:
+                    message = decode_frame(codec, list(frames), index, sock)
+                except ZmqTestError:
+                    if not lenient:
+                        raise
+            if skip is None:
+                return message, False
             try:
-                frame = frames[json_load_index]
-            except (IndexError, TypeError):
-                raise MessageError(
-                    f"cannot decode frame {json_load_index!r} of a {len(frames)}-frame message "
-                    f"on {sock.describe()}: {_frames_preview(frames)}"
-                ) from None
-            try:
-                frames[json_load_index] = self.codec.decode(frame)
-            except ValueError as exc:
-                problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"is not valid ({exc})"
-                raise MessageError(
-                    f"frame {json_load_index} of the message on {sock.describe()} {problem} for {self.codec!r}: "
-                    f"{_preview(frame)}; whole message: {_frames_preview(frames)} "
-                    "(pass json_load_index=None to get raw frames)"
-                ) from None
-        return frames
+                return message, bool(skip(message))
+            except Exception as exc:
+                add_context(
+                    exc, f"  in skip={name_of(skip)} of a receive on {sock.describe()}, message {message!r:.80}"
+                )
+                raise
+
+        return look
 
     def log(
         self, substr: LogText = "", level: LogLevel = None, logger: str | None = None, timeout: float | None = None
@@ -157,7 +230,7 @@ class ProcessTest:
     def receiving(
         self,
         sub: TestSocket,
-        probe: Event | Callable[[], object] | None = None,
+        probe: tuple[Any, ...] | Event | Callable[[], object] | None = None,
         predicate: Callable[[list[bytes]], object] | None = None,
     ) -> list[bytes]:
         """Until the mimic ``sub`` receives from the publisher under test; the first message (raw frames).
@@ -166,11 +239,12 @@ class ProcessTest:
         (``("send", control, [], ["tick"])``), repeated with backoff until a message
         arrives. See :func:`zmqtest.barriers.wait_until_receiving`.
         """
-        if type(probe) is tuple:
-            event, action = probe, self._action(probe)
+        if type(probe) is tuple or type(probe) is Event:
+            action = self._action(probe)
+            args, options = (probe.args, probe.options) if isinstance(probe, Event) else (probe[1:], {})
 
             def probe_event() -> object:
-                return action(*event[1:])
+                return action(*args, **options)
 
             return wait_until_receiving(sub, probe_event, predicate)
         return wait_until_receiving(sub, probe, predicate)  # type: ignore[arg-type]
@@ -223,7 +297,8 @@ class ProcessTest:
             name = getattr(testfunc, "__qualname__", repr(testfunc))
             raise EventError(f"{name} is not a generator function: a ProcessTest test yields events ({EVENT_FORMS})")
         try:
-            with transcript.for_run(self.codec):  # the test's transcript; without pytest, one shown on failure
+            # the test's transcript (without pytest, one shown on failure); its codec, for wait_for_message
+            with transcript.for_run(self.codec), codec_in_force(self.codec):
                 try:
                     self._drive(gen)
                 finally:
@@ -232,7 +307,7 @@ class ProcessTest:
             _close_after_failure(gen, failure)
             raise
 
-    def _drive(self, gen: types.GeneratorType[Event, Any, None]) -> None:
+    def _drive(self, gen: types.GeneratorType[AnyEvent, Any, None]) -> None:
         __tracebackhide__ = True
         actions: dict[str, Callable[..., Any]] = {}  # resolved once per run: the hot path is a dict hit
         value: Any = None
@@ -253,17 +328,22 @@ class ProcessTest:
                     ) from None
                 return
             try:
+                if type(event) is tuple:
+                    try:
+                        action = actions[event[0]]
+                    except (KeyError, IndexError, TypeError):
+                        action = actions[event[0]] = self._action(event)
+                    args, options = event[1:], None
+                elif type(event) is Event:
+                    action = actions.get(event.action) or actions.setdefault(event.action, self._action(event))
+                    args, options = event.args, event.options
+                else:
+                    raise EventError(self._not_an_event(event))
                 try:
-                    action = actions[event[0]] if type(event) is tuple else None
-                except (KeyError, IndexError, TypeError):
-                    action = None
-                if action is None:
-                    action = actions[event[0]] = self._action(event)
-                try:
-                    value = action(*event[1:])
+                    value = action(*args) if options is None else action(*args, **options)
                 except TypeError as exc:
                     if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
-                        raise EventError(_arity_problem(action, event, exc)) from None
+                        raise EventError(arity_problem(action, event, exc)) from None
                     raise
             except Exception as exc:
                 value, error = None, _at_yield(exc, event, gen)
@@ -274,19 +354,25 @@ class ProcessTest:
 
     def _action(self, event: object) -> Callable[..., Any]:
         """The bound method an event names, or an EventError that says what is wrong with the event."""
-        if type(event) is not tuple or not event:
-            if inspect.isgenerator(event):
-                name = getattr(event, "__name__", "helper")
-                raise EventError(
-                    f"yielded the generator {name}(), which is not an event: to run a helper that yields events, "
-                    f"write 'yield from {name}(...)'"
-                )
-            raise EventError(f"yielded {_short(event)}, which is not an event: {EVENT_FORMS}")
-        name = event[0]
+        if type(event) is Event:
+            name: object = event.action
+        elif type(event) is not tuple or not event:
+            raise EventError(self._not_an_event(event))
+        else:
+            name = event[0]
         action = getattr(self, name, None) if isinstance(name, str) and not name.startswith("_") else None
         if action is None or not callable(action) or name in _NOT_ACTIONS:
             raise EventError(self._unknown_action(name))
         return action  # type: ignore[no-any-return]
+
+    def _not_an_event(self, event: object) -> str:
+        if inspect.isgenerator(event):
+            name = getattr(event, "__name__", "helper")
+            return (
+                f"yielded the generator {name}(), which is not an event: to run a helper that yields events, "
+                f"write 'yield from {name}(...)'"
+            )
+        return f"yielded {_short(event)}, which is not an event: {EVENT_FORMS}"
 
     def _unknown_action(self, name: object) -> str:
         known = sorted(_actions(type(self)))
@@ -295,48 +381,6 @@ class ProcessTest:
         if close:
             text += f"; did you mean {close[0]!r}?"
         return f"{text} (known actions: {', '.join(known)}; {EVENT_FORMS})"
-
-
-def check_for_unyielded_events(test: Callable[..., Any]) -> None:
-    """Raise :class:`EventError` if ``test`` holds an event that is never yielded: a line that does nothing.
-
-    ``('send', sock, [], body)`` without ``yield`` is a tuple made and dropped: the test
-    would pass without sending anything. Read from its source once per function; the
-    plugin checks the plain test methods of a ProcessTest too.
-    """
-    __tracebackhide__ = True
-    code = getattr(test, "__code__", None)
-    found = _unyielded(code) if isinstance(code, types.CodeType) else ()
-    if found:
-        name = getattr(test, "__qualname__", repr(test))
-        lines = "; ".join(f"line {line}: {text}" for line, text in found)
-        raise EventError(
-            f"{name} makes an event and drops it ({lines}): an event is sent to the test only by yield; "
-            f"write yield (...), or reply = yield (...)"
-        )
-
-
-@functools.lru_cache(maxsize=1024)
-def _unyielded(code: types.CodeType) -> tuple[tuple[int, str], ...]:
-    """Find the statements of a function that are only a tuple starting with a string: events not yielded."""
-    try:
-        lines, _ = inspect.findsource(code)
-    except (OSError, TypeError):
-        return ()
-    source = textwrap.dedent("".join(inspect.getblock(lines[code.co_firstlineno - 1 :])))
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return ()
-    return tuple(
-        (node.lineno + code.co_firstlineno - 1, ast.get_source_segment(source, node) or "")
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Tuple)
-        and node.value.elts
-        and isinstance(node.value.elts[0], ast.Constant)
-        and isinstance(node.value.elts[0].value, str)
-    )
 
 
 def _actions(cls: type) -> list[str]:
@@ -351,24 +395,23 @@ def _actions(cls: type) -> list[str]:
     ]
 
 
-def _arity_problem(action: Callable[..., Any], event: Event, exc: TypeError) -> str:
-    name = event[0]
-    try:
-        signature = inspect.signature(action)
-    except ValueError:
-        return f"event {_short(event)} does not fit action {name!r}: {exc}"
-    plain = signature.replace(
-        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
-        return_annotation=signature.empty,
+def _option_error(action: str, problem: str) -> EventError:
+    """A bad option of a built-in action: the problem, and the options the action takes."""
+    return EventError(
+        f"bad option of {action}: {problem}; the options of {action} are "
+        f"{options_of(inspect.signature(getattr(ProcessTest, action)))}"
     )
+
+
+def _option_seconds(value: object, action: str, option: str) -> float:
+    """An option in seconds of a built-in action, checked as every timeout is."""
     try:
-        signature.bind(*event[1:])
-    except TypeError as problem:
-        return f"event {_short(event)} does not fit {name}{plain}: {problem}"
-    return f"event {_short(event)} does not fit {name}{plain}: {exc}"
+        return parse_timeout(value, f"the {option}= option of {action}", allow_zero=True)
+    except ValueError as exc:
+        raise _option_error(action, str(exc)) from None
 
 
-def _at_yield(exc: Exception, event: Event, gen: types.GeneratorType[Event, Any, None]) -> Exception:
+def _at_yield(exc: Exception, event: AnyEvent, gen: types.GeneratorType[AnyEvent, Any, None]) -> Exception:
     """Prepare ``exc`` to be thrown into ``gen``: name the event and the yield line.
 
     zmqtest's and pyzmq's errors lose their traceback (their message says it all), so
@@ -385,7 +428,7 @@ def _at_yield(exc: Exception, event: Event, gen: types.GeneratorType[Event, Any,
     return exc
 
 
-def _close_after_failure(gen: types.GeneratorType[Event, Any, None], failure: BaseException) -> None:
+def _close_after_failure(gen: types.GeneratorType[AnyEvent, Any, None], failure: BaseException) -> None:
     """Close a generator that the failure left suspended, without masking the failure."""
     try:
         gen.close()
@@ -423,10 +466,3 @@ def _short(value: object, limit: int = 160) -> str:
 
 def _preview(frame: bytes, limit: int = 40) -> str:
     return repr(frame[:limit]) + (f"... ({len(frame)} bytes)" if len(frame) > limit else "")
-
-
-def _frames_preview(frames: list[Any], limit: int = 4) -> str:
-    shown = [_preview(f) if isinstance(f, bytes) else _short(f, 60) for f in frames[:limit]]
-    if len(frames) > limit:
-        shown.append(f"... {len(frames) - limit} more")
-    return "[" + ", ".join(shown) + "]"

@@ -29,7 +29,7 @@ from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.peers import security_role
 from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.startover import settle, start_over
-from zmqtest.waiting import any_watched, describe_watched, race, ready_now, watched
+from zmqtest.waiting import any_watched, describe_watched, failed_wait, race, ready_now, watched
 
 if TYPE_CHECKING:
     from zmqtest.sockets import TestSocket
@@ -41,6 +41,8 @@ __all__ = [
     "MAX_WAIT_MS",
     "arm",
     "closed_error",
+    "nothing_arrives",
+    "receive_skipping",
     "timeout_message",
     "waiting",
     "watched_wait",
@@ -368,3 +370,93 @@ def closed_error(sock: TestSocket, operation: str) -> zmq.ZMQError:
         f"{operation} on {sock.describe()}: this socket was closed by {sock.__dict__['_closed_by']}; "
         "a closed socket cannot be used again",
     )
+
+
+# --- receives of a conversation: skipping chatter, expecting silence ------------------------------------------------
+
+Look = Callable[[list[Any]], tuple[Any, bool]]
+"""Turns a received message into what the test sees (decoded) and whether to skip it."""
+
+
+def receive_skipping(sock: TestSocket, seconds: float, look: Look, skip_name: str) -> Any:
+    """Receive on ``sock`` until ``look`` keeps a message, and return it (as ``look`` made it).
+
+    Each message ``look`` skips is marked so in the transcript. ``seconds`` bounds the
+    whole wait; each receive is the mimic's own (raced against the watched processes);
+    its timeout error lists the messages skipped.
+    """
+    deadline = _monotonic() + seconds
+    skipped: list[str] = []
+    wait = seconds  # the first receive waits exactly the timeout: its error names it as given
+    while True:
+        try:
+            frames = sock.recv_multipart(timeout=wait)  # type: ignore[call-overload]
+        except SocketTimeout as exc:
+            if not skipped:
+                raise
+            shown = ", ".join(skipped[:_SHOWN_SKIPPED])
+            more = f" and {len(skipped) - _SHOWN_SKIPPED} more" if len(skipped) > _SHOWN_SKIPPED else ""
+            error = SocketTimeout(
+                f"recv on {sock.describe()}: no message but skipped ones within {seconds:g} s (skip={skip_name}); "
+                f"{len(skipped)} skipped: {shown}{more}" + describe_watched(_current_watched()),
+                operation="recv_multipart",
+                timeout=seconds,
+            )
+            error.context.extend(exc.context)
+            raise error from None
+        message, skip = look(frames)
+        if not skip:
+            return message
+        record = _transcript()
+        if record is not None:
+            record.skipped(sock)
+        skipped.append(_clip(repr(message), _SHOWN_CHARS))
+        wait = max(deadline - _monotonic(), 0.0)
+
+
+def nothing_arrives(sock: TestSocket, seconds: float, look: Look) -> None:
+    """Return once ``seconds`` have passed without a message on ``sock`` that ``look`` keeps; else raise.
+
+    A kept message raises :class:`~zmqtest.events.UnexpectedMessage` showing it (as
+    ``look`` made it) and when it came; skipped ones are marked so in the transcript. A
+    watched process that dies meanwhile raises its exit error at once.
+    """
+    from zmqtest.events import UnexpectedMessage  # light; here, so that sockets' import order stays as it was
+
+    processes = _current_watched()
+    began = _monotonic()
+    deadline = began + seconds
+    queued = ready_now(sock, zmq.POLLIN)  # a message there already came before the silence began
+
+    def waiting_for() -> str:
+        return f"expecting nothing on {sock.describe()} (expect_nothing)"
+
+    while race(sock, deadline, processes, waiting_for, event=zmq.POLLIN, report=failed_wait):
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK)  # recorded in the transcript as any receive
+        except zmq.Again:
+            continue
+        message, skip = look(frames)
+        if skip:
+            record = _transcript()
+            if record is not None:
+                record.skipped(sock)
+            queued = False
+            continue
+        when = (
+            f"was waiting already when the {seconds:g} s in which nothing was expected began"
+            if queued
+            else f"was received {_monotonic() - began:.3f} s into the {seconds:g} s in which nothing was expected"
+        )
+        raise failed_wait(
+            UnexpectedMessage(f"expect_nothing on {sock.describe()}: a message {when}: {_clip(repr(message), 200)}")
+        )
+    transcript.note(None, f"expect_nothing: nothing arrived on {sock.name or sock.type_name} for {seconds:g} s")
+
+
+_SHOWN_SKIPPED = 3
+_SHOWN_CHARS = 80
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

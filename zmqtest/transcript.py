@@ -186,6 +186,16 @@ class Transcript:
         if self.recording:
             self.events.append((perf_counter(), sock.__dict__["_who"] or self._mimic(sock), "error", text))
 
+    def skipped(self, sock: TestSocket) -> None:
+        """Mark the last message ``sock`` received as skipped (``recv(sock, skip=...)`` passed over it)."""
+        who = sock.__dict__["_who"]
+        events = self.events
+        for back in range(1, min(len(events), 8) + 1):  # it is the last event, unless another thread noted since
+            stamp, participant, kind, data = events[-back]
+            if participant is who and kind == "recv":
+                events[-back] = (stamp, participant, "skipped", data)
+                return
+
     def note_on(self, sock: TestSocket, what: str) -> None:
         """Record an event of mimic ``sock`` other than a message (a REQ that started over on a new connection)."""
         if self.recording:
@@ -471,7 +481,12 @@ class _Diagram:
             if kind == "phase":
                 lines.append(f"{'':10}  --- {data} ".ljust(self.width, "-"))
                 continue
+            skipped = kind == "skipped"  # a received message the test passed over (recv's skip=): marked so
+            if skipped:
+                kind = "recv"
             text = show_message(data, codec, self.width) if kind in ("send", "recv") else str(data)
+            if skipped:
+                text = f"(skipped) {text}"
             lines.append(self._row(_millis(stamp - transcript.began), self.columns.get(who, 0), kind, text))
         if outcome is not None:
             lines.append(self._row(_millis(perf_counter() - transcript.began), 0, "error", outcome))

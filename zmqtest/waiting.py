@@ -254,13 +254,30 @@ def _short(text: str, limit: int = SHOWN_CHARS) -> str:
 # --- wait_for_message ----------------------------------------------------------------------------------------------
 
 
+class _TestCodec:
+    """The default of ``wait_for_message(decode=...)``: as the running ProcessTest's ``recv`` decodes; else raw."""
+
+    def __repr__(self) -> str:
+        return "TEST_CODEC"
+
+
+TEST_CODEC: Any = _TestCodec()
+
+
+@overload
+def wait_for_message(
+    sock: zmq.Socket[Any],
+    predicate: Callable[[Any], object] | None = None,
+    *,
+    timeout: float | None = None,
+) -> Any: ...
 @overload
 def wait_for_message(
     sock: zmq.Socket[Any],
     predicate: Callable[[list[bytes]], object] | None = None,
     *,
     timeout: float | None = None,
-    decode: None = None,
+    decode: None,
 ) -> list[bytes]: ...
 @overload
 def wait_for_message(
@@ -275,18 +292,22 @@ def wait_for_message(
     predicate: Callable[[Any], object] | None = None,
     *,
     timeout: float | None = None,
-    decode: Callable[[list[bytes]], Any] | None = None,
+    decode: Callable[[list[bytes]], Any] | None = TEST_CODEC,
 ) -> Any:
     """Receive multipart messages on ``sock`` until one satisfies ``predicate``, and return it.
 
     Messages before it are consumed and dropped (the timeout error quotes the first
-    few, so a near miss shows); messages after it stay queued. ``decode(frames)``, if
-    given, turns each message into what ``predicate`` sees and what is returned.
+    few, so a near miss shows); messages after it stay queued. ``decode(frames)``
+    turns each message into what ``predicate`` sees and what is returned; by default,
+    inside a ProcessTest's conversation, the last frame decoded with the test's codec
+    (as its ``recv`` returns messages), elsewhere the raw frames; ``None``: raw frames.
     ``predicate=None`` takes the first message. Waits at most ``timeout`` seconds
     (default: the harness timeout), raced against the watched processes; on timeout
     raises :class:`~zmqtest.errors.SocketTimeout` (a ``zmq.Again``).
     """
     seconds = timeout_seconds(timeout, "the timeout= argument of wait_for_message")
+    if decode is TEST_CODEC:
+        decode = _test_decoder(sock)
     what = "any message" if predicate is None else name_of(predicate)
     operation = f"wait_for_message({what})"
     deadline = time.monotonic() + seconds
@@ -308,6 +329,16 @@ def wait_for_message(
         found, message = skipped.check(frames, predicate, decode)
         if found:
             return message
+
+
+def _test_decoder(sock: zmq.Socket[Any]) -> Callable[[list[bytes]], Any] | None:
+    """The running ProcessTest's decoding of a message (its last frame, by its codec), or None outside one."""
+    from zmqtest.events import current_codec, decode_frame  # light, and it imports nothing of this module
+
+    codec = current_codec()
+    if codec is None:
+        return None
+    return lambda frames: decode_frame(codec, frames, -1, sock)
 
 
 class Skipped:
