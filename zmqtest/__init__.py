@@ -72,6 +72,9 @@ _EXPORTS = {
     "PlainServer": "zmqtest.security",
     "Security": "zmqtest.security",
     "ZapRequest": "zmqtest.authenticator",
+    "InProcess": "zmqtest.inprocess",
+    "InProcessError": "zmqtest.inprocess",
+    "in_process": "zmqtest.inprocess",
 }
 
 __all__ = [
@@ -92,6 +95,8 @@ __all__ = [
     "GoldenMismatch",
     "GoldenMissing",
     "HandshakeFailed",
+    "InProcess",
+    "InProcessError",
     "JsonCodec",
     "LogCollector",
     "LogEntry",
@@ -125,6 +130,7 @@ __all__ = [
     "connect_and_wait",
     "current_timeout",
     "default_timeout",
+    "in_process",
     "make_sock",
     "parse_endpoint",
     "terminate_context",
@@ -156,6 +162,7 @@ if TYPE_CHECKING:
         ZmqTestError,
     )
     from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser
+    from zmqtest.inprocess import InProcess, InProcessError, in_process
     from zmqtest.logcollector import LogCollector, LogEntry
     from zmqtest.managed import ManagedProcess
     from zmqtest.processes import ProcessManager
