@@ -12,6 +12,7 @@ import json
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import textwrap
@@ -238,6 +239,24 @@ def test_the_signal_functions_are_per_thread_while_a_worker_runs(client: Any, zm
         assert worker.call(client, ["ping", 1]) == ["pong", 1]  # its routing is set, in its own table
         assert signal.getsignal(signal.SIGINT) is REAL[1](signal.SIGINT)  # the test's thread sees Python's own
         assert signal.getsignal(signal.SIGUSR1) is before
+
+
+def test_a_signal_sent_before_the_worker_routes_it_is_delivered_once_it_does() -> None:
+    routed = threading.Event()
+    received: list[bytes] = []
+
+    def slow_start() -> None:
+        routed.wait(5)  # its start-up takes longer than the test's patience
+        with pong.signal_wakeup() as wakeup_fd:
+            readable, _, _ = select.select([wakeup_fd], [], [], 10)
+            received.extend(os.read(wakeup_fd, 8) for _ in readable)
+
+    with in_process(slow_start) as worker:
+        assert worker.signal(signal.SIGINT) is False  # not routed yet: it waits
+        routed.set()
+        worker.thread.join(5)
+        assert not worker.thread.is_alive()
+    assert received == [bytes([signal.SIGINT])]
 
 
 @pytest.mark.parametrize(
