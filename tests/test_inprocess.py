@@ -279,9 +279,11 @@ def test_bad_input_is_refused_at_the_users_line(target: Any, keywords: dict[str,
         pass
 
 
-def test_call_takes_a_mimic_socket(zmq_endpoint: str) -> None:
+def test_call_takes_a_mimic_socket_while_the_block_runs(client: Any, zmq_endpoint: str) -> None:
     with in_process(PongProc(zmq_endpoint)) as worker, pytest.raises(TypeError, match="call\\(\\) sends on a mimic"):
         worker.call("client", ["ping", 1])  # type: ignore[arg-type]
+    with pytest.raises(InProcessError, match=r"call\(\) on PongProc after its in_process\(\) block ended"):
+        worker.call(client, ["ping", 1])
 
 
 # --- a real pytest run ---------------------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ class InProcess:
         self._terminations: list[tuple[zmq.Context[Any], threading.Thread]] = []
         self._terminating = False
         self._ended = False
+        self._closed = False
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
@@ -188,6 +189,8 @@ class InProcess:
         __tracebackhide__ = True
         if not isinstance(sock, TestSocket):
             raise TypeError(f"call() sends on a mimic TestSocket, got {sock!r:.80}")
+        if self._closed:
+            raise InProcessError(f"call() on {self.name} after its in_process() block ended", self)
         body = (codec or JsonCodec()).encode(request)
         self.check()
         with contextlib.nullcontext() if self in watched() else watching(self):
@@ -282,6 +285,7 @@ class InProcess:
         return None
 
     def _close(self) -> None:
+        self._closed = True
         if not self.thread.is_alive():
             os.close(self._read_fd)
             os.close(self._write_fd)
