@@ -259,6 +259,35 @@ def test_a_signal_sent_before_the_worker_routes_it_is_delivered_once_it_does() -
     assert received == [bytes([signal.SIGINT])]
 
 
+def test_a_worker_that_handles_only_sigterm_gets_sigterm() -> None:
+    def flagged() -> None:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        stop.wait(10)
+
+    with in_process(flagged, timeout=1) as worker:
+        pass
+    assert not worker.thread.is_alive()
+
+
+def test_the_eterm_it_logs_while_the_test_stops_it_is_not_an_error(zmq_endpoint: str) -> None:
+    def logs_its_end() -> None:
+        context = zmq.Context()
+        sock = context.socket(zmq.PULL)
+        try:
+            sock.bind(zmq_endpoint)
+            sock.recv()
+        except zmq.ContextTerminated:
+            logging.getLogger("app").exception("terminated")
+        finally:
+            sock.close(linger=0)
+            context.term()
+
+    with in_process(logs_its_end) as worker:
+        pass
+    assert worker.errors == []
+
+
 @pytest.mark.parametrize(
     ("target", "keywords", "error"),
     [

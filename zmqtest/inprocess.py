@@ -19,8 +19,8 @@ replace any function it calls, and its sockets are real ones that mimic
   end every wait of the test at once (the worker is *watched*, as a process under test
   is), are raised by :meth:`InProcess.call`, and at the latest when the ``with`` block
   ends.
-- **Its end.** Leaving the block stops it: its ``stop`` action, else SIGINT if it
-  handles it; then its contexts are terminated; a thread still running after that is
+- **Its end.** Leaving the block stops it: its ``stop`` action, else SIGINT (or
+  SIGTERM) if it handles it; then its contexts are terminated; a thread still running after that is
   reported by name with the line it is stuck at, never waited for without a deadline.
 """
 
@@ -257,11 +257,11 @@ class InProcess:
                 except Exception as exc:  # the worker must still be stopped; the report says what happened
                     tried.append(f"its stop action (which raised {type(exc).__name__}: {exc})")
                 self.thread.join(self._timeout)
-            elif self.signal(signal.SIGINT):
-                tried.append("SIGINT")
+            elif self.signal(signal.SIGINT) or self.signal(signal.SIGTERM):
+                tried.append("SIGINT" if self._signals.handles(signal.SIGINT) else "SIGTERM")
                 self.thread.join(self._timeout)
-            else:  # it does not handle SIGINT (yet: the signal waits for it), so its contexts must stop it
-                tried.append("SIGINT (which it does not handle)")
+            else:  # it handles neither (yet: the signals wait for it), so its contexts must stop it
+                tried.append("SIGINT and SIGTERM (which it does not handle)")
         if self.thread.is_alive():
             with self._lock:
                 self._terminating = True  # a context that gets its first socket from now on is terminated then
@@ -304,10 +304,11 @@ def in_process(
 ) -> Iterator[InProcess]:
     """Run ``target``'s ``run()`` (a Process not started) or ``target()`` in a thread while the block runs.
 
-    ``stop`` is called at the end of the block to make it return (default: SIGINT, if
-    it handles SIGINT); ``timeout`` bounds each stop stage. ``modules`` (modules or
-    their names; default: the one that defines the target's class or function) are those
-    whose ``zmq`` (or ``Context``) hands the worker its contexts while the block runs.
+    ``stop`` is called at the end of the block to make it return (default: SIGINT if it
+    handles SIGINT, else SIGTERM if it handles that; then its contexts are terminated);
+    ``timeout`` bounds each stop stage. ``modules`` (modules or their names; default: the
+    one that defines the target's class or function) are those whose ``zmq`` (or
+    ``Context``) hands the worker its contexts while the block runs.
     The worker's failures end the test's waits and are raised (see the module's doc);
     the first one not raised yet is raised when the block ends, after the stop. An
     exception of the block itself is never masked: the worker's problems are added to it.
@@ -410,6 +411,9 @@ class _ErrorLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread != self.worker.thread.ident:
             return
+        error = record.exc_info[1] if record.exc_info else None
+        if self.worker._terminating and isinstance(error, zmq.ZMQError) and error.errno in (zmq.ETERM, zmq.ENOTSUP):
+            return  # it logs the ETERM the test's termination caused: part of the stop, as in _main
         where = f"{record.levelname} (logger {record.name}, {record.filename}:{record.lineno}): {record.getMessage()}"
         if record.exc_info and record.exc_info[1] is not None:
             failure: BaseException = record.exc_info[1]

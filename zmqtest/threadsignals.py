@@ -53,6 +53,11 @@ class SignalTable:
         """The handler for ``signum``: the one set in the thread, else the process's (what a child inherits)."""
         return self.handlers[signum] if signum in self.handlers else _real_getsignal(signum)
 
+    def handles(self, signum: int) -> bool:
+        """Whether the thread has a Python handler for ``signum`` that a delivery would call."""
+        handler = self.handler(signum)
+        return callable(handler) and handler is not signal.default_int_handler
+
     def deliver(self, signum: int) -> bool:
         """Signal the thread: write ``signum`` to its wake-up fd and call its handler.
 
