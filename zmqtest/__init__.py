@@ -81,6 +81,9 @@ _EXPORTS = {
     "log": "zmqtest.events",
     "recv": "zmqtest.events",
     "send": "zmqtest.events",
+    "InProcess": "zmqtest.inprocess",
+    "InProcessError": "zmqtest.inprocess",
+    "in_process": "zmqtest.inprocess",
 }
 
 __all__ = [
@@ -103,6 +106,8 @@ __all__ = [
     "GoldenMismatch",
     "GoldenMissing",
     "HandshakeFailed",
+    "InProcess",
+    "InProcessError",
     "JsonCodec",
     "LogCollector",
     "LogEntry",
@@ -140,6 +145,7 @@ __all__ = [
     "default_timeout",
     "event",
     "expect_nothing",
+    "in_process",
     "log",
     "make_sock",
     "parse_endpoint",
@@ -175,6 +181,7 @@ if TYPE_CHECKING:
     )
     from zmqtest.events import Event, UnexpectedMessage, event, expect_nothing, log, recv, send
     from zmqtest.golden import GoldenFiles, GoldenMismatch, GoldenMissing, Normaliser
+    from zmqtest.inprocess import InProcess, InProcessError, in_process
     from zmqtest.logcollector import LogCollector, LogEntry
     from zmqtest.managed import ManagedProcess
     from zmqtest.processes import ProcessManager
