@@ -25,23 +25,20 @@ from zmqtest import ProcessTest, SocketTimeout, TestSocket, make_sock
 from zmqtest.codecs import MsgpackCodec, RawCodec
 from zmqtest.errors import ProcessExited, WaitTimeout
 from zmqtest.processes import ProcessManager
+from zmqtest.rendering import HEAD_BYTES, Clipped, More, show_frame
 from zmqtest.settings import Settings, using
 from zmqtest.strict import unread
 from zmqtest.transcript import (
-    HEAD_BYTES,
     KEPT_BYTES,
     KEPT_FRAMES,
     WIDTH,
-    Clipped,
     Mimic,
-    More,
     Process,
     Transcript,
     current,
     kept,
     note,
     recording,
-    show_frame,
 )
 from zmqtest.waiting import wait_until
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from zmqtest.transcript import kept, show_message
+from zmqtest.rendering import show_message
+from zmqtest.transcript import kept
 
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec

@@ -35,27 +35,25 @@ This module imports nothing heavy: the pytest plugin uses it in every run.
 
 from __future__ import annotations
 
-import json
 import weakref
-from codecs import getincrementaldecoder
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from operator import itemgetter
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec
     from zmqtest.sockets import TestSocket
 
+from zmqtest.rendering import HEAD_BYTES, Clipped, More, codec_name, fit, show_message
+
 __all__ = ["Transcript", "current", "failed", "for_run", "note", "recording"]
 
 _perf_counter = perf_counter
 
-HEAD_BYTES = 256
-"""Of a frame it does not keep whole, the transcript keeps this many first bytes (and its length)."""
 KEPT_BYTES = 64 * 1024
 """A frame up to this long is kept whole, to be decoded for display (while :data:`KEPT_TOTAL` lasts)."""
 KEPT_TOTAL = 16 * 1024 * 1024
@@ -66,19 +64,6 @@ MAX_EVENTS = 1000
 """The transcript keeps the last this many events of a test."""
 WIDTH = 120
 """Characters per line of the rendered transcript."""
-
-
-class Clipped(NamedTuple):
-    """What the transcript keeps of a long frame: its first bytes and its length."""
-
-    head: bytes
-    size: int
-
-
-class More(NamedTuple):
-    """Frames of a long message that the transcript did not keep."""
-
-    left: int
 
 
 class Mimic:
@@ -317,86 +302,6 @@ def track(sock: TestSocket) -> None:
 
 # --- strict mode -----------------------------------------------------------------------------------------------------
 
-# --- display ---------------------------------------------------------------------------------------------------------
-
-
-def show_message(frames: Sequence[Any], codec: Codec | None, limit: int) -> str:
-    """A message's frames for a reader, ``limit`` characters at most: decoded first, then cut.
-
-    A codec with a ``render(frames) -> str`` method renders whole messages itself (header frames too); one it
-    fails on, or one the transcript kept only the head of, shows frame by frame.
-    """
-    render = getattr(codec, "render", None)
-    if render is not None and all(type(frame) is bytes for frame in frames):
-        try:
-            return _fit(str(render(list(frames))), limit)
-        except Exception:  # a report beats a codec's bug: the default rendering
-            pass
-    parts = [show_frame(frame, codec) for frame in frames]
-    return _fit(" | ".join(parts), limit)
-
-
-def codec_name(codec: Codec) -> str:
-    """The codec as the transcript's header names it: its repr, or its class if the repr is object's default."""
-    if type(codec).__repr__ is not object.__repr__:
-        try:
-            return repr(codec)
-        except Exception:
-            pass
-    return type(codec).__qualname__
-
-
-def show_frame(frame: Any, codec: Codec | None) -> str:
-    """A body the codec decodes as its text (JSON as sent) or repr; else the bytes' repr; a clipped frame its size.
-
-    A frame longer than :data:`HEAD_BYTES` starts with its size (``[888 bytes]``), the text cut afterwards.
-
-    Reports show frames the test never decoded (a raw receive, strict mode's unread messages): a codec other than
-    JSON decodes them for display only if it says so with ``safe_to_render = True``; else they show as bytes.
-    """
-    if isinstance(frame, More):
-        return f"(+{frame.left} more frames)"
-    if isinstance(frame, Clipped):
-        head = repr(frame.head)
-        if codec is None or getattr(codec, "name", None) == "json":
-            text = _utf8_head(frame.head)  # the start of a long JSON body reads best as text
-            if text is not None and text.isprintable() and text.lstrip()[:1] in ("{", "[", '"'):
-                head = text
-        return f"[{frame.size:,} bytes] {head}..."
-    if not frame:
-        return "b''"
-    text = _decoded(frame, codec)
-    return text if len(frame) <= HEAD_BYTES else f"[{len(frame):,} bytes] {text}"
-
-
-def _decoded(frame: Any, codec: Codec | None) -> str:
-    if codec is None or getattr(codec, "name", None) == "json":
-        try:
-            text = bytes(frame).decode()
-            json.loads(text)
-        except ValueError:  # UnicodeDecodeError included
-            return repr(frame)
-        return text
-    if not getattr(codec, "safe_to_render", False):
-        return repr(frame)  # a codec of the test's own may run code (pickle): decode only what it says is safe
-    try:
-        return repr(codec.decode(frame))
-    except Exception:
-        return repr(frame)
-
-
-def _utf8_head(data: bytes) -> str | None:
-    """``data`` as UTF-8 text, less a character cut in two at its end; ``None`` if it is not UTF-8."""
-    try:
-        return getincrementaldecoder("utf-8")().decode(data, final=False)
-    except UnicodeDecodeError:
-        return None
-
-
-def _fit(text: str, limit: int) -> str:
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
-
 
 def _millis(seconds: float) -> str:
     return f"{seconds * 1000:10.3f}"
@@ -505,4 +410,4 @@ class _Diagram:
         if last is not None and column + 1 < self.lanes:
             lanes[-1] = last
         row = f"{time}  {''.join(lanes)} "
-        return row + _fit(text, self.width - len(row))
+        return row + fit(text, self.width - len(row))
