@@ -318,7 +318,8 @@ CASES = {
         [
             "E *MessageError: frame -1 of the message on PULL socket 'sink' bound to tcp://127.0.0.1:* is not valid "
             "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1)) for JsonCodec(): "
-            "b'{not json'; whole message: [b'id', b'{not json'] (pass json_load_index=None to get raw frames)",
+            "b'{not json'; whole message: [b'id', b'{not json'] (pass json_load_index=None to get raw frames, "
+            "or give the test class a codec that reads them: RawCodec())",
             "*zmqtest process Sender (call)*",
             "Sender (pid *, running)",
         ],

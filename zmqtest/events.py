@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from zmqtest.errors import EventError, MessageError, ZmqTestError
+from zmqtest.rendering import codec_name
 
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec
@@ -154,9 +155,9 @@ def decode_frame(codec: Codec, frames: list[Any], index: int, sock: Any) -> list
     except ValueError as exc:
         problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"is not valid ({exc})"
         raise MessageError(
-            f"frame {index} of the message on {_where(sock)} {problem} for {codec!r}: "
+            f"frame {index} of the message on {_where(sock)} {problem} for {codec_name(codec)}: "
             f"{_preview(frame)}; whole message: {_frames_preview(frames)} "
-            "(pass json_load_index=None to get raw frames)"
+            "(pass json_load_index=None to get raw frames, or give the test class a codec that reads them: RawCodec())"
         ) from None
     return frames
 
