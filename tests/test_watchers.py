@@ -229,3 +229,23 @@ def test_without_proc_the_watchdog_kills_a_registered_group_by_its_number(monkey
         leader.wait(LONG)
         if leader.stdout is not None:
             leader.stdout.close()
+
+
+def test_a_group_whose_leaders_status_was_read_is_not_its_own_though_its_sentinel_is_not_readable_yet() -> None:
+    """A forkserver writes a child's status, then closes its sentinel: in between, the sentinel is not readable.
+
+    Once the status is read (``note_reaped``), the group's number is free, whatever the sentinel says (CI's
+    portable run SIGKILLed a stranger that took the pid in that window).
+    """
+    gone = subprocess.Popen(["true"])
+    gone.wait(10)  # reaped: a pid of no process (as a forkserver child whose status the forkserver wrote)
+    read_end, write_end = os.pipe()  # the sentinel: drained, its write end still open
+    group = groups.OwnGroup(gone.pid, sentinel=read_end)
+    try:
+        assert group.fd == read_end
+        group.note_reaped()
+        assert not group.holds()
+    finally:
+        group.close()
+        os.close(read_end)
+        os.close(write_end)

@@ -364,15 +364,18 @@ class OwnGroup:
             self._own_at = now
 
     def note_reaped(self) -> None:
-        """Note that we reaped the leader: its pid, and so the group's number, is free for any process to take."""
+        """Note that the leader was reaped (by us, or by the forkserver: its status was read): its pid is free."""
         self._reaped = True
 
     def holds(self) -> bool:
         """Tell whether the number is still its own: the leader runs, or is a zombie not yet reaped."""
+        if self._reaped:
+            return False  # its status was collected: whatever its watch says (a forkserver's sentinel whose status
+            # was read is not readable until the forkserver closes it), its pid is free
         if self.fd is not None and not readable(self.fd):
             return True  # it runs
-        if self._reaped or not self._seen:
-            return False  # reaped by us (or never seen)
+        if not self._seen:
+            return False  # never seen
         try:  # our child's zombie, or a forkserver's that it has not reaped yet?
             zombie = os.waitid(os.P_PID, self.leader, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         except ChildProcessError:
