@@ -15,6 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     import zmq
+    import zmq.asyncio
 
     from zmqtest.authenticator import Authenticator
     from zmqtest.contexts import SocketFactory
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from zmqtest.processes import ProcessManager
 
 __all__ = [
+    "zmq_async_context",
+    "zmq_async_socket_factory",
     "zmq_authenticator",
     "zmq_context",
     "zmq_endpoint",
@@ -160,6 +163,32 @@ def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
 
     authenticator = Authenticator(zmq_context)
     yield from _owned(authenticator, authenticator.close)
+
+
+@pytest.fixture
+def zmq_async_context(request: pytest.FixtureRequest) -> Iterator[zmq.asyncio.Context]:
+    """``zmq_context`` for asyncio tests: a ``zmq.asyncio.Context`` on which mimics are AsyncTestSockets.
+
+    ``TestSocket(zmq_async_context, zmq.REQ)`` and ``make_sock(zmq_async_context, ...)``
+    make mimics whose sends and receives are awaited (:mod:`zmqtest.asyncio`). Torn down
+    as ``zmq_context`` is: its sockets closed, terminated within 5 s.
+    """
+    from zmqtest.asyncio import AsyncTestContext
+    from zmqtest.contexts import terminate_context
+
+    context = AsyncTestContext()
+    yield from _owned(context, lambda: terminate_context(context, by=_closer("zmq_async_context", request)))
+
+
+@pytest.fixture
+def zmq_async_socket_factory(
+    request: pytest.FixtureRequest, zmq_async_context: zmq.asyncio.Context
+) -> Iterator[SocketFactory]:
+    """``zmq_socket_factory`` for asyncio tests: its mimics are AsyncTestSockets on ``zmq_async_context``."""
+    from zmqtest.contexts import SocketFactory
+
+    factory = SocketFactory(zmq_async_context)
+    yield from _owned(factory, lambda: factory.close(by=_closer("zmq_async_socket_factory", request)))
 
 
 T = TypeVar("T")

@@ -46,6 +46,8 @@ from zmqtest.compat import add_note
 from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures as attributes of this plugin)
     GOLDEN_WRITTEN,
     PROCESSES,
+    zmq_async_context,
+    zmq_async_socket_factory,
     zmq_authenticator,
     zmq_context,
     zmq_endpoint,
@@ -93,6 +95,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[_SESSION_SETTINGS] = _session_settings(config)
+    if not config.pluginmanager.has_plugin("zmqtest-asyncio"):
+        config.pluginmanager.register(AsyncioTests(), "zmqtest-asyncio")
 
 
 def _session_settings(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
@@ -267,8 +271,10 @@ def pytest_enter_pdb() -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> object:
-    """Collect the generator methods of ProcessTest subclasses as ordinary test items."""
-    if not isinstance(collector, pytest.Class) or not inspect.isgeneratorfunction(obj):
+    """Collect the generator methods of ProcessTest subclasses (async ones too) as ordinary test items."""
+    if not isinstance(collector, pytest.Class) or not (
+        inspect.isgeneratorfunction(obj) or inspect.isasyncgenfunction(obj)
+    ):
         return None
     if not _is_process_test(collector.obj):
         return None
@@ -304,7 +310,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     instance = pyfuncitem.instance
     if instance is None or not _is_process_test(type(instance)):
         return None
-    if not inspect.isgeneratorfunction(test):  # a plain test: pytest runs it, unless it drops an event
+    if not (inspect.isgeneratorfunction(test) or inspect.isasyncgenfunction(test)):  # pytest runs a plain test
         from zmqtest.runner import check_for_unyielded_events  # imported already: the test is a ProcessTest
 
         check_for_unyielded_events(test)
@@ -313,6 +319,26 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     arguments = {name: funcargs[name] for name in _fixture_names(test)}
     instance.run(test, **arguments)
     return True
+
+
+class AsyncioTests:
+    """Runs an ``async def`` test that no async plugin has taken (pytest-asyncio, anyio's) on a new event loop.
+
+    A plugin of its own, at the hook's normal priority: after anyio's (``tryfirst``; a test
+    with ``anyio_backend`` is anyio's anyway), after pytest-asyncio (whose tests reach the
+    hook as plain functions), before pytest's refusal of the test (``trylast``).
+    """
+
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        __tracebackhide__ = True
+        test = pyfuncitem.obj
+        if not inspect.iscoroutinefunction(test) or "anyio_backend" in pyfuncitem.funcargs:
+            return None
+        from zmqtest.asyncrunner import run
+
+        funcargs = pyfuncitem.funcargs
+        run(test(**{name: funcargs[name] for name in _fixture_names(test)}))
+        return True
 
 
 def _is_process_test(cls: type) -> bool:
