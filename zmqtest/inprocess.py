@@ -401,7 +401,7 @@ def _own_factory(target: Any, context_class: type[zmq.Context[Any]]) -> contextl
     so may other classes built the same way. Set on the object for the block only.
     """
     stack = contextlib.ExitStack()
-    owner = target if isinstance(target, multiprocessing.Process) else getattr(target, "__self__", None)
+    owner: Any = target if isinstance(target, multiprocessing.Process) else getattr(target, "__self__", None)
     if owner is not None and callable(getattr(owner, "context_factory", None)):
         had_own = "context_factory" in vars(owner)
         old = vars(owner).get("context_factory")
