@@ -19,6 +19,7 @@ import pytest
 import zmq
 import zmq.asyncio
 from apps.heartbeats import Chatter
+from apps.pubsub import Publisher, Subscriber
 
 from zmqtest import (
     AsyncTestSocket,
@@ -33,7 +34,7 @@ from zmqtest import (
     recv,
     send,
 )
-from zmqtest.asyncio import AsyncTestContext
+from zmqtest.asyncio import AsyncTestContext, wait_for_subscriber, wait_until_receiving
 from zmqtest.processes import ProcessManager
 from zmqtest.transcript import recording
 
@@ -329,3 +330,67 @@ def test_anyio_runs_the_tests_it_is_asked_to(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess(*INNER, timeout=SUBPROCESS_DEADLINE)
     result.assert_outcomes(passed=2)
+
+
+# --- PUB/SUB barriers, awaited ----------------------------------------------------------------------------------
+
+
+async def test_wait_for_subscriber_awaited_loses_no_first_message(
+    zmq_process_factory: ProcessManager, zmq_async_socket_factory: SocketFactory
+) -> None:
+    control = zmq_async_socket_factory(zmq.PUSH, bind=("", 0), name="control")
+    reports = zmq_async_socket_factory(zmq.PULL, bind=("", 0), name="reports")
+    feed = zmq_async_socket_factory(zmq.XPUB, bind=("", 0), name="feed")
+    zmq_process_factory(Subscriber(control.endpoint, reports.endpoint), ready=reports)
+    for round_number in range(20):  # a fresh subscriber each round: each first message arrives
+        await control.send_multipart([b"connect", feed.endpoint.encode(), b"t"])
+        assert await wait_for_subscriber(feed, b"t") == [b"t"]
+        await feed.send_multipart([b"t", b"first %d" % round_number])
+        assert await reports.recv_multipart(timeout=LONG_WAIT) == [b"t", b"first %d" % round_number]
+
+
+async def test_wait_until_receiving_awaits_an_awaitable_probe(
+    zmq_process_factory: ProcessManager, zmq_async_socket_factory: SocketFactory
+) -> None:
+    control = zmq_async_socket_factory(zmq.PUSH, bind=("", 0), name="control")
+    publisher = zmq_process_factory(Publisher(control.endpoint), ready=r"publishing on (?P<endpoint>\S+)")
+    sub = zmq_async_socket_factory(zmq.SUB, connect=publisher.endpoint, name="sub", subscribe=b"")
+    probes = []
+
+    def probe() -> Any:
+        probes.append(1)
+        return control.send_multipart([b"publish", b"probe"])  # a future: awaited by the barrier
+
+    assert await wait_until_receiving(sub, probe) == [b"probe"]
+    assert probes
+    await control.send_multipart([b"publish", b"data"])
+    while (message := await sub.recv_multipart(timeout=LONG_WAIT)) == [b"probe"]:  # answers to earlier probes
+        pass
+    assert message == [b"data"]
+
+
+async def test_an_awaited_barrier_ends_when_the_process_dies(
+    zmq_process_factory: ProcessManager, zmq_async_socket_factory: SocketFactory
+) -> None:
+    control = zmq_async_socket_factory(zmq.PUSH, bind=("", 0), name="control")
+    reports = zmq_async_socket_factory(zmq.PULL, bind=("", 0), name="reports")
+    feed = zmq_async_socket_factory(zmq.XPUB, bind=("", 0), name="feed")
+    zmq_process_factory(Subscriber(control.endpoint, reports.endpoint), ready=reports, name="subscriber")
+    await control.send_multipart([b"exit", b"4"])
+    with pytest.raises(
+        ProcessExited, match=r"subscriber .*exited with code 4 while wait_for_subscriber\(b't'\) on XPUB"
+    ):
+        await wait_for_subscriber(feed, b"t", timeout=LONG_WAIT)
+
+
+class TestAsyncPubSub(ProcessTest):
+    async def test_subscribed_and_receiving_events(
+        self, zmq_process_factory: ProcessManager, zmq_async_socket_factory: SocketFactory
+    ) -> AsyncGenerator[Any, Any]:
+        control = zmq_async_socket_factory(zmq.PUSH, bind=("", 0), name="control")
+        publisher = zmq_process_factory(Publisher(control.endpoint), ready=r"publishing on (?P<endpoint>\S+)")
+        sub = zmq_async_socket_factory(zmq.SUB, connect=publisher.endpoint, name="sub", subscribe=b"")
+        first = yield ("receiving", sub, ("send", control, [b"publish"], "probe"))
+        assert first == [b'"probe"']
+        yield send(control, [b"publish"], "data")
+        assert (yield recv(sub, skip=lambda message: message == ["probe"])) == ["data"]

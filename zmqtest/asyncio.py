@@ -11,23 +11,24 @@ watched process that dies meanwhile raises its exit error at once. The event loo
 while they wait: other peers of the test (tasks) go on.
 
 The peer sees exactly what a plain ``zmq.asyncio`` socket would send: each call is one
-non-blocking libzmq call when the socket is ready, made on pyzmq's own shadow socket.
+non-blocking libzmq call when the socket is ready, made by pyzmq's asyncio socket itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import pickle
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
 from zmq.utils import jsonapi
 
-from zmqtest import transcript
+from zmqtest import barriers, transcript
 from zmqtest.contexts import TestContext
 from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.sendrecv import DEATH_GRACE_MS, closed_error, timeout_message
@@ -36,7 +37,14 @@ from zmqtest.sockets import TestSocket
 from zmqtest.startover import settle, start_over
 from zmqtest.waiting import Watched, describe_watched, failed_wait, ready_now, watched
 
-__all__ = ["AsyncTestContext", "AsyncTestSocket", "ended_process"]
+_Call = Callable[..., asyncio.Future[Any]]
+_PYZMQ_SEND_MULTIPART = cast(_Call, zmq.asyncio.Socket.send_multipart)
+_PYZMQ_RECV_MULTIPART = cast(_Call, zmq.asyncio.Socket.recv_multipart)
+_PYZMQ_RECV = cast(_Call, zmq.asyncio.Socket.recv)
+_PYZMQ_RECV_INTO = cast(_Call, zmq.asyncio.Socket.recv_into)
+"""pyzmq's asyncio calls: a mimic's sends and receives are their futures, bounded."""
+
+__all__ = ["AsyncTestContext", "AsyncTestSocket", "ended_process", "wait_for_subscriber", "wait_until_receiving"]
 
 _monotonic = time.monotonic
 
@@ -54,58 +62,151 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
 
     # --- the waits ------------------------------------------------------------------------------------------------
 
-    def _move(self, name: str, sending: bool, attempt: Callable[[], Any], timeout: float | None, flags: int) -> Any:
-        """Return a future of ``attempt()`` (a non-blocking call): done now if the socket is ready, else a task."""
-        state = self.__dict__
-        seconds = self._seconds(name, timeout)
-        if state["_armed"] is not None:  # a blocking mimic call armed libzmq's timeout: pyzmq's poll would obey it
-            _disarm(self)
-        loop = asyncio.get_running_loop()
-        at = time.perf_counter()
-        future = loop.create_future()
-        try:
-            result = attempt()
-        except zmq.Again:
-            if flags & zmq.NOBLOCK:
-                future.set_exception(zmq.Again())
-                return future
-        except zmq.ZMQError as exc:
-            future.set_exception(self._failure(name, exc, sending))
-            return future
-        else:
-            self._done(sending, result, at)
-            future.set_result(result)
-            return future
-        return loop.create_task(self._wait(name, sending, attempt, seconds, at))
+    def _move(
+        self,
+        name: str,
+        sending: bool,
+        issue: Callable[[], asyncio.Future[Any]],
+        record: Callable[[Any, float], None],
+        timeout: float | None,
+        flags: int,
+    ) -> asyncio.Future[Any]:
+        """The future of a send or receive: pyzmq's own (``issue()``), bounded and explained.
 
-    async def _wait(self, name: str, sending: bool, attempt: Callable[[], Any], seconds: float, at: float) -> Any:
-        """Wait until ``attempt()`` goes through, ``seconds`` pass, or a watched process ends."""
-        __tracebackhide__ = True
-        event = zmq.POLLOUT if sending else zmq.POLLIN
+        pyzmq makes the non-blocking call at once, and again once the socket is ready;
+        ``record(result, at)`` puts what went through in the transcript. A call that
+        waits is bounded by the timeout and by the watched processes' ends (:meth:`_waiting`).
+        """
+        if self.__dict__["_armed"] is not None:  # a blocking mimic call armed libzmq's timeout: pyzmq's futures obey it
+            _disarm(self)
+        at = time.perf_counter()
+        try:
+            inner = issue()
+        except zmq.ZMQError as exc:  # a closed socket, a context terminated
+            inner = asyncio.get_running_loop().create_future()
+            inner.set_exception(exc)
+        if not inner.done():
+            return self._waiting(inner, name, sending, issue, record, self._seconds(name, timeout), at)
+        error = inner.exception()
+        if error is None:
+            record(inner.result(), at)
+            if self.__dict__["_pending"]:
+                settle(self, sending)
+            return inner
+        if isinstance(error, zmq.ZMQError) and not (isinstance(error, zmq.Again) and flags & zmq.NOBLOCK):
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(self._failure(name, error, sending))
+            return failed
+        return inner
+
+    def _waiting(
+        self,
+        inner: asyncio.Future[Any],
+        name: str,
+        sending: bool,
+        issue: Callable[[], asyncio.Future[Any]],
+        record: Callable[[Any, float], None],
+        seconds: float,
+        at: float,
+    ) -> asyncio.Future[Any]:
+        """Bound pyzmq's future of a call that waits: a timer and the processes' ends, no task, no poller.
+
+        A receive's future is pyzmq's own, ended by zmqtest's error when the time is up (as
+        pyzmq's own timeouts end it). After a watched process ends, the call gets
+        :data:`DEATH_GRACE_MS` more (what it sent just before may still be on its way). A
+        send is refused while the socket is ready when a ROUTER's POLLOUT means "some peer can
+        take it", maybe not this one: it is made again after a pause (1 to 64 ms), under one
+        future of zmqtest's.
+        """
+        loop = asyncio.get_running_loop()
+        outer = loop.create_future() if sending else inner
         processes = watched()
+        deaths = [_death(process) for process in processes]
         deadline = _monotonic() + seconds
         refused = 0
-        while True:
-            gone = await self._until(event, deadline, processes)
-            try:
-                result = attempt()
-            except zmq.Again:
-                pass
-            except zmq.ZMQError as exc:
-                raise self._failure(name, exc, sending) from None
-            else:
-                self._done(sending, result, at)
-                return result
-            if gone is not None:
-                raise self._failed(gone.exit_error(f"{name} on {self.describe()}"), sending)
-            if _monotonic() >= deadline:
-                error = SocketTimeout(
-                    timeout_message(self, name, seconds) + describe_watched(processes), operation=name, timeout=seconds
-                )
-                raise self._failed(error, sending)
-            if ready_now(self, event):  # ready, yet refused: a ROUTER's POLLOUT means "some peer can take it"
-                await asyncio.sleep(min((1 << min(refused, 6)) / 1000, max(deadline - _monotonic(), 0)))
+        handles: list[asyncio.TimerHandle] = []
+
+        def clean_up() -> None:
+            for handle in handles:
+                handle.cancel()
+            if deaths:
+                for death in deaths:
+                    death.remove_done_callback(ended)
+                _release(processes)
+                deaths.clear()
+
+        def finish(error: BaseException) -> None:
+            """End the call with ``error`` (its pyzmq future cancelled, if it is not the one handed out)."""
+            if outer.done():
+                return
+            if inner is not outer:
+                inner.cancel()
+            clean_up()
+            outer.set_exception(error)
+
+        def went(future: asyncio.Future[Any]) -> None:
+            nonlocal inner, refused
+            if (
+                future is outer and inner is not outer
+            ):  # the caller gave up (wait_for, a cancelled task): so does the call
+                if future.cancelled():
+                    inner.cancel()
+                clean_up()
+                return
+            if future.cancelled() or (outer.done() and future is not outer):
+                clean_up()
+                return
+            error = future.exception()
+            if error is None:
+                result = future.result()
+                record(result, at)
+                if self.__dict__["_pending"]:
+                    settle(self, sending)
+                clean_up()
+                if outer is not future:
+                    outer.set_result(result)
+            elif outer is future:  # zmqtest's own error, set below, or the context went away
+                clean_up()
+            elif isinstance(error, zmq.Again) and _monotonic() < deadline:
+                pause = min((1 << min(refused, 6)) / 1000, deadline - _monotonic())
                 refused += 1
+                handles.append(loop.call_later(pause, again))
+            elif isinstance(error, zmq.Again):
+                timed_out()
+            elif isinstance(error, zmq.ZMQError):
+                finish(self._failure(name, error, sending))
+            else:
+                finish(error)
+
+        def again() -> None:
+            nonlocal inner
+            if not outer.done():
+                inner = issue()
+                inner.add_done_callback(went)
+
+        def timed_out() -> None:
+            if not outer.done():
+                message = timeout_message(self, name, seconds) + describe_watched(processes)
+                finish(self._failed(SocketTimeout(message, operation=name, timeout=seconds), sending))
+
+        def ended(death: asyncio.Future[None]) -> None:
+            gone = ended_process(processes, deaths, {death})
+            if gone is None or outer.done():
+                return
+
+            def too_late() -> None:
+                if not outer.done():
+                    finish(self._failed(gone.exit_error(f"{name} on {self.describe()}"), sending))
+
+            handles.append(loop.call_later(DEATH_GRACE_MS / 1000, too_late))
+
+        inner.add_done_callback(went)
+        if outer is not inner:
+            outer.add_done_callback(went)
+        handles.append(loop.call_later(seconds, timed_out))
+        for death in deaths:
+            death.add_done_callback(ended)
+        return outer
 
     async def _until(self, event: int, deadline: float, processes: Sequence[Watched]) -> Watched | None:
         """Wait until the socket is ready for ``event`` or ``deadline``; a process of ``processes`` that ends first.
@@ -113,6 +214,8 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
         After an end, the socket gets :data:`DEATH_GRACE_MS` more: what the process sent
         just before it ended may still be on its way.
         """
+        if self.__dict__["_armed"] is not None:  # a blocking mimic call armed libzmq's timeout: pyzmq's poll obeys it
+            _disarm(self)
         ready = _poll(self, event)
         deaths = [_death(process) for process in processes]
         try:
@@ -131,14 +234,14 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
                 grace.cancel()
         return gone
 
-    async def _readable(self, seconds: float, waiting_for: str) -> bool:
-        """Whether a message comes within ``seconds`` (without taking it); a watched process's end raises its error."""
+    async def _readable(self, until: float, waiting_for: str) -> bool:
+        """Whether a message comes by ``until`` (not taken); a watched process's end raises its exit error."""
         processes = watched()
-        gone = await self._until(zmq.POLLIN, _monotonic() + seconds, processes)
+        gone = await self._until(zmq.POLLIN, until, processes)
         if ready_now(self, zmq.POLLIN):
             return True
         if gone is not None:
-            raise failed_wait(gone.exit_error(f"{waiting_for} on {self.describe()}"))
+            raise failed_wait(gone.exit_error(waiting_for))
         return False
 
     def _seconds(self, name: str, timeout: float | None) -> float:
@@ -146,11 +249,6 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
             return parse_timeout(timeout, f"the timeout= argument of {name}", allow_zero=True)
         seconds = self.__dict__["_timeout"]
         return current_timeout() if seconds is None else float(seconds)
-
-    def _done(self, sending: bool, result: Any, at: float) -> None:
-        """What a blocking mimic does after a call that went through: settle a REQ that started over."""
-        if self.__dict__["_pending"]:
-            settle(self, sending)
 
     def _failure(self, name: str, exc: zmq.ZMQError, sending: bool) -> BaseException:
         """A ZMQ error of a call, named as a blocking mimic names it."""
@@ -197,54 +295,53 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
         parts = list(msg_parts)
         if not parts:
             raise ValueError(f"send_multipart on {self.describe()}: a message has at least one frame")
-        shadow: Any = self.__dict__["_shadow_sock"]  # pyzmq's plain socket over the same libzmq one
-        at = time.perf_counter()
 
-        def attempt() -> Any:
-            result = shadow.send_multipart(parts, flags | zmq.NOBLOCK, copy=copy, track=track)
+        def issue() -> asyncio.Future[Any]:
+            return _PYZMQ_SEND_MULTIPART(self, parts, flags, copy=copy, track=track)
+
+        def record(result: Any, at: float) -> None:
             self._recorded("send", parts, at)
-            return result
 
-        return self._move("send_multipart", True, attempt, timeout, flags)  # type: ignore[no-any-return]
+        return self._move("send_multipart", True, issue, record, timeout, flags)
 
     def recv_multipart(  # type: ignore[override]
         self, flags: int = 0, copy: bool = True, track: bool = False, *, timeout: float | None = None
     ) -> asyncio.Future[list[Any]]:
         """Receive a multipart message, waiting at most the timeout."""
-        shadow: Any = self.__dict__["_shadow_sock"]  # pyzmq's plain socket over the same libzmq one
 
-        def attempt() -> list[Any]:
-            frames: list[Any] = shadow.recv_multipart(flags | zmq.NOBLOCK, copy=copy, track=track)
-            self._recorded("recv", frames)
-            return frames
+        def issue() -> asyncio.Future[Any]:
+            return _PYZMQ_RECV_MULTIPART(self, flags, copy=copy, track=track)
 
-        return self._move("recv_multipart", False, attempt, timeout, flags)  # type: ignore[no-any-return]
+        return self._move("recv_multipart", False, issue, self._received, timeout, flags)
 
     def recv(  # type: ignore[override]
         self, flags: int = 0, copy: bool = True, track: bool = False, *, timeout: float | None = None
     ) -> asyncio.Future[Any]:
         """Receive one frame, waiting at most the timeout."""
-        shadow: Any = self.__dict__["_shadow_sock"]  # pyzmq's plain socket over the same libzmq one
 
-        def attempt() -> Any:
-            frame = shadow.recv(flags | zmq.NOBLOCK, copy=copy, track=track)
+        def issue() -> asyncio.Future[Any]:
+            return _PYZMQ_RECV(self, flags, copy=copy, track=track)
+
+        def record(frame: Any, at: float) -> None:
             self._recorded("recv", (frame,))
-            return frame
 
-        return self._move("recv", False, attempt, timeout, flags)  # type: ignore[no-any-return]
+        return self._move("recv", False, issue, record, timeout, flags)
 
     def recv_into(  # type: ignore[override]
         self, buffer: Any, /, *, nbytes: int = 0, flags: int = 0, timeout: float | None = None
     ) -> asyncio.Future[int]:
         """Receive one frame into ``buffer``, waiting at most the timeout."""
-        shadow: Any = self.__dict__["_shadow_sock"]  # pyzmq's plain socket over the same libzmq one
 
-        def attempt() -> int:
-            size: int = shadow.recv_into(buffer, nbytes=nbytes, flags=flags | zmq.NOBLOCK)
+        def issue() -> asyncio.Future[Any]:
+            return _PYZMQ_RECV_INTO(self, buffer, nbytes=nbytes, flags=flags)
+
+        def record(size: int, at: float) -> None:
             self._recorded("recv", (memoryview(buffer)[:size],))
-            return size
 
-        return self._move("recv_into", False, attempt, timeout, flags)  # type: ignore[no-any-return]
+        return self._move("recv_into", False, issue, record, timeout, flags)
+
+    def _received(self, frames: list[Any], at: float) -> None:
+        self._recorded("recv", frames)
 
     async def send_json(self, obj: Any, flags: int = 0, *, timeout: float | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """Send ``obj`` as JSON (``kwargs`` go to the encoder, as pyzmq's do)."""
@@ -314,6 +411,56 @@ class AsyncTestContext(TestContext, zmq.asyncio.Context):
     """
 
     __test__ = False
+
+
+async def wait_for_subscriber(
+    xpub: AsyncTestSocket, topic: bytes | str | None = None, *, count: int = 1, timeout: float | None = None
+) -> list[bytes]:
+    """:func:`zmqtest.wait_for_subscriber` for an asyncio mimic XPUB: the same barrier, awaited."""
+    return await _run_steps(xpub, barriers._subscriber_steps(xpub, topic, count, timeout, watched()))
+
+
+async def wait_until_receiving(
+    sub: AsyncTestSocket,
+    probe: Callable[[], object] | None = None,
+    predicate: Callable[[list[bytes]], object] | None = None,
+    *,
+    timeout: float | None = None,
+    interval: float = barriers.FIRST_PROBE_INTERVAL,
+) -> list[bytes]:
+    """:func:`zmqtest.wait_until_receiving` for an asyncio mimic SUB: the same barrier, awaited.
+
+    ``probe`` may return an awaitable (``lambda: control.send(b"tick")``): it is awaited.
+    """
+    return await _run_steps(sub, barriers._receiving_steps(sub, probe, predicate, timeout, interval, watched()))
+
+
+async def _run_steps(sock: zmq.Socket[Any], steps: barriers.Steps) -> list[bytes]:
+    """Run a barrier's steps (:data:`zmqtest.barriers.Steps`) on the event loop."""
+    if not isinstance(sock, AsyncTestSocket):
+        steps.close()
+        raise TypeError(
+            f"zmqtest.asyncio's barriers take an AsyncTestSocket, got {sock!r:.80}: for a blocking socket, "
+            "call zmqtest.wait_for_subscriber / wait_until_receiving"
+        )
+    answer: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            kind, argument = steps.send(answer) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        answer, error = None, None
+        if kind == "wait":
+            until, waiting_for = argument
+            answer = await sock._readable(until, waiting_for)
+        else:
+            try:
+                result = argument()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # thrown in: the steps say which probe it was
+                error = exc
 
 
 def _poll(sock: AsyncTestSocket, event: int) -> asyncio.Future[Any]:

@@ -23,6 +23,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import time
 import types
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["converse", "run"]
 
 T = TypeVar("T")
-_ON_THE_LOOP = frozenset({"send", "recv", "expect_nothing"})
+_monotonic = time.monotonic
+_ON_THE_LOOP = frozenset({"send", "recv", "expect_nothing", "subscribed", "receiving"})
 """Built-in actions that wait on a mimic socket: awaited on the loop for an AsyncTestSocket."""
 _OFF_THE_LOOP = frozenset({"log", "wait_for_output", "pause", "resume", "restart"})
 """Built-in actions that wait on the processes or their logs: run in a worker thread, the loop going on."""
@@ -162,8 +164,7 @@ async def _recv(
         raise _option_error("recv", f"skip= takes a predicate of the message (a callable), got {skip!r:.80}")
     look = test._looking(sock, json_load_index, skip)
     seconds = sock._seconds("recv", seconds)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
+    deadline = _monotonic() + seconds
     skipped: list[str] = []
     wait = seconds
     while True:
@@ -177,7 +178,7 @@ async def _recv(
         if not skipping:
             return message
         passed_over(sock, message, skipped)
-        wait = max(deadline - loop.time(), 0.0)
+        wait = max(deadline - _monotonic(), 0.0)
 
 
 async def _expect_nothing(
@@ -187,12 +188,12 @@ async def _expect_nothing(
         raise _option_error("expect_nothing", f"skip= takes a predicate of the message (a callable), got {skip!r:.80}")
     wait = _seconds(seconds, "expect_nothing", "seconds")
     look = test._looking(sock, -1, skip, lenient=True)
-    loop = asyncio.get_running_loop()
-    began = loop.time()
+    began = _monotonic()
     queued = ready_now(sock, zmq.POLLIN)
     while True:
-        remaining = began + wait - loop.time()
-        if remaining <= 0 or not await sock._readable(remaining, "expecting nothing (expect_nothing)"):
+        remaining = began + wait - _monotonic()
+        waiting_for = f"expecting nothing on {sock.describe()} (expect_nothing)"
+        if remaining <= 0 or not await sock._readable(_monotonic() + remaining, waiting_for):
             silence_kept(sock, wait)
             return
         try:
@@ -206,10 +207,38 @@ async def _expect_nothing(
         queued = False
 
 
+async def _subscribed(
+    test: ProcessTest, xpub: AsyncTestSocket, topic: bytes | str | None = None, count: int = 1
+) -> list[bytes]:
+    from zmqtest.asyncio import wait_for_subscriber
+
+    return await wait_for_subscriber(xpub, topic, count=count)
+
+
+async def _receiving(
+    test: ProcessTest,
+    sub: AsyncTestSocket,
+    probe: Any = None,
+    predicate: Callable[[list[bytes]], object] | None = None,
+) -> list[bytes]:
+    from zmqtest.asyncio import wait_until_receiving
+
+    if type(probe) is tuple or type(probe) is Event:
+        probe_event = probe
+
+        def probe_by_event() -> Coroutine[Any, Any, Any]:
+            return _act(test, probe_event)
+
+        return await wait_until_receiving(sub, probe_by_event, predicate)
+    return await wait_until_receiving(sub, probe, predicate)
+
+
 _ASYNC_ACTIONS: dict[str, Callable[..., Coroutine[Any, Any, Any]]] = {
     "send": _send,
     "recv": _recv,
     "expect_nothing": _expect_nothing,
+    "subscribed": _subscribed,
+    "receiving": _receiving,
 }
 
 
