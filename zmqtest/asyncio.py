@@ -17,10 +17,8 @@ non-blocking libzmq call when the socket is ready, made by pyzmq's asyncio socke
 from __future__ import annotations
 
 import asyncio
-import inspect
 import pickle
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -28,7 +26,8 @@ import zmq
 import zmq.asyncio
 from zmq.utils import jsonapi
 
-from zmqtest import barriers, transcript
+from zmqtest import transcript
+from zmqtest.asyncwaits import end_of, ended_process, release, wait_for_subscriber, wait_until_receiving
 from zmqtest.contexts import TestContext
 from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.sendrecv import DEATH_GRACE_MS, closed_error, timeout_message
@@ -44,7 +43,7 @@ _PYZMQ_RECV = cast(_Call, zmq.asyncio.Socket.recv)
 _PYZMQ_RECV_INTO = cast(_Call, zmq.asyncio.Socket.recv_into)
 """pyzmq's asyncio calls: a mimic's sends and receives are their futures, bounded."""
 
-__all__ = ["AsyncTestContext", "AsyncTestSocket", "ended_process", "wait_for_subscriber", "wait_until_receiving"]
+__all__ = ["AsyncTestContext", "AsyncTestSocket", "wait_for_subscriber", "wait_until_receiving"]
 
 _monotonic = time.monotonic
 
@@ -121,7 +120,7 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
         loop = asyncio.get_running_loop()
         outer = loop.create_future() if sending else inner
         processes = watched()
-        deaths = [_death(process) for process in processes]
+        deaths = [end_of(process) for process in processes]
         deadline = _monotonic() + seconds
         refused = 0
         handles: list[asyncio.TimerHandle] = []
@@ -132,7 +131,7 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
             if deaths:
                 for death in deaths:
                     death.remove_done_callback(ended)
-                _release(processes)
+                release(processes)
                 deaths.clear()
 
         def finish(error: BaseException) -> None:
@@ -217,14 +216,14 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
         if self.__dict__["_armed"] is not None:  # a blocking mimic call armed libzmq's timeout: pyzmq's poll obeys it
             _disarm(self)
         ready = _poll(self, event)
-        deaths = [_death(process) for process in processes]
+        deaths = [end_of(process) for process in processes]
         try:
             done, _ = await asyncio.wait(
                 [ready, *deaths], timeout=max(deadline - _monotonic(), 0), return_when="FIRST_COMPLETED"
             )
         finally:
             ready.cancel()
-            _release(processes)
+            release(processes)
         gone = ended_process(processes, deaths, done)
         if gone is not None and ready not in done:
             grace = _poll(self, event)
@@ -413,56 +412,6 @@ class AsyncTestContext(TestContext, zmq.asyncio.Context):
     __test__ = False
 
 
-async def wait_for_subscriber(
-    xpub: AsyncTestSocket, topic: bytes | str | None = None, *, count: int = 1, timeout: float | None = None
-) -> list[bytes]:
-    """:func:`zmqtest.wait_for_subscriber` for an asyncio mimic XPUB: the same barrier, awaited."""
-    return await _run_steps(xpub, barriers._subscriber_steps(xpub, topic, count, timeout, watched()))
-
-
-async def wait_until_receiving(
-    sub: AsyncTestSocket,
-    probe: Callable[[], object] | None = None,
-    predicate: Callable[[list[bytes]], object] | None = None,
-    *,
-    timeout: float | None = None,
-    interval: float = barriers.FIRST_PROBE_INTERVAL,
-) -> list[bytes]:
-    """:func:`zmqtest.wait_until_receiving` for an asyncio mimic SUB: the same barrier, awaited.
-
-    ``probe`` may return an awaitable (``lambda: control.send(b"tick")``): it is awaited.
-    """
-    return await _run_steps(sub, barriers._receiving_steps(sub, probe, predicate, timeout, interval, watched()))
-
-
-async def _run_steps(sock: zmq.Socket[Any], steps: barriers.Steps) -> list[bytes]:
-    """Run a barrier's steps (:data:`zmqtest.barriers.Steps`) on the event loop."""
-    if not isinstance(sock, AsyncTestSocket):
-        steps.close()
-        raise TypeError(
-            f"zmqtest.asyncio's barriers take an AsyncTestSocket, got {sock!r:.80}: for a blocking socket, "
-            "call zmqtest.wait_for_subscriber / wait_until_receiving"
-        )
-    answer: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            kind, argument = steps.send(answer) if error is None else steps.throw(error)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        answer, error = None, None
-        if kind == "wait":
-            until, waiting_for = argument
-            answer = await sock._readable(until, waiting_for)
-        else:
-            try:
-                result = argument()
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:  # thrown in: the steps say which probe it was
-                error = exc
-
-
 def _poll(sock: AsyncTestSocket, event: int) -> asyncio.Future[Any]:
     """pyzmq's asyncio poll of ``sock`` for ``event``, without a timeout: a future to cancel when no longer needed."""
     poll: Any = zmq.asyncio.Socket.poll
@@ -474,52 +423,3 @@ def _disarm(sock: AsyncTestSocket) -> None:
     sock.setsockopt(zmq.RCVTIMEO, -1)
     sock.setsockopt(zmq.SNDTIMEO, -1)
     sock.__dict__["_armed"] = None
-
-
-# --- deaths: one reader per sentinel and loop, however many waits share it -------------------------------------------
-
-_deaths: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, list[Any]]] = weakref.WeakKeyDictionary()
-
-
-def _death(process: Watched) -> asyncio.Future[None]:
-    """A future that resolves when ``process`` ends: its sentinel read by the loop once for all concurrent waits."""
-    loop = asyncio.get_running_loop()
-    watches = _deaths.setdefault(loop, {})
-    fd = process.sentinel
-    entry = watches.get(fd)
-    if entry is None:
-        future: asyncio.Future[None] = loop.create_future()
-
-        def ended() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        loop.add_reader(fd, ended)
-        entry = watches[fd] = [future, 0]
-    entry[1] += 1
-    return entry[0]  # type: ignore[no-any-return]
-
-
-def _release(processes: Sequence[Watched]) -> None:
-    """A wait is over: stop reading the sentinels no other wait of this loop shares."""
-    loop = asyncio.get_running_loop()
-    watches = _deaths.get(loop, {})
-    for process in processes:
-        fd = process.sentinel
-        entry = watches.get(fd)
-        if entry is None:
-            continue
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del watches[fd]
-            loop.remove_reader(fd)
-
-
-def ended_process(
-    processes: Sequence[Watched], deaths: Sequence[asyncio.Future[None]], done: set[Any]
-) -> Watched | None:
-    """The first of ``processes`` whose death future is among ``done``."""
-    for process, death in zip(processes, deaths, strict=True):
-        if death in done or death.done():
-            return process
-    return None
