@@ -278,7 +278,20 @@ def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str
         return None
     if not _is_process_test(collector.obj):
         return None
-    return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=name, obj=_stand_in(obj))
+    stand_in = _stand_in(obj)
+    if not inspect.isasyncgenfunction(obj):
+        return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=name, obj=stand_in)
+    # An async conversation: pytest-asyncio's auto mode takes every async test as its own, and skips async
+    # generators ("not supported"). Made without it, and showing it the stand-in, the items stay zmqtest's.
+    manager = collector.config.pluginmanager
+    takers = [plugin for plugin in (manager.get_plugin("asyncio"),) if plugin is not None]
+    made = manager.subset_hook_caller("pytest_pycollect_makeitem", remove_plugins=takers)(
+        collector=collector, name=name, obj=stand_in
+    )
+    for item in made if isinstance(made, list) else [made]:
+        if isinstance(item, pytest.Function):
+            item.obj = stand_in  # the conversation itself is taken from the test's instance when it runs
+    return made
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -299,6 +312,7 @@ def _stand_in(generator_function: Callable[..., Any]) -> Callable[..., Any]:
     def stand_in(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("zmqtest: the collection stand-in was called instead of the generator test")
 
+    stand_in.__zmqtest_stand_in__ = True  # type: ignore[attr-defined]
     return stand_in
 
 
@@ -310,6 +324,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     instance = pyfuncitem.instance
     if instance is None or not _is_process_test(type(instance)):
         return None
+    if getattr(test, "__zmqtest_stand_in__", False):  # an async conversation (see pytest_pycollect_makeitem)
+        test = getattr(instance, pyfuncitem.originalname)
     if not (inspect.isgeneratorfunction(test) or inspect.isasyncgenfunction(test)):  # pytest runs a plain test
         from zmqtest.runner import check_for_unyielded_events  # imported already: the test is a ProcessTest
 
