@@ -479,7 +479,7 @@ def test_a_pytest_command_in_the_docs_prints_what_they_show(
 
 def test_the_tutorial_and_the_recipes_run_their_commands() -> None:
     """A console block whose format drifted would silently stop being run: these pages must have some."""
-    for name in ("tutorial.md", "recipes.md"):
+    for name in ("tutorial.md", "recipes.md", "transcripts.md"):
         assert project(DOCS / name).commands, f"docs/{name} has no `$ python -m pytest` block that test_docs runs"
 
 
