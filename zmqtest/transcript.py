@@ -130,7 +130,8 @@ class Transcript:
     text), ``note`` (a process event, a log record, a test event, a mimic's own
     event: its text) and
     ``phase`` (setup, call, teardown). ``recording`` is False when only the sockets
-    are tracked (strict mode with the transcript off).
+    are tracked (strict mode with the transcript off). ``whole`` keeps every frame of
+    every message whole, unbounded (a recording to replay, :mod:`zmqtest.replay`).
     """
 
     def __init__(
