@@ -6,6 +6,8 @@ which the replay normalises; its version 2 changes an answer, which the replay m
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +176,35 @@ def test_a_failed_conversation_is_not_written(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"), record(path):
         raise RuntimeError("boom")
     assert not path.exists()
+
+
+def replay_command(recording: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "zmqtest", "replay", str(recording), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_the_replay_command_plays_against_a_running_program(recorded: Path, procs: ProcessManager) -> None:
+    rule = ["--sub", r'"pid": \d+', '"pid": <PID>']
+    same = replay_command(recorded, "--connect", f"client={greeter(procs).endpoint}", *rule)
+    assert (same.returncode, same.stderr) == (0, "")
+    assert same.stdout.splitlines()[-1] == f"replay of {recorded}: 6 messages, as recorded"
+    changed = replay_command(recorded, "--connect", f"client={greeter(procs, 'v2').endpoint}", *rule)
+    assert changed.returncode == 1, changed.stderr
+    assert '+client received ["HI", "bob", {"pid": <PID>, "at": "tcp://127.0.0.1:<PORT>", "n": 2}]' in changed.stdout
+    wrong = replay_command(recorded, "--connect", "server=tcp://127.0.0.1:9")
+    assert wrong.returncode == 2
+    assert wrong.stderr == f"zmqtest replay: {recorded} has no mimic 'server'; its mimics: client (REQ)\n"
+
+
+def test_the_replay_command_reads_the_type_from_the_description_in_a_file_without_it(
+    recorded: Path, procs: ProcessManager, tmp_path: Path
+) -> None:
+    header, *events = recorded.read_text().splitlines()
+    fields = json.loads(header)
+    for participant in fields["participants"]:
+        del participant["socket_type"]  # as a file written before the field was added
+    older = tmp_path / "older.jsonl"
+    older.write_text("\n".join([json.dumps(fields), *events]) + "\n")
+    rule = ["--sub", r'"pid": \d+', '"pid": <PID>']
+    done = replay_command(older, "--connect", f"client={greeter(procs).endpoint}", *rule)
+    assert (done.returncode, done.stderr) == (0, "")

@@ -189,6 +189,28 @@ def test_file_names_are_safe_and_distinct_for_distinct_test_ids() -> None:
     assert file_name("../../etc/passwd").startswith("etc_passwd-")
 
 
+def test_the_diagram_escapes_what_the_peers_sent_and_the_command_makes_a_page(socks: Sockets, tmp_path: Path) -> None:
+    with recording(Transcript()) as transcript:
+        server, client = pair(socks)
+        client.send(b'["<script>alert(1)</script>", "&amp;"]')
+        server.recv()
+        note("<b>worker</b>", "started <now>")
+    path = write(Recorded.of(transcript, test="t<1>"), tmp_path / "t.jsonl")
+    out = tmp_path / "page.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "zmqtest", "diagram", str(path), str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="zt-diagram"') == 1
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&amp;amp;" in page
+    assert "&lt;b&gt;worker&lt;/b&gt;" in page
+    assert "<title>zmqtest transcript: t&lt;1&gt;</title>" in page
+
+
 # --- the option, pytest-html and JUnit XML (inner pytest runs) -------------------------------------------------------
 
 PROJECT = '''

@@ -1,7 +1,7 @@
 """A transcript as a sequence diagram in HTML and SVG, self-contained (no script, no external file).
 
 pytest-html's report shows it for a failing test (the plugin attaches it as an html extra);
-:func:`page` makes a page of its own, and ``python -m zmqtest.sequencehtml FILE.jsonl [OUT.html]``
+:func:`page` makes a page of its own, and ``python -m zmqtest diagram FILE.jsonl [OUT.html]``
 one from a transcript file (:mod:`zmqtest.transcriptfile`).
 
 The layout is the text diagram's: a time column, one lifeline per participant (the test,

@@ -64,6 +64,8 @@ class Participant:
     id: str
     role: str
     description: str
+    socket_type: str | None = None
+    """A mimic's socket type (``REQ``, ``ROUTER``...), to make one like it for a replay."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +108,9 @@ class Recorded:
         events = []
         for stamp, who, kind, data in sorted(transcript.events, key=itemgetter(0)):
             if who not in ids:
+                socket_type = None
                 if isinstance(who, Mimic):
-                    base, role, description = who.name or who.kind, "mimic", who.describe()
+                    base, role, description, socket_type = who.name or who.kind, "mimic", who.describe(), who.kind
                 elif isinstance(who, Process):
                     base, role, description = who.name, "process", "process under test"
                 else:  # a participant of a kind this module does not know yet: by its name
@@ -121,7 +124,7 @@ class Recorded:
                     label = f"{base}#{count}"
                 taken.add(label)
                 ids[who] = label
-                participants.append(Participant(label, role, description))
+                participants.append(Participant(label, role, description, socket_type))
             events.append(_event(round(stamp - transcript.began, 6), ids[who], kind, data, codec))
         ranks = {"test": 0, "mimic": 1, "process": 2}  # the text diagram's order: the test, mimics, processes
         participants.sort(key=lambda participant: ranks.get(participant.role, 3))
