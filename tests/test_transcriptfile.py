@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -383,9 +384,17 @@ def browse(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess
         *args,
         page.as_uri(),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_DEADLINE, start_new_session=True)
-    assert done.returncode == 0, f"chromium exited with {done.returncode}: {done.stderr[-2000:]}"
-    return done
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as browser:
+        try:
+            out, err = browser.communicate(timeout=BROWSER_DEADLINE)
+        except subprocess.TimeoutExpired:
+            os.killpg(browser.pid, signal.SIGKILL)  # the browser and its renderers: nothing outlives the test
+            browser.communicate()
+            pytest.fail(f"chromium did not finish {page.name} within {BROWSER_DEADLINE:g} s: {' '.join(command)}")
+    assert browser.returncode == 0, f"chromium exited with {browser.returncode}: {err[-2000:]}"
+    return subprocess.CompletedProcess(command, browser.returncode, out, err)
 
 
 def test_the_diagram_shows_in_a_real_browser(project: pytest.Pytester, tmp_path: Path) -> None:
