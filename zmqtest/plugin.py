@@ -62,7 +62,8 @@ MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
     "system: a system test (runs the whole program); deselect with -m 'not system'",
     "zmqtest(timeout=None, start_method=None, startup_timeout=None, stop_grace=None, transcript=None, strict=None, "
-    "update_golden=None, deadline=None): zmqtest settings for this test (see --help, group zmqtest)",
+    "update_golden=None, deadline=None, transcript_dir=None): "
+    "zmqtest settings for this test (see --help, group zmqtest)",
 )
 _NAMES = tuple(field.name for field in dataclasses.fields(Settings))
 
@@ -394,6 +395,8 @@ def pytest_runtest_makereport(
             text = record.render(outcome=outcome)
         except Exception as problem:  # a report without its transcript beats no report
             text = f"(the transcript could not be shown: {problem!r})"
+        if report.failed:
+            text += _export(item, report, record, outcome, text)
         report.sections.append((f"zmqtest transcript ({report.when})", text))
     manager = item.stash.get(PROCESSES, None)
     if report.failed and manager is not None:
@@ -404,6 +407,44 @@ def pytest_runtest_makereport(
         item.config.stash[_REAPER_REPORTED] = True
         report.user_properties = [*report.user_properties, (REAPER_PROBLEM, reaper_problem)]  # not the item's list
     return report
+
+
+def _export(
+    item: pytest.Item, report: pytest.TestReport, record: ztranscript.Transcript, outcome: str | None, text: str
+) -> str:
+    """A failing test's transcript as data: a JSON Lines file (setting ``transcript_dir``), a sequence diagram in
+    pytest-html's report, the text as a property of the test in JUnit XML; each only when asked for.
+
+    Returns the line that the report's section adds (where the file is, or why it is not).
+    """
+    config = item.config
+    directory = zsettings.current().transcript_dir
+    html = config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+    if config.getoption("xmlpath", None):  # junitxml writes the user properties of a test's teardown report
+        named = (f"zmqtest transcript ({report.when})", text)
+        item.user_properties.append(named)  # as record_property does: the reports made from now on carry it
+        if report.user_properties is not item.user_properties:
+            report.user_properties = [*report.user_properties, named]
+    if directory is None and not html:
+        return ""
+    from zmqtest import transcriptfile  # here: only a failing test that exports its transcript needs it
+
+    try:
+        recorded = transcriptfile.Recorded.of(record, test=item.nodeid, outcome=outcome)
+        written = ""
+        if directory is not None:
+            path = config.invocation_params.dir / directory / transcriptfile.file_name(item.nodeid)
+            written = f"\n(as data: {transcriptfile.write(recorded, path)})"
+        if html:
+            from pytest_html import extras  # here: the plugin stays inert where pytest-html is not in use
+
+            from zmqtest import sequencehtml
+
+            diagram = extras.html(sequencehtml.render(recorded))
+            report.extras = [*getattr(report, "extras", []), diagram]  # type: ignore[attr-defined]  # pytest-html's
+    except Exception as problem:  # a report without the exported transcript beats no report
+        return f"\n(the transcript could not be exported: {problem!r})"
+    return written
 
 
 def _deadline_report(report: pytest.TestReport, call: pytest.CallInfo[None], message: str) -> None:
