@@ -220,7 +220,7 @@ class _Player:
         return frames
 
     def _line(self, who: str, verb: str, frames: Sequence[bytes], *, recorded: bool) -> str:
-        parts = [show_frame(frame, self.codec) for frame in frames]
+        parts = [show_frame(frame, self.codec, sized=False) for frame in frames]
         if who in self.routed and frames:
             parts[0] = self._token(who, frames[0], recorded=recorded)
         return self.normaliser(f"{who} {verb} " + " | ".join(parts))
