@@ -234,3 +234,37 @@ def test_the_replay_command_reads_the_type_from_the_description_in_a_file_withou
     rule = ["--sub", r'"pid": \d+', '"pid": <PID>']
     done = replay_command(older, "--connect", f"client={greeter(procs).endpoint}", *rule)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_zmq_replay_fixture_records_under_update_and_replays_otherwise(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_greeter=f"""
+        import sys
+
+        import zmq
+
+        GREETER = [sys.executable, {GREETER!r}]
+        PID_RULE = {PID_RULE!r}
+
+
+        def test_greeting(zmq_replay, zmq_process_factory, zmq_socket_factory):
+            server = zmq_process_factory(GREETER, ready={LISTENING!r})
+            client = zmq_socket_factory(zmq.REQ, connect=server.endpoint, name="client")
+            if zmq_replay.updating:
+                with zmq_replay.record("greeting"):
+                    for name in ("ada", "bob"):
+                        client.send_json(["hello", name])
+                        client.recv()
+            else:
+                zmq_replay("greeting", client, substitutions=PID_RULE)
+        """
+    )
+    inner = ("-p", "no:randomly", "-p", "no:cacheprovider")
+    missing = pytester.runpytest_subprocess(*inner, timeout=90)
+    missing.assert_outcomes(failed=1)
+    missing.stdout.fnmatch_lines(
+        ["*ReplayError: no recording */golden/greeting.jsonl: record it with --zmqtest-update-golden*"]
+    )
+    pytester.runpytest_subprocess(*inner, "--zmqtest-update-golden", timeout=90).assert_outcomes(passed=1)
+    assert (pytester.path / "golden" / "greeting.jsonl").exists()
+    pytester.runpytest_subprocess(*inner, timeout=90).assert_outcomes(passed=1)

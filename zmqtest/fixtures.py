@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from zmqtest.endpoints import Endpoint, EndpointFactory
     from zmqtest.golden import GoldenFiles
     from zmqtest.processes import ProcessManager
+    from zmqtest.replay import Recordings
 
 __all__ = [
     "zmq_async_context",
@@ -32,6 +33,7 @@ __all__ = [
     "zmq_endpoint_factory",
     "zmq_golden",
     "zmq_process_factory",
+    "zmq_replay",
     "zmq_socket_factory",
 ]
 
@@ -189,6 +191,21 @@ def zmq_async_socket_factory(
 
     factory = SocketFactory(zmq_async_context)
     yield from _owned(factory, lambda: factory.close(by=_closer("zmq_async_socket_factory", request)))
+
+
+@pytest.fixture
+def zmq_replay(request: pytest.FixtureRequest) -> Recordings:
+    """Recorded conversations next to the test file (``golden/<name>.jsonl``), replayed as regression tests.
+
+    ``zmq_replay("greeting", client, substitutions=[...])`` replays the recording with the
+    mimics given and fails with a diff of messages when the process answers otherwise;
+    ``with zmq_replay.record("greeting"):`` records one. ``zmq_replay.updating`` is true under
+    ``--zmqtest-update-golden``: record then, replay otherwise.
+    """
+    from zmqtest.replay import Recordings
+    from zmqtest.settings import current
+
+    return Recordings(request.path.parent / "golden", updating=current().update_golden, test=request.node.nodeid)
 
 
 T = TypeVar("T")

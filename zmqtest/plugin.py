@@ -54,6 +54,7 @@ from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures a
     zmq_endpoint_factory,
     zmq_golden,
     zmq_process_factory,
+    zmq_replay,
     zmq_socket_factory,
 )
 from zmqtest.settings import Settings

@@ -16,11 +16,12 @@ sends to the new one, and shows both as ``<ID1>``, ``<ID2>``... in the diff.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zmqtest.errors import ZmqTestError
 from zmqtest.rendering import show_frame
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from zmqtest.golden import Normaliser
     from zmqtest.sockets import TestSocket
 
-__all__ = ["ReplayError", "ReplayMismatch", "record", "replay"]
+__all__ = ["Recordings", "ReplayError", "ReplayMismatch", "record", "replay"]
 
 RECORDED_EVENTS = 1_000_000
 """Events a recording keeps (a report's transcript keeps the last 1,000)."""
@@ -120,6 +121,50 @@ def replay(
             actual=actual,
         )
     return actual
+
+
+class Recordings:
+    """Recorded conversations in one directory, kept as golden files are: what the ``zmq_replay`` fixture is.
+
+    ``recordings("greeting", client, substitutions=...)`` replays ``<directory>/greeting.jsonl`` with
+    the mimics given (:func:`replay`'s options); ``with recordings.record("greeting"):`` records it.
+    ``updating`` is the golden files' update setting (``--zmqtest-update-golden``): a test records
+    when it is on and replays otherwise, so the recording is a reference the run checks against::
+
+        if zmq_replay.updating:
+            with zmq_replay.record("greeting"):
+                talk_to(client)
+        else:
+            zmq_replay("greeting", client)
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, updating: bool = False, test: str | None = None) -> None:
+        self.directory = os.fspath(directory)
+        self.updating = updating
+        self.test = test
+
+    def path(self, name: str) -> str:
+        """The file of the recording ``name`` (``.jsonl`` added unless given)."""
+        return os.path.join(self.directory, name if name.endswith(".jsonl") else f"{name}.jsonl")
+
+    def record(self, name: str, *, codec: Codec | None = None) -> contextlib.AbstractContextManager[Transcript]:
+        """Record the block's conversation to the recording ``name`` (see :func:`record`)."""
+        os.makedirs(self.directory, exist_ok=True)
+        return record(self.path(name), test=self.test, codec=codec)
+
+    def __call__(self, name: str, *sockets: TestSocket, **options: Any) -> list[str]:
+        """Replay the recording ``name`` with ``sockets`` (see :func:`replay` for ``options``)."""
+        __tracebackhide__ = True
+        path = self.path(name)
+        if not os.path.exists(path):
+            raise ReplayError(
+                f"no recording {path}: record it with --zmqtest-update-golden (the test records under "
+                "`with zmq_replay.record(name):` when zmq_replay.updating is true)"
+            )
+        return replay(path, sockets, **options)
+
+    def __repr__(self) -> str:
+        return f"<Recordings in {self.directory}{' (updating)' if self.updating else ''}>"
 
 
 class _Chain:
