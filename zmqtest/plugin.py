@@ -20,29 +20,27 @@ once it has run. The deadline (setting ``deadline``, :mod:`zmqtest.deadline`) bo
 test; it stands aside for a test that pytest-timeout times (its ``pytest_timeout_set_timer``
 hook, implemented here as an optional hook).
 
-Inert where unused: this module imports neither pyzmq nor the rest of zmqtest beyond
-the light settings, deadline, transcript and fixtures modules. The hooks recognise ProcessTest subclasses
-by the name of the class in their MRO rather than through ``sys.modules``, which may
-have dropped ``zmqtest.runner`` while its classes live on (pytester's in-process runs
-restore ``sys.modules`` after each run).
+Inert where unused: importing this module loads only :mod:`zmqtest.fixtures` (whose fixtures
+import what they need when a test uses them); the options come from the literals of
+:mod:`zmqtest.options`, and the settings are parsed when given or first needed. The hooks that
+run each test (settings, transcript, deadline, strict mode, ProcessTest generators) are
+registered once collection shows that the run may use zmqtest (:func:`_uses_zmqtest`), so
+pytest starts and runs a project that does not as if zmqtest were not installed.
+The hooks recognise ProcessTest subclasses by the name of the class in their MRO rather
+than through ``sys.modules``, which may have dropped ``zmqtest.runner`` while its classes
+live on (pytester's in-process runs restore ``sys.modules`` after each run).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import sys
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from zmqtest import __version__
-from zmqtest import deadline as zdeadline
-from zmqtest import settings as zsettings
-from zmqtest import transcript as ztranscript
-from zmqtest.compat import add_note
 from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures as attributes of this plugin)
     GOLDEN_WRITTEN,
     PROCESSES,
@@ -54,54 +52,86 @@ from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures a
     zmq_process_factory,
     zmq_socket_factory,
 )
-from zmqtest.settings import Settings
+
+if TYPE_CHECKING:
+    from zmqtest.deadline import Deadline
+    from zmqtest.settings import Settings
+    from zmqtest.transcript import Transcript
 
 MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
     "system: a system test (runs the whole program); deselect with -m 'not system'",
-    "zmqtest(timeout=None, start_method=None, startup_timeout=None, stop_grace=None, transcript=None, strict=None, "
-    "update_golden=None, deadline=None): zmqtest settings for this test (see --help, group zmqtest)",
 )
-_NAMES = tuple(field.name for field in dataclasses.fields(Settings))
+"""The plugin's markers; the ``zmqtest`` marker's line names the settings (:func:`_zmqtest_marker`)."""
 
 REAPER_PROBLEM = "zmqtest reaper problem"
 """The user property that carries why the reaper could not start, on one report per run (reports travel from xdist
 workers); the terminal summary shows it once."""
 
-_SESSION_SETTINGS = pytest.StashKey[tuple[Settings, dict[str, str]]]()
+_SESSION_SETTINGS: pytest.StashKey[tuple[Settings, dict[str, str]]] = pytest.StashKey()
 _REAPER_REPORTED = pytest.StashKey[bool]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
-_TRANSCRIPT = pytest.StashKey[ztranscript.Transcript]()
-_DEADLINE = pytest.StashKey[zdeadline.Deadline]()
+_TRANSCRIPT: pytest.StashKey[Transcript] = pytest.StashKey()
+_DEADLINE: pytest.StashKey[Deadline] = pytest.StashKey()
 _PYTEST_TIMEOUT = pytest.StashKey[bool]()
 _DEADLINE_PROBLEM = pytest.StashKey[str]()
+_LIBRARY = ("zmqtest.settings", "zmqtest.errors", "zmqtest.transcript")
+"""Modules that every part of zmqtest a test may use imports (sockets, processes, runner, golden, ...)."""
+_TEST_HOOKS = "zmqtest-tests"
+"""The name of the hooks that run each test (:func:`_register_test_hooks`)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from zmqtest.options import FLAG, OPTIONS  # literals only: the settings themselves load when a test uses them
+
     group = parser.getgroup("zmqtest", "ZeroMQ process testing (zmqtest)")
-    for name in _NAMES:
-        option = f"--zmqtest-{name.replace('_', '-')}"
-        dest, help_text = f"zmqtest_{name}", zsettings.HELP[name]
-        if name in zsettings.FLAGS:  # a flag without a value turns it on
+    for name, (metavar, help_text) in OPTIONS.items():
+        option, dest = f"--zmqtest-{name.replace('_', '-')}", f"zmqtest_{name}"
+        if metavar == FLAG:  # a flag without a value turns it on
             group.addoption(option, dest=dest, action="store_const", const=True, default=None, help=help_text)
         else:
-            group.addoption(option, dest=dest, metavar=zsettings.METAVARS[name], default=None, help=help_text)
-        parser.addini(f"zmqtest_{name}", zsettings.HELP[name], default="")
+            group.addoption(option, dest=dest, metavar=metavar, default=None, help=help_text)
+        parser.addini(dest, help_text, default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in MARKERS:
+    from zmqtest.options import OPTIONS
+
+    names = tuple(OPTIONS)
+    for line in (*MARKERS, _zmqtest_marker(names)):
         config.addinivalue_line("markers", line)
-    config.stash[_SESSION_SETTINGS] = _session_settings(config)
+    if _given(config, names):  # parsed now, so that a bad value is a usage error before any test runs
+        _session_settings(config)
+
+
+def _zmqtest_marker(names: tuple[str, ...]) -> str:
+    keywords = ", ".join(f"{name}=None" for name in names)
+    return f"zmqtest({keywords}): zmqtest settings for this test (see --help, group zmqtest)"
+
+
+def _given(config: pytest.Config, names: tuple[str, ...]) -> bool:
+    """Whether any setting comes from the command line or the ini file (else they are all the defaults)."""
+    return any(
+        config.getoption(f"zmqtest_{name}") is not None or config.getini(f"zmqtest_{name}") not in (None, "")
+        for name in names
+    )
 
 
 def _session_settings(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
-    """Settings from the command line, else the ini file, else the defaults; and where each came from."""
+    """Settings from the command line, else the ini file, else the defaults; and where each came from.
+
+    Parsed once, when first needed: at configure if any is given, else when a test first uses zmqtest.
+    """
+    known = config.stash.get(_SESSION_SETTINGS, None)
+    if known is not None:
+        return known
+    from zmqtest import settings as zsettings
+
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     overrides = {item.split("=", 1)[0].strip() for item in config.getoption("override_ini") or []}
     inifile = config.inipath.name if config.inipath else "the ini file"
-    for name in _NAMES:
+    for name in zsettings.NAMES:
         key = f"zmqtest_{name}"
         value: Any = config.getoption(key)
         where = f"command line option --zmqtest-{name.replace('_', '-')}"
@@ -116,7 +146,8 @@ def _session_settings(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         sources[name] = where
-    return Settings(**values), sources
+    known = config.stash[_SESSION_SETTINGS] = (zsettings.Settings(**values), sources)
+    return known
 
 
 def _item_settings(item: pytest.Item, session: Settings) -> Settings:
@@ -124,32 +155,58 @@ def _item_settings(item: pytest.Item, session: Settings) -> Settings:
     marker = item.get_closest_marker("zmqtest")
     if marker is None:
         return session
+    from zmqtest.settings import NAMES, parse
+
     where = f"@pytest.mark.zmqtest on {item.nodeid}"
-    unknown = sorted(set(marker.kwargs) - set(_NAMES))
+    unknown = sorted(set(marker.kwargs) - set(NAMES))
     if marker.args or unknown:
         given = ", ".join([*map(repr, marker.args), *unknown])
-        raise ValueError(f"{where} takes only the keyword arguments {', '.join(_NAMES)}; got {given}")
-    changes = {name: zsettings.parse(name, value, f"{where} ({name}=...)") for name, value in marker.kwargs.items()}
+        raise ValueError(f"{where} takes only the keyword arguments {', '.join(NAMES)}; got {given}")
+    changes = {name: parse(name, value, f"{where} ({name}=...)") for name, value in marker.kwargs.items()}
     return session.replace(**changes) if changes else session
 
 
 def item_settings(item: pytest.Item) -> Settings:
     """The settings in force for ``item`` (for fixtures: marker > command line > ini > default)."""
-    session, _ = item.config.stash[_SESSION_SETTINGS]
+    session, _ = _session_settings(item.config)
     try:
         return _item_settings(item, session)
     except ValueError:
         return session
 
 
+def _uses_zmqtest(config: pytest.Config, items: list[pytest.Item]) -> bool:
+    """Whether a test of the run may use zmqtest: its library is loaded (the tests or a conftest import it), a
+    setting is given, or a test asks for a zmq_* fixture or the zmqtest marker."""
+    return (
+        any(name in sys.modules for name in _LIBRARY)
+        or _SESSION_SETTINGS in config.stash
+        or any(
+            any(name.startswith("zmq_") for name in getattr(item, "fixturenames", ()))
+            or item.get_closest_marker("zmqtest") is not None
+            for item in items
+        )
+    )
+
+
+def _register_test_hooks(config: pytest.Config) -> None:
+    """Give each test its settings, transcript and deadline, and drive ProcessTest generators: once per run that uses
+    zmqtest, so that a run that does not pays for none of it."""
+    if config.pluginmanager.get_plugin(_TEST_HOOKS) is None:
+        config.pluginmanager.register(_TestHooks, _TEST_HOOKS)
+
+
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+def _runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
     """Make the test's settings the ones in force for its setup, call and teardown, and record its transcript.
 
     Items live as long as the session: what a test kept on its item for its reports (its transcript, its process
     manager with its log records) is dropped once its last report is made.
     """
-    settings, _ = item.config.stash[_SESSION_SETTINGS]
+    from zmqtest import settings as zsettings
+    from zmqtest import transcript as ztranscript
+
+    settings, _ = _session_settings(item.config)
     try:
         settings = _item_settings(item, settings)
     except ValueError as exc:
@@ -176,7 +233,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+def _runtest_setup(item: pytest.Item) -> None:
     _phase(item, "setup")
     unarmed = item.stash.get(_DEADLINE_PROBLEM, None)
     if unarmed is not None:
@@ -188,12 +245,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+def _runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Strict mode: once the test has run, its mimic sockets must hold no unread messages."""
     _phase(item, "call")
     record = item.stash.get(_TRANSCRIPT, None)
-    if record is None or not zsettings.current().strict:
+    if record is None or not _current_settings().strict:
         return (yield)
+    from zmqtest.compat import add_note
     from zmqtest.strict import unread  # only in strict mode: the plugin stays light
 
     try:
@@ -213,8 +271,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item) -> None:
+def _runtest_teardown(item: pytest.Item) -> None:
     _phase(item, "teardown")
+
+
+def _current_settings() -> Settings:
+    from zmqtest.settings import current  # loaded already: a test that records uses zmqtest
+
+    return current()
 
 
 def _phase(item: pytest.Item, name: str) -> None:
@@ -239,9 +303,9 @@ def _arm_deadline(item: pytest.Item, settings: Settings, seconds: float) -> None
         if record is not None:
             record.note(None, text)
 
-    deadline = zdeadline.Deadline(
-        seconds, item.nodeid, grace=zdeadline.teardown_grace(settings), states=states, note=note
-    )
+    from zmqtest.deadline import Deadline, teardown_grace
+
+    deadline = Deadline(seconds, item.nodeid, grace=teardown_grace(settings), states=states, note=note)
     problem = deadline.arm()
     if problem is None:
         item.stash[_DEADLINE] = deadline
@@ -250,7 +314,7 @@ def _arm_deadline(item: pytest.Item, settings: Settings, seconds: float) -> None
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
+def _timeout_set_timer(item: pytest.Item, settings: object) -> None:
     """pytest-timeout times this test: zmqtest's deadline stands aside (one SIGALRM, one owner; see the README)."""
     item.stash[_PYTEST_TIMEOUT] = True
     deadline = item.stash.get(_DEADLINE, None)
@@ -260,9 +324,11 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
 
 
 @pytest.hookimpl
-def pytest_enter_pdb() -> None:
+def _enter_pdb() -> None:
     """A debugger session must not be cut short by a deadline: it is disarmed for the test under the debugger."""
-    zdeadline.disarm_current()
+    from zmqtest.deadline import disarm_current
+
+    disarm_current()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -276,14 +342,22 @@ def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow tiers before ``-m`` deselects: ProcessTest tests ``process``, tests using zmq_golden ``system``."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tiers before ``-m`` deselects: ProcessTest tests ``process``, tests using zmq_golden ``system``.
+
+    And if a test may use zmqtest, register the hooks that run each test (:func:`_register_test_hooks`).
+    """
+    process_tests = False
     for item in items:
         cls = getattr(item, "cls", None)
-        if cls is not None and _is_process_test(cls) and item.get_closest_marker("process") is None:
-            item.add_marker("process")
+        if cls is not None and _is_process_test(cls):
+            process_tests = True
+            if item.get_closest_marker("process") is None:
+                item.add_marker("process")
         if "zmq_golden" in getattr(item, "fixturenames", ()) and item.get_closest_marker("system") is None:
             item.add_marker("system")
+    if process_tests or _uses_zmqtest(config, items):
+        _register_test_hooks(config)
 
 
 def _stand_in(generator_function: Callable[..., Any]) -> Callable[..., Any]:
@@ -297,7 +371,7 @@ def _stand_in(generator_function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+def _pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Drive a ProcessTest generator test with its fixtures as arguments."""
     __tracebackhide__ = True
     test = pyfuncitem.obj
@@ -331,7 +405,7 @@ def _fixture_names(test: Callable[..., Any]) -> list[str]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
+def _runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failing test's report shows its transcript and each of its processes: state, how it stopped, output tail."""
@@ -342,8 +416,12 @@ def pytest_runtest_makereport(
     if deadline is not None and call.when in deadline.fired:
         _deadline_report(report, call, deadline.fired[call.when])
     record = item.stash.get(_TRANSCRIPT, None)
-    shown = report.failed or (report.when == "call" and zsettings.current().transcript == "always")
-    if record is not None and record.recording and shown and record.eventful():
+    if (
+        record is not None  # a test that records uses zmqtest: its settings are loaded
+        and record.recording
+        and (report.failed or (report.when == "call" and _current_settings().transcript == "always"))
+        and record.eventful()
+    ):
         outcome = None
         if report.failed and call.excinfo is not None:
             message = str(call.excinfo.value).strip().partition("\n")[0]
@@ -379,12 +457,27 @@ def _reaper_problem() -> str | None:
     return getattr(backstop, "problem", None)
 
 
+class _TestHooks:
+    """The hooks that run each test, as a plugin of their own (:func:`_register_test_hooks`)."""
+
+    pytest_runtest_protocol = staticmethod(_runtest_protocol)
+    pytest_runtest_setup = staticmethod(_runtest_setup)
+    pytest_runtest_call = staticmethod(_runtest_call)
+    pytest_runtest_teardown = staticmethod(_runtest_teardown)
+    pytest_runtest_makereport = staticmethod(_runtest_makereport)
+    pytest_pyfunc_call = staticmethod(_pyfunc_call)
+    pytest_timeout_set_timer = staticmethod(_timeout_set_timer)
+    pytest_enter_pdb = staticmethod(_enter_pdb)
+
+
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     """One line with the versions and the timeout, in runs that use pyzmq at all."""
     zmq = sys.modules.get("zmq")
     if zmq is None:
         return None
-    settings, sources = config.stash[_SESSION_SETTINGS]
+    from zmqtest import __version__
+
+    settings, sources = _session_settings(config)
     deadline = "" if settings.deadline is None else f", deadline {settings.deadline:g} s ({sources['deadline']})"
     return (
         f"zmqtest {__version__}, pyzmq {zmq.pyzmq_version()}, libzmq {zmq.zmq_version()}, "
