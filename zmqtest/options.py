@@ -5,6 +5,9 @@ to no cost (:mod:`zmqtest.settings`, with the :class:`~zmqtest.settings.Settings
 loads only once a test uses zmqtest). A setting is a field of ``Settings`` and its parser
 (:mod:`zmqtest.settings`) and its line here; :mod:`zmqtest.settings` checks that each field
 has one, and a test that each default named here is the real one.
+
+PYTEST_DONT_REWRITE: it has no asserts, and pytest, which passes every module of a plugin's distribution through
+its assertion rewriter, need not walk it at each start where it cannot cache the result (PYTHONDONTWRITEBYTECODE).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The pytest plugin (entry point ``pytest11: zmqtest``): the only pytest glue in zmqtest.
+"""The pytest plugin (entry point ``pytest11: zmqtest``): with its parts :mod:`zmqtest.testhooks` and
+:mod:`zmqtest.fixtures`, the only pytest glue in zmqtest.
 
 Generator tests. ProcessTest tests are generators by design, and pytest 8.4 made any
 test containing ``yield`` a collection error (pytest #12960: "'yield' keyword is
@@ -7,28 +8,25 @@ only, :func:`pytest_pycollect_makeitem` hands pytest a plain stand-in function
 (``functools.wraps`` of the generator: same name, signature and marks) and lets
 pytest build its ordinary items from it, so fixtures, parametrize, marks, ``-k`` and
 ``--lf`` work as for any test. pytest still looks the real method up on the class
-by name when it runs the item, and :func:`pytest_pyfunc_call` (``tryfirst``) drives
-that generator through :meth:`ProcessTest.run`. Public pytest API only.
+by name when it runs the item, and ``pytest_pyfunc_call`` (``tryfirst``,
+:mod:`zmqtest.testhooks`) drives that generator through :meth:`ProcessTest.run`.
+Public pytest API only.
 
 Fixtures: :mod:`zmqtest.fixtures`, imported here so that pytest finds them on this
 plugin; they import pyzmq only when a test uses them.
 
-Reports: each test records a transcript (:mod:`zmqtest.transcript`; setting
-``transcript``), shown as a section of a failing test's report next to its processes.
-Strict mode (setting ``strict``) fails a test whose mimic sockets hold unread messages
-once it has run. The deadline (setting ``deadline``, :mod:`zmqtest.deadline`) bounds a whole
-test; it stands aside for a test that pytest-timeout times (its ``pytest_timeout_set_timer``
-hook, implemented here as an optional hook).
+Inert where unused: importing this module loads only :mod:`zmqtest.fixtures` and the
+literals of :mod:`zmqtest.options` (the options' help); the settings are parsed when given
+or first needed. The hooks that run each test (settings, transcript, deadline, strict mode,
+ProcessTest generators: :mod:`zmqtest.testhooks`) are registered once collection shows that
+the run may use zmqtest (:func:`_uses_zmqtest`), so pytest starts and runs a project that
+does not much as if zmqtest were not installed. The hooks recognise ProcessTest subclasses
+by the name of the class in their MRO rather than through ``sys.modules``, which may have
+dropped ``zmqtest.runner`` while its classes live on (pytester's in-process runs restore
+``sys.modules`` after each run).
 
-Inert where unused: importing this module loads only :mod:`zmqtest.fixtures` (whose fixtures
-import what they need when a test uses them); the options come from the literals of
-:mod:`zmqtest.options`, and the settings are parsed when given or first needed. The hooks that
-run each test (settings, transcript, deadline, strict mode, ProcessTest generators) are
-registered once collection shows that the run may use zmqtest (:func:`_uses_zmqtest`), so
-pytest starts and runs a project that does not as if zmqtest were not installed.
-The hooks recognise ProcessTest subclasses by the name of the class in their MRO rather
-than through ``sys.modules``, which may have dropped ``zmqtest.runner`` while its classes
-live on (pytester's in-process runs restore ``sys.modules`` after each run).
+PYTEST_DONT_REWRITE: it has no asserts, and pytest, which passes every module of a plugin's distribution through
+its assertion rewriter, need not walk it at each start where it cannot cache the result (PYTHONDONTWRITEBYTECODE).
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -54,9 +52,7 @@ from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures a
 )
 
 if TYPE_CHECKING:
-    from zmqtest.deadline import Deadline
     from zmqtest.settings import Settings
-    from zmqtest.transcript import Transcript
 
 MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
@@ -69,12 +65,6 @@ REAPER_PROBLEM = "zmqtest reaper problem"
 workers); the terminal summary shows it once."""
 
 _SESSION_SETTINGS: pytest.StashKey[tuple[Settings, dict[str, str]]] = pytest.StashKey()
-_REAPER_REPORTED = pytest.StashKey[bool]()
-_MARKER_PROBLEM = pytest.StashKey[str]()
-_TRANSCRIPT: pytest.StashKey[Transcript] = pytest.StashKey()
-_DEADLINE: pytest.StashKey[Deadline] = pytest.StashKey()
-_PYTEST_TIMEOUT = pytest.StashKey[bool]()
-_DEADLINE_PROBLEM = pytest.StashKey[str]()
 _LIBRARY = ("zmqtest.settings", "zmqtest.errors", "zmqtest.transcript")
 """Modules that every part of zmqtest a test may use imports (sockets, processes, runner, golden, ...)."""
 _TEST_HOOKS = "zmqtest-tests"
@@ -150,31 +140,6 @@ def _session_settings(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
     return known
 
 
-def _item_settings(item: pytest.Item, session: Settings) -> Settings:
-    """Apply a ``@pytest.mark.zmqtest(...)`` marker over the session's settings."""
-    marker = item.get_closest_marker("zmqtest")
-    if marker is None:
-        return session
-    from zmqtest.settings import NAMES, parse
-
-    where = f"@pytest.mark.zmqtest on {item.nodeid}"
-    unknown = sorted(set(marker.kwargs) - set(NAMES))
-    if marker.args or unknown:
-        given = ", ".join([*map(repr, marker.args), *unknown])
-        raise ValueError(f"{where} takes only the keyword arguments {', '.join(NAMES)}; got {given}")
-    changes = {name: parse(name, value, f"{where} ({name}=...)") for name, value in marker.kwargs.items()}
-    return session.replace(**changes) if changes else session
-
-
-def item_settings(item: pytest.Item) -> Settings:
-    """The settings in force for ``item`` (for fixtures: marker > command line > ini > default)."""
-    session, _ = _session_settings(item.config)
-    try:
-        return _item_settings(item, session)
-    except ValueError:
-        return session
-
-
 def _uses_zmqtest(config: pytest.Config, items: list[pytest.Item]) -> bool:
     """Whether a test of the run may use zmqtest: its library is loaded (the tests or a conftest import it), a
     setting is given, or a test asks for a zmq_* fixture or the zmqtest marker."""
@@ -190,145 +155,14 @@ def _uses_zmqtest(config: pytest.Config, items: list[pytest.Item]) -> bool:
 
 
 def _register_test_hooks(config: pytest.Config) -> None:
-    """Give each test its settings, transcript and deadline, and drive ProcessTest generators: once per run that uses
-    zmqtest, so that a run that does not pays for none of it."""
-    if config.pluginmanager.get_plugin(_TEST_HOOKS) is None:
-        config.pluginmanager.register(_TestHooks, _TEST_HOOKS)
+    """Register :mod:`zmqtest.testhooks` (each test's settings, transcript and deadline; ProcessTest generators).
 
-
-@pytest.hookimpl(wrapper=True)
-def _runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    """Make the test's settings the ones in force for its setup, call and teardown, and record its transcript.
-
-    Items live as long as the session: what a test kept on its item for its reports (its transcript, its process
-    manager with its log records) is dropped once its last report is made.
+    Once per run that may use zmqtest, so that a run that does not pays for none of it.
     """
-    from zmqtest import settings as zsettings
-    from zmqtest import transcript as ztranscript
+    if config.pluginmanager.get_plugin(_TEST_HOOKS) is None:
+        from zmqtest import testhooks
 
-    settings, _ = _session_settings(item.config)
-    try:
-        settings = _item_settings(item, settings)
-    except ValueError as exc:
-        item.stash[_MARKER_PROBLEM] = str(exc)
-    if settings.deadline is not None and not item.stash.get(_PYTEST_TIMEOUT, False):
-        _arm_deadline(item, settings, settings.deadline)
-    try:
-        with zsettings.using(settings):
-            if settings.transcript == "never" and not settings.strict:
-                return (yield)  # nothing records, nothing is tracked: costs nothing
-            # One transcript per test; with the transcript off, it only tracks the mimic sockets for strict mode.
-            record = item.stash[_TRANSCRIPT] = ztranscript.Transcript(recording=settings.transcript != "never")
-            with ztranscript.recording(record):
-                return (yield)
-    finally:
-        deadline = item.stash.get(_DEADLINE, None)
-        if deadline is not None:
-            deadline.disarm()
-            del item.stash[_DEADLINE]
-        if _TRANSCRIPT in item.stash:
-            del item.stash[_TRANSCRIPT]
-        if PROCESSES in item.stash:
-            del item.stash[PROCESSES]
-
-
-@pytest.hookimpl(tryfirst=True)
-def _runtest_setup(item: pytest.Item) -> None:
-    _phase(item, "setup")
-    unarmed = item.stash.get(_DEADLINE_PROBLEM, None)
-    if unarmed is not None:
-        del item.stash[_DEADLINE_PROBLEM]
-        item.warn(pytest.PytestWarning(unarmed))
-    problem = item.stash.get(_MARKER_PROBLEM, None)
-    if problem is not None:
-        pytest.fail(problem, pytrace=False)
-
-
-@pytest.hookimpl(wrapper=True)
-def _runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Strict mode: once the test has run, its mimic sockets must hold no unread messages."""
-    _phase(item, "call")
-    record = item.stash.get(_TRANSCRIPT, None)
-    if record is None or not _current_settings().strict:
-        return (yield)
-    from zmqtest.compat import add_note
-    from zmqtest.strict import unread  # only in strict mode: the plugin stays light
-
-    try:
-        result = yield
-    except Exception as exc:  # the test's own failure comes first; what was left unread only adds to it
-        try:
-            left = unread(record.sockets, codec=record.codec)
-        except Exception as problem:  # never mask the test's failure
-            left = f"zmqtest strict mode: the check for unread messages failed: {problem!r}"
-        if left is not None:
-            add_note(exc, left)
-        raise
-    left = unread(record.sockets, codec=record.codec)
-    if left is not None:
-        pytest.fail(left, pytrace=False)
-    return result
-
-
-@pytest.hookimpl(tryfirst=True)
-def _runtest_teardown(item: pytest.Item) -> None:
-    _phase(item, "teardown")
-
-
-def _current_settings() -> Settings:
-    from zmqtest.settings import current  # loaded already: a test that records uses zmqtest
-
-    return current()
-
-
-def _phase(item: pytest.Item, name: str) -> None:
-    __tracebackhide__ = True
-    record = item.stash.get(_TRANSCRIPT, None)
-    if record is not None:
-        record.phase(name)
-    deadline = item.stash.get(_DEADLINE, None)
-    if deadline is not None:
-        deadline.enter(name)  # raises the deadline if it ran out just before a setup or a call
-
-
-def _arm_deadline(item: pytest.Item, settings: Settings, seconds: float) -> None:
-    """Arm the test's deadline (:mod:`zmqtest.deadline`); where it cannot be, the test says so in a warning."""
-
-    def states() -> list[str]:
-        manager = item.stash.get(PROCESSES, None)
-        return [process.describe() for process in manager.processes] if manager is not None else []
-
-    def note(text: str) -> None:
-        record = item.stash.get(_TRANSCRIPT, None)
-        if record is not None:
-            record.note(None, text)
-
-    from zmqtest.deadline import Deadline, teardown_grace
-
-    deadline = Deadline(seconds, item.nodeid, grace=teardown_grace(settings), states=states, note=note)
-    problem = deadline.arm()
-    if problem is None:
-        item.stash[_DEADLINE] = deadline
-    else:  # warned of in its setup, where a warning made an error (-W error) fails the test, not the run
-        item.stash[_DEADLINE_PROBLEM] = f"zmqtest deadline of {seconds:g} s not enforced: {problem}"
-
-
-@pytest.hookimpl(optionalhook=True, tryfirst=True)
-def _timeout_set_timer(item: pytest.Item, settings: object) -> None:
-    """pytest-timeout times this test: zmqtest's deadline stands aside (one SIGALRM, one owner; see the README)."""
-    item.stash[_PYTEST_TIMEOUT] = True
-    deadline = item.stash.get(_DEADLINE, None)
-    if deadline is not None:
-        deadline.disarm()
-        del item.stash[_DEADLINE]
-
-
-@pytest.hookimpl
-def _enter_pdb() -> None:
-    """A debugger session must not be cut short by a deadline: it is disarmed for the test under the debugger."""
-    from zmqtest.deadline import disarm_current
-
-    disarm_current()
+        config.pluginmanager.register(testhooks, _TEST_HOOKS)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -370,104 +204,15 @@ def _stand_in(generator_function: Callable[..., Any]) -> Callable[..., Any]:
     return stand_in
 
 
-@pytest.hookimpl(tryfirst=True)
-def _pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Drive a ProcessTest generator test with its fixtures as arguments."""
-    __tracebackhide__ = True
-    test = pyfuncitem.obj
-    instance = pyfuncitem.instance
-    if instance is None or not _is_process_test(type(instance)):
-        return None
-    if not inspect.isgeneratorfunction(test):  # a plain test: pytest runs it, unless it drops an event
-        from zmqtest.runner import check_for_unyielded_events  # imported already: the test is a ProcessTest
-
-        check_for_unyielded_events(test)
-        return None
-    funcargs = pyfuncitem.funcargs
-    arguments = {name: funcargs[name] for name in _fixture_names(test)}
-    instance.run(test, **arguments)
-    return True
-
-
 def _is_process_test(cls: type) -> bool:
     """Whether ``cls`` subclasses zmqtest's ProcessTest (by name: it may come from a dropped copy of the module)."""
     return any(base.__module__ == "zmqtest.runner" and base.__qualname__ == "ProcessTest" for base in cls.__mro__)
-
-
-def _fixture_names(test: Callable[..., Any]) -> list[str]:
-    """The parameters pytest fills with fixtures: those without a default, as in its own pytest_pyfunc_call."""
-    return [
-        name
-        for name, parameter in inspect.signature(test).parameters.items()
-        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-        and parameter.default is parameter.empty
-    ]
-
-
-@pytest.hookimpl(wrapper=True)
-def _runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failing test's report shows its transcript and each of its processes: state, how it stopped, output tail."""
-    deadline = item.stash.get(_DEADLINE, None)
-    if deadline is not None:
-        deadline.leave()
-    report = yield
-    if deadline is not None and call.when in deadline.fired:
-        _deadline_report(report, call, deadline.fired[call.when])
-    record = item.stash.get(_TRANSCRIPT, None)
-    if (
-        record is not None  # a test that records uses zmqtest: its settings are loaded
-        and record.recording
-        and (report.failed or (report.when == "call" and _current_settings().transcript == "always"))
-        and record.eventful()
-    ):
-        outcome = None
-        if report.failed and call.excinfo is not None:
-            message = str(call.excinfo.value).strip().partition("\n")[0]
-            outcome = f"{report.when} failed: {call.excinfo.typename}" + (f": {message}" if message else "")
-        try:
-            text = record.render(outcome=outcome)
-        except Exception as problem:  # a report without its transcript beats no report
-            text = f"(the transcript could not be shown: {problem!r})"
-        report.sections.append((f"zmqtest transcript ({report.when})", text))
-    manager = item.stash.get(PROCESSES, None)
-    if report.failed and manager is not None:
-        for process in manager.processes:
-            report.sections.append((f"zmqtest process {process.name} ({report.when})", process.report()))
-    reaper_problem = _reaper_problem()
-    if reaper_problem is not None and not item.config.stash.get(_REAPER_REPORTED, False):
-        item.config.stash[_REAPER_REPORTED] = True
-        report.user_properties = [*report.user_properties, (REAPER_PROBLEM, reaper_problem)]  # not the item's list
-    return report
-
-
-def _deadline_report(report: pytest.TestReport, call: pytest.CallInfo[None], message: str) -> None:
-    """The phase the deadline fired in fails, even if the test swallowed the error; it says so, with the states."""
-    if report.passed:  # the error was caught by the test, or the deadline fired between phases
-        report.outcome = "failed"
-        report.longrepr = message
-    elif call.excinfo is None or message not in str(call.excinfo.value):  # another error, that does not say it
-        report.sections.append((f"zmqtest deadline ({report.when})", message))
 
 
 def _reaper_problem() -> str | None:
     """Why zmqtest's reaper could not start in this process, if it could not (never imports it)."""
     backstop = sys.modules.get("zmqtest.backstop")
     return getattr(backstop, "problem", None)
-
-
-class _TestHooks:
-    """The hooks that run each test, as a plugin of their own (:func:`_register_test_hooks`)."""
-
-    pytest_runtest_protocol = staticmethod(_runtest_protocol)
-    pytest_runtest_setup = staticmethod(_runtest_setup)
-    pytest_runtest_call = staticmethod(_runtest_call)
-    pytest_runtest_teardown = staticmethod(_runtest_teardown)
-    pytest_runtest_makereport = staticmethod(_runtest_makereport)
-    pytest_pyfunc_call = staticmethod(_pyfunc_call)
-    pytest_timeout_set_timer = staticmethod(_timeout_set_timer)
-    pytest_enter_pdb = staticmethod(_enter_pdb)
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
