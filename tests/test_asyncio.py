@@ -283,7 +283,7 @@ def test_async_def_tests_run_without_an_async_plugin(pytester: pytest.Pytester) 
         test_inner="""
         import asyncio
 
-        async def test_passes():
+        async def test_passes(zmq_endpoint):  # a zmq_* fixture: the run uses zmqtest
             await asyncio.sleep(0)
 
         async def test_fails():
@@ -298,6 +298,18 @@ def test_async_def_tests_run_without_an_async_plugin(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess(*INNER, timeout=SUBPROCESS_DEADLINE)
     result.assert_outcomes(passed=2, failed=1)
     assert "async def functions are not natively supported" not in result.stdout.str()
+
+
+def test_a_run_that_does_not_use_zmqtest_leaves_async_tests_to_pytest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        async def test_not_ours():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(*INNER, timeout=SUBPROCESS_DEADLINE)
+    result.assert_outcomes(failed=1)
+    assert "async def functions are not natively supported" in result.stdout.str()
 
 
 def test_anyio_runs_the_tests_it_is_asked_to(pytester: pytest.Pytester) -> None:

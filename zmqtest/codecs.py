@@ -90,7 +90,13 @@ class JsonCodec(Codec):
             raise MessageError(f"body is not JSON-serialisable: {where} ({exc})") from None
 
     def decode(self, frame: bytes) -> Any:
-        return json.loads(frame.decode())  # UTF-8 only, as recv_json (json.loads(bytes) would guess UTF-16/32)
+        text = frame.decode()  # UTF-8 only, as recv_json (json.loads(bytes) would guess UTF-16/32)
+        if text.startswith("\ufeff"):
+            return json.loads(text)  # which says why it refuses a BOM
+        return _DECODER.decode(text)  # json.loads's own, without its checks of arguments this never passes
+
+
+_DECODER = json.JSONDecoder()
 
 
 class RawCodec(Codec):

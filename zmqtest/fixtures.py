@@ -2,6 +2,9 @@
 
 Registered by the plugin, which imports this module in every pytest run: so nothing
 here imports pyzmq or the rest of zmqtest until a fixture is used.
+
+PYTEST_DONT_REWRITE: it has no asserts, and pytest, which passes every module of a plugin's distribution through
+its assertion rewriter, need not walk it at each start where it cannot cache the result (PYTHONDONTWRITEBYTECODE).
 """
 
 from __future__ import annotations

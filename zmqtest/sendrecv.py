@@ -27,7 +27,7 @@ import zmq
 from zmqtest import transcript
 from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.peers import security_role
-from zmqtest.settings import current_timeout, parse_timeout
+from zmqtest.settings import parse_timeout, settings_in_force
 from zmqtest.startover import settle, start_over
 from zmqtest.waiting import any_watched, describe_watched, failed_wait, race, ready_now, watched
 
@@ -63,6 +63,7 @@ come within it, so watching costs nothing on a round trip; a death is seen at mo
 _any_watched = any_watched  # whether any process is watched now: one C call on the fast path
 _current_watched = watched  # the processes whose end cuts a wait short; () when none
 _transcript = transcript.current  # the transcript that records now, if any: one C call on the fast path
+_settings_in_force = settings_in_force  # the settings in force: one C call on the fast path
 _monotonic = time.monotonic
 _perf_counter = time.perf_counter
 
@@ -107,20 +108,24 @@ def _send_multipart(
             except TypeError:
                 raise TypeError(f"frame {index} ({part!r:.40}) of send_multipart is not bytes-like") from None
     for part in msg_parts[:-1]:
-        _SEND(sock, part, zmq.SNDMORE | flags, copy=copy, track=track)
-    return _SEND(sock, msg_parts[-1], flags, copy=copy, track=track)
+        _SEND(sock, part, zmq.SNDMORE | flags, copy, track)
+    return _SEND(sock, msg_parts[-1], flags, copy, track)
 
 
 def _recv_multipart(sock: zmq.Socket[Any], flags: int = 0, copy: bool = True, track: bool = False) -> list[Any]:
     """Receive like pyzmq's recv_multipart, calling the base ``recv`` directly (no re-entry into the wrapper)."""
-    parts = [_RECV(sock, flags, copy=copy, track=track)]
-    while sock.getsockopt(zmq.RCVMORE):
-        parts.append(_RECV(sock, flags, copy=copy, track=track))
+    parts = [_RECV(sock, flags, copy, track)]
+    while _GET(sock, _RCVMORE):
+        parts.append(_RECV(sock, flags, copy, track))
     return parts
 
 
-_SEND: Callable[..., Any] = zmq.Socket.send
-_RECV: Callable[..., Any] = zmq.Socket.recv
+# libzmq's calls themselves (pyzmq's compiled socket), for the multipart calls: pyzmq's Python ``send`` adds only the
+# draft options routing_id and group, which these never pass; one Python frame less per frame sent.
+_SEND: Callable[..., Any] = zmq.backend.Socket.send
+_RECV: Callable[..., Any] = zmq.backend.Socket.recv
+_GET: Callable[..., Any] = zmq.backend.Socket.get
+_RCVMORE = zmq.RCVMORE
 _OWN: dict[str, Callable[..., Any]] = {"send_multipart": _send_multipart, "recv_multipart": _recv_multipart}
 
 
@@ -277,7 +282,7 @@ def waiting(name: str, flags_at: int | None) -> Any:
         if timeout is None:
             seconds = state["_timeout"]
             if seconds is None:
-                seconds = current_timeout()
+                seconds = _settings_in_force().timeout
         else:
             seconds = parse_timeout(timeout, f"the timeout= argument of {name}", allow_zero=True)
         watching = _any_watched()
@@ -316,7 +321,13 @@ def waiting(name: str, flags_at: int | None) -> Any:
         if frames_of is not None:
             record = _transcript()
             if record is not None:
-                record.message(self, recorded, frames_of(args, kwargs, result), at)
+                if frames_of is _received_multipart:  # the hot calls' frames without a call to find them
+                    frames = result
+                elif frames_of is _sent_multipart and args:
+                    frames = args[0]
+                else:
+                    frames = frames_of(args, kwargs, result)
+                record.message(self, recorded, frames, at)
         return result
 
     method.__doc__ = (

@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from zmqtest.options import FLAG, OPTIONS
+
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 1.0
@@ -55,7 +57,14 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+NAMES = tuple(field.name for field in dataclasses.fields(Settings))
+"""The settings' names, in order: each is also a command-line option, an ini key and a keyword of the marker."""
+
 _settings: ContextVar[Settings] = ContextVar("zmqtest_settings", default=Settings())  # noqa: B039 (frozen)
+
+
+settings_in_force = _settings.get
+"""``settings_in_force()``: the settings in force, as :func:`current` returns them, in one C call (for hot paths)."""
 
 
 def current() -> Settings:
@@ -168,9 +177,6 @@ def parse_directory(value: object, where: str) -> str | None:
     raise ValueError(f"invalid directory {value!r} from {where}: expected a path")
 
 
-FLAGS = ("strict", "update_golden")
-"""The on/off settings: a command-line flag without a value turns them on."""
-
 PARSERS: dict[str, Callable[[object, str], Any]] = {
     "timeout": parse_timeout,
     "start_method": parse_start_method,
@@ -182,33 +188,18 @@ PARSERS: dict[str, Callable[[object, str], Any]] = {
     "deadline": parse_deadline,
     "transcript_dir": parse_directory,
 }
-HELP = {
-    "timeout": f"Seconds a mimic socket waits for a send or receive (default: {Settings.timeout:g})",
-    "start_method": (
-        f"How multiprocessing children start: {', '.join(START_METHODS)} (default: {Settings.start_method})"
-    ),
-    "startup_timeout": f"Seconds a process under test may take to become ready (default: {Settings.startup_timeout:g})",
-    "stop_grace": f"Seconds each stop stage waits before the next, harder one (default: {Settings.stop_grace:g})",
-    "transcript": (
-        f"Which test reports show the transcript of messages and process events: {', '.join(TRANSCRIPT_WHEN)} "
-        f"(default: {Settings.transcript})"
-    ),
-    "strict": "Fail a test whose mimic sockets still hold unread messages at its end (ini/marker: true or false)",
-    "update_golden": "Rewrite golden files with the output of system tests instead of failing on a difference",
-    "deadline": (
-        "Seconds a whole test (setup, call, teardown) may take before zmqtest fails it, stops its processes and "
-        "reports where it was; 0 or off: none (default: off)"
-    ),
-    "transcript_dir": (
-        "Write each failing test's transcript as JSON Lines to DIR/<test id>.jsonl (relative to where pytest started)"
-    ),
-}
-METAVARS = {
-    "timeout": "SECONDS",
-    "start_method": "METHOD",
-    "startup_timeout": "SECONDS",
-    "stop_grace": "SECONDS",
-    "transcript": "WHEN",
-    "deadline": "SECONDS",
-    "transcript_dir": "DIR",
-}
+FLAGS = tuple(name for name, (metavar, _) in OPTIONS.items() if metavar == FLAG)
+"""The on/off settings: a command-line flag without a value turns them on."""
+HELP = {name: help_text for name, (_, help_text) in OPTIONS.items()}
+METAVARS = {name: metavar for name, (metavar, _) in OPTIONS.items() if metavar != FLAG}
+
+
+def _check_described() -> None:
+    """Each field of Settings needs a parser here and an option in zmqtest.options, in the fields' order."""
+    missing = [f"{name} has no parser in PARSERS (zmqtest/settings.py)" for name in NAMES if name not in PARSERS]
+    missing += [f"{name} has no option in OPTIONS (zmqtest/options.py)" for name in NAMES if name not in OPTIONS]
+    if missing or tuple(OPTIONS) != NAMES:
+        raise ImportError(f"zmqtest settings: {'; '.join(missing) or 'OPTIONS is not in the order of the fields'}")
+
+
+_check_described()

@@ -2,7 +2,8 @@
 
     python -m pip install ".[bench]" && python tests/benchmarks/run.py
 
-- P1: a round trip through ProcessTest vs raw pyzmq vs the article's retry loop (target ≤ 1.10x raw);
+- P1: a round trip through ProcessTest vs raw pyzmq, interleaved per round trip (bare echo: target ≤ 1.03x raw;
+  inproc: ≤ 1 us of harness per round trip);
 - P2: how late a 1.0 s and a 0.1 s receive timeout fires, idle and loaded (target ≤ +5 ms idle);
 - P3: a whole process test per start method and for a command line vs bare start + ping + stop
   (target ≤ 2x for a Process, ≤ 1.2x for a command line);
