@@ -53,6 +53,7 @@ from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures a
     zmq_golden,
     zmq_process_factory,
     zmq_socket_factory,
+    zmq_tap,
 )
 from zmqtest.settings import Settings
 
