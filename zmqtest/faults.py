@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from zmqtest.rendering import Clipped
+from zmqtest.zmtp import Item, Message, ZmtpParser
 
-__all__ = ["Fault", "Selector"]
+__all__ = ["Cutter", "Fault", "Selector"]
 
 Selector = Callable[[list[bytes]], bool]
 """``matching=``: called with a message's frames (those over 64 KiB as their first 256 bytes); True selects it."""
@@ -103,3 +104,59 @@ class Fault:
         if self.matching is not None:
             which.append(f"those matching {getattr(self.matching, '__name__', repr(self.matching))}")
         return f"{self.kind} messages{where}: {', '.join(which) or 'all'}"
+
+
+class Cutter:
+    """Cuts one direction of a connection where its messages begin and end, while message faults are in force.
+
+    Bytes of a message being read wait here until it is whole and the faults have chosen
+    (drop, twice, or as it is); the greeting, commands, and a message that had begun
+    before the faults came, pass at once.
+    """
+
+    def __init__(self) -> None:
+        self.tail = bytearray()
+        self.at: int | None = None
+        """Stream offset of ``tail[0]``; ``None`` when nothing is cut (bytes pass as they come)."""
+
+    def cut(
+        self, data: bytes, items: list[Item], parser: ZmtpParser, faults: list[Fault]
+    ) -> list[tuple[Item | None, bytes, int, str]]:
+        """``data`` just read, and the ``items`` it completed: ``(item, its bytes, copies, mark)`` to forward, in order.
+
+        ``faults``: the message faults in force for this direction (none: all that was held goes on).
+        """
+        if self.at is None:
+            self.at = parser.offset - len(data)
+        self.tail += data
+        out: list[tuple[Item | None, bytes, int, str]] = []
+        for item in items:
+            start = max(item.start, self.at)
+            piece = bytes(self.tail[start - self.at : item.end - self.at])
+            del self.tail[: item.end - self.at]
+            self.at = item.end
+            copies, mark = 1, ""
+            if isinstance(item, Message) and not item.encrypted and start == item.start:
+                for fault in faults:
+                    if fault.selects(item.frames):
+                        dropped = fault.kind == "drop"
+                        copies, mark = (0, "(dropped by the tap)") if dropped else (2, "(duplicated by the tap)")
+                        break
+            out.append((item, piece, copies, mark))
+        if parser.stopped or not faults:
+            out.append((None, self.release(), 1, ""))
+            return out
+        pending = parser.pending  # hold back only a message being read: a greeting or command goes on at once
+        keep_from = parser.offset if pending is None else max(pending, self.at)
+        if keep_from > self.at:
+            out.append((None, bytes(self.tail[: keep_from - self.at]), 1, ""))
+            del self.tail[: keep_from - self.at]
+            self.at = keep_from
+        return out
+
+    def release(self) -> bytes:
+        """Stop cutting: what was held of the message being read, to forward as it is."""
+        held = bytes(self.tail)
+        self.tail.clear()
+        self.at = None
+        return held

@@ -21,15 +21,16 @@ import errno
 import selectors
 import socket
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from time import perf_counter
 from types import TracebackType
 from typing import Any
 
 from zmqtest import transcript as ztranscript
 from zmqtest.endpoints import Endpoint
-from zmqtest.faults import Fault, Selector
+from zmqtest.faults import Cutter, Fault, Selector
 from zmqtest.transcript import KEPT_BYTES
 from zmqtest.zmtp import Command, Greeting, Message, Unreadable, ZmtpParser
 
@@ -53,19 +54,16 @@ class _Pipe:
         self.queue: deque[list[Any]] = deque()
         """``[release time, memoryview]`` chunks to write, in order (``inf``: held)."""
         self.queued = 0
-        self.tail = bytearray()
-        """Bytes read but not yet queued: while a message fault is on, the message being read."""
-        self.tail_at: int | None = None
-        """Stream offset of ``tail[0]``; ``None`` when bytes go straight to the queue."""
+        self.cutter = Cutter()
+        """Holds the message being read while a message fault is on."""
         self.eof = False
         self.shut = False
-        self.released_at = 0.0
         self.write_at = 0.0
         """Not before then (a slow fault paces the writes)."""
 
     @property
     def done(self) -> bool:
-        return self.eof and not self.queue and not self.tail
+        return self.eof and not self.queue and not self.cutter.tail  # nothing more will come, and all of it went
 
 
 class _Link:
@@ -96,7 +94,10 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         transcript: ztranscript.Transcript | None = None,
     ) -> None:
         __tracebackhide__ = True
-        target = Endpoint(str(upstream))
+        try:
+            target = Endpoint(str(upstream))
+        except ValueError as error:
+            raise ValueError(f"a tap forwards to a tcp endpoint with a host and a port, not {upstream!r}") from error
         if target.transport != "tcp" or target.port is None or target.host in (None, "*"):
             raise ValueError(f"a tap forwards to a tcp endpoint with a host and a port, not {upstream!r}")
         self.upstream = target
@@ -104,6 +105,9 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         self.transcript = transcript if transcript is not None else ztranscript.current()
         self.connections = 0
         """How many connections the tap has accepted so far."""
+        self.messages: Counter[str] = Counter()
+        """Messages seen so far per receiver (``tap.messages["server"]``), dropped ones included: wait on it to know
+        that what a peer sent has reached the tap (a send returns before that), e.g. before a fault's block ends."""
         self.faults: list[Fault] = []
         self.failure: BaseException | None = None
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -113,7 +117,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         self._wake_r.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, lambda mask: self._wake_r.recv(4096))
         self._links: list[_Link] = []
         self._calls: deque[Callable[[], None]] = deque()
         self._refusing = 0
@@ -126,7 +130,9 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
 
     # --- faults -------------------------------------------------------------------------------------------------------
 
-    def delay(self, seconds: float, *, jitter: float = 0.0, to: str | None = None, seed: int | None = None) -> Any:
+    def delay(
+        self, seconds: float, *, jitter: float = 0.0, to: str | None = None, seed: int | None = None
+    ) -> AbstractContextManager[Fault]:
         """``with tap.delay(0.2):`` every chunk is forwarded ``seconds`` (± ``jitter``) after it arrives, in order."""
         return self._fault(Fault("delay", to, seconds=seconds, jitter=jitter, seed=seed))
 
@@ -138,7 +144,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         seed: int | None = None,
         matching: Selector | None = None,
         to: str | None = None,
-    ) -> Any:
+    ) -> AbstractContextManager[Fault]:
         """``with tap.drop(next=1, to="client"):`` whole messages vanish (the next N, a ratio, those matching)."""
         return self._fault(Fault("drop", to, next=next, ratio=ratio, seed=seed, matching=matching))
 
@@ -150,15 +156,15 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         seed: int | None = None,
         matching: Selector | None = None,
         to: str | None = None,
-    ) -> Any:
+    ) -> AbstractContextManager[Fault]:
         """``with tap.duplicate(next=1):`` whole messages arrive twice."""
         return self._fault(Fault("duplicate", to, next=next, ratio=ratio, seed=seed, matching=matching))
 
-    def hold(self, *, to: str | None = None) -> Any:
+    def hold(self, *, to: str | None = None) -> AbstractContextManager[Fault]:
         """``with tap.hold():`` a partition: nothing is forwarded (connections stay up); all of it on exit, in order."""
         return self._fault(Fault("hold", to))
 
-    def slow(self, bytes_per_second: float, *, to: str | None = None) -> Any:
+    def slow(self, bytes_per_second: float, *, to: str | None = None) -> AbstractContextManager[Fault]:
         """``with tap.slow(10_000):`` bytes trickle through at this rate."""
         return self._fault(Fault("slow", to, rate=bytes_per_second))
 
@@ -205,7 +211,10 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
             while not self._closing:
                 timeout = self._timeout()
                 for key, mask in self._selector.select(timeout):
-                    key.data(mask) if key.fileobj in (self._listener, self._wake_r) else self._serve(key.data, mask)
+                    if key.fileobj in (self._listener, self._wake_r):
+                        key.data(mask)
+                    elif key.data in self._links:  # not closed by an earlier event of this round
+                        self._serve(key.data, key.fileobj)
                 while self._calls:
                     self._calls.popleft()()
                 for link in list(self._links):
@@ -221,17 +230,17 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
                 sock.close()
 
     def _timeout(self) -> float | None:
-        """Until the next held-back chunk is due (``None``: nothing is waiting for a time)."""
-        due = min(
-            (
-                max(pipe.queue[0][0], pipe.write_at)
-                for link in self._links
-                for pipe in (link.up, link.down)
-                if pipe.queue and link.connected
-            ),
-            default=None,
-        )
-        return None if due is None or due == float("inf") else max(0.0, due - perf_counter())
+        """Until the next held-back chunk is due (``None``: none is; a due one waits for its socket to be writable)."""
+        now = perf_counter()
+        due = [
+            max(pipe.queue[0][0], pipe.write_at)
+            for link in self._links
+            if link.connected
+            for pipe in (link.up, link.down)
+            if pipe.queue
+        ]
+        later = [when for when in due if now < when < float("inf")]
+        return min(later) - now if later else None
 
     def _accept(self, mask: int) -> None:
         try:
@@ -257,7 +266,8 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         self._selector.register(upstream, selectors.EVENT_WRITE, link)
         link.masks[upstream] = selectors.EVENT_WRITE
 
-    def _serve(self, link: _Link, mask: int) -> None:
+    def _serve(self, link: _Link, sock: Any) -> None:
+        """Finish connecting upstream, or read what came (writes happen in :meth:`_flush`, after every round)."""
         if not link.connected:
             code = link.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
@@ -266,10 +276,9 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
             link.connected = True
             self._note(f"connection {link.number} through tap {self.endpoint}", who=self.client)
             return
-        for pipe in (link.up, link.down):
-            if link in self._links and mask & selectors.EVENT_READ and not pipe.eof:
-                self._read(pipe)
-        # writes happen in _flush, after every select
+        pipe = link.up if sock is link.client else link.down
+        if not pipe.eof and link.masks.get(sock, 0) & selectors.EVENT_READ:
+            self._read(pipe)
 
     def _read(self, pipe: _Pipe) -> None:
         try:
@@ -281,61 +290,30 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
             return
         if not data:
             pipe.eof = True
+            held = pipe.cutter.release()  # a message cut short by the close: it goes on as it is
+            if held:
+                self._queue(pipe, memoryview(held), perf_counter())
             return
         now = perf_counter()
         items = pipe.parser.feed(data)
-        buffering = pipe.tail_at is not None or any(f.on_messages and f.applies(pipe.target) for f in self.faults)
-        if not buffering:
+        faults = [f for f in self.faults if f.on_messages and f.applies(pipe.target)]
+        if not faults and pipe.cutter.at is None:  # the common case: record, and forward as it came
             for item in items:
                 self._record(pipe, item, now, "")
             self._queue(pipe, memoryview(data), now)
             return
-        if pipe.tail_at is None:
-            pipe.tail_at = pipe.parser.offset - len(data)
-        pipe.tail += data
-        for item in items:
-            start, end = max(item.start, pipe.tail_at), item.end
-            piece = memoryview(bytes(pipe.tail[start - pipe.tail_at : end - pipe.tail_at]))
-            del pipe.tail[: end - pipe.tail_at]
-            pipe.tail_at = end
-            copies, how = 1, ""
-            if isinstance(item, Message) and not item.encrypted and start == item.start:
-                for fault in self.faults:
-                    if fault.on_messages and fault.applies(pipe.target) and fault.selects(item.frames):
-                        copies, how = (
-                            (0, "(dropped by the tap)") if fault.kind == "drop" else (2, "(duplicated by the tap)")
-                        )
-                        break
-            self._record(pipe, item, now, how)
-            for _ in range(copies):
-                self._queue(pipe, piece, now)
-        if pipe.parser.stopped or not any(f.on_messages and f.applies(pipe.target) for f in self.faults):
-            self._release_tail(pipe, now)
-            return
-        pending = pipe.parser.pending  # hold back only a message being read: a greeting or command goes on at once
-        keep_from = pipe.parser.offset if pending is None else max(pending, pipe.tail_at)
-        if keep_from > pipe.tail_at:
-            self._queue(pipe, memoryview(bytes(pipe.tail[: keep_from - pipe.tail_at])), now)
-            del pipe.tail[: keep_from - pipe.tail_at]
-            pipe.tail_at = keep_from
-
-    def _release_tail(self, pipe: _Pipe, now: float) -> None:
-        """Stop holding messages back in ``pipe``: queue what was read of the current one."""
-        if pipe.tail:
-            self._queue(pipe, memoryview(bytes(pipe.tail)), now)
-            pipe.tail.clear()
-        pipe.tail_at = None
+        for cut, piece, copies, mark in pipe.cutter.cut(data, items, pipe.parser, faults):
+            if cut is not None:
+                self._record(pipe, cut, now, mark)
+            for _ in range(copies if piece else 0):
+                self._queue(pipe, memoryview(piece), now)
 
     def _queue(self, pipe: _Pipe, data: memoryview, now: float) -> None:
+        """Queue ``data`` to be written when the faults in force let it go (never before what was queued earlier)."""
         release = now
         for fault in self.faults:
-            if fault.applies(pipe.target):
-                if fault.kind == "hold":
-                    release = float("inf")
-                elif fault.kind == "delay":
-                    release = max(release, now + fault.pause())
-        release = max(release, pipe.released_at) if release != float("inf") else release
-        pipe.released_at = release if release != float("inf") else pipe.released_at
+            if fault.kind in ("hold", "delay") and fault.applies(pipe.target):
+                release = max(release, float("inf") if fault.kind == "hold" else now + fault.pause())
         pipe.queue.append([release, data])
         pipe.queued += len(data)
 
@@ -363,7 +341,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
                     pipe.queue.popleft()
                 else:
                     pipe.queue[0][1] = chunk[sent:]
-            if pipe.eof and not pipe.queue and not pipe.tail and not pipe.shut:
+            if pipe.eof and not pipe.queue and not pipe.cutter.tail and not pipe.shut:
                 pipe.shut = True
                 with contextlib.suppress(OSError):
                     pipe.dst.shutdown(socket.SHUT_WR)
@@ -406,16 +384,20 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         for link in self._links:
             for pipe in (link.up, link.down):
                 if fault.kind == "hold" and fault.applies(pipe.target):
-                    held = any(f.kind == "hold" and f.applies(pipe.target) for f in self.faults)
-                    for entry in pipe.queue if not held else ():
+                    still = any(f.kind == "hold" and f.applies(pipe.target) for f in self.faults)
+                    for entry in pipe.queue if not still else ():
                         entry[0] = min(entry[0], now)
                 if fault.on_messages and not any(f.on_messages and f.applies(pipe.target) for f in self.faults):
-                    self._release_tail(pipe, now)
+                    held = pipe.cutter.release()
+                    if held:
+                        self._queue(pipe, memoryview(held), now)
 
     # --- plumbing -----------------------------------------------------------------------------------------------------
 
     def _record(self, pipe: _Pipe, item: Greeting | Command | Message | Unreadable, at: float, how: str) -> None:
         transcript = self.transcript
+        if isinstance(item, Message):
+            self.messages[pipe.target] += 1
         if transcript is None:
             return
         if isinstance(item, Message):
@@ -450,10 +432,6 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
-
-    def _drain_wake(self, mask: int) -> None:
-        with contextlib.suppress(BlockingIOError):
-            self._wake_r.recv(4096)
 
 
 class _Cut:
@@ -497,6 +475,5 @@ class TapFactory:
                 tap.close()
             except Exception as failure:
                 failures.append(failure)
-        self.taps.clear()
         if failures:
             raise failures[0]
