@@ -233,3 +233,35 @@ def test_a_lazy_pirate_client_recovers_from_a_dropped_reply(
         assert lazy_pirate_request(zmq_context, tap.endpoint, b'["ping", 7]') == b'["pong",7]'
     assert marked("(dropped by the tap)") == [(b"", b'["pong",7]')]
     assert tap.connections == 2  # the second try, on a new socket
+
+
+def test_a_heartbeating_peer_expires_during_a_partition_and_comes_back_when_it_heals(
+    zmq_socket_factory: SocketFactory, zmq_endpoint: Endpoint, zmq_tap: TapFactory
+) -> None:
+    router = zmq_socket_factory(zmq.ROUTER, bind=zmq_endpoint, name="broker", timeout=DEADLINE)
+    tap = zmq_tap(zmq_endpoint, client="worker", server="broker")
+    worker = zmq_socket_factory(
+        zmq.DEALER,
+        connect=tap.endpoint,
+        name="worker",
+        timeout=DEADLINE,
+        heartbeat_ivl=50,  # libzmq's ZMTP heartbeats: PING every 50 ms, give up after 300 ms without traffic
+        heartbeat_timeout=300,
+        reconnect_ivl=20,
+    )
+    worker.send(b"register")
+    assert router.recv_multipart()[1:] == [b"register"]
+    monitor = worker.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        with tap.hold():
+            assert monitor.poll(int(DEADLINE * 1000)), "the worker's heartbeats did not expire the connection"
+            assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+    finally:
+        worker.disable_monitor()
+        monitor.close(linger=0)
+    worker.send(b"register again")  # the partition healed: the worker's reconnection completes its handshake
+    assert router.recv_multipart()[1:] == [b"register again"]
+    assert tap.connections >= 2
+    transcript = zmqtest.transcript.current()
+    assert transcript is not None
+    assert "PING" not in transcript.render()  # heartbeats are forwarded, not recorded

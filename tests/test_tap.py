@@ -302,3 +302,22 @@ def test_close_leaves_no_thread_no_socket_and_no_listener() -> None:
 def test_a_tap_needs_a_tcp_endpoint_with_a_host_and_port(upstream: str) -> None:
     with pytest.raises(ValueError, match="a tap forwards to a tcp endpoint"):
         Tap(upstream)
+
+
+def test_with_several_connections_each_message_says_which(
+    zmq_socket_factory: SocketFactory, zmq_endpoint: Endpoint, zmq_tap: TapFactory
+) -> None:
+    pull = zmq_socket_factory(zmq.PULL, bind=zmq_endpoint, name="pull")
+    tap = zmq_tap(zmq_endpoint)
+    first = zmq_socket_factory(zmq.PUSH, connect=tap.endpoint, name="first")
+    first.send(b"alone")
+    assert pull.recv() == b"alone"
+    second = zmq_socket_factory(zmq.PUSH, connect=tap.endpoint, name="second")
+    wait_until(lambda: tap.connections == 2, what="the second connection")
+    second.send(b"from the second")
+    assert pull.recv() == b"from the second"
+    seen = wires(zmqtest.transcript.current())
+    assert ("client", "server", (b"alone",)) in seen
+    assert ("client", "server", "(connection 2) " + str((b"from the second",))) in [
+        (source, target, str(what)) for source, target, what in seen
+    ]

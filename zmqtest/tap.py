@@ -274,7 +274,9 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
                 self._drop_link(link, f"upstream {self.upstream} refused: {errno.errorcode.get(code, code)}")
                 return
             link.connected = True
-            self._note(f"connection {link.number} through tap {self.endpoint}", who=self.client)
+            if self.transcript is not None:  # a row of its own, from the client's column: the columns read client first
+                text = f"connection {link.number} through tap {self.endpoint}"
+                self.transcript.wire(self.client, self.server, text)
             return
         pipe = link.up if sock is link.client else link.down
         if not pipe.eof and link.masks.get(sock, 0) & selectors.EVENT_READ:
@@ -372,7 +374,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
                 self._selector.unregister(sock)
             sock.close()
         if why is not None:
-            self._note(f"connection {link.number} through tap {self.endpoint} ended: {why}", who=self.client)
+            self._note(f"tap {self.endpoint}: connection {link.number} ended: {why}")
 
     def _cut_all(self, why: str) -> None:
         for link in list(self._links):
@@ -400,6 +402,8 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
             self.messages[pipe.target] += 1
         if transcript is None:
             return
+        if len(self._links) > 1:  # which connection, when there are several
+            how = f"(connection {pipe.link.number}) {how}".rstrip()
         if isinstance(item, Message):
             if item.encrypted:
                 transcript.wire(pipe.source, pipe.target, f"(encrypted, {item.sizes[0]:,} bytes)", at=at, mark=how)
@@ -408,11 +412,11 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         elif isinstance(item, Command) and item.name in QUIET_COMMANDS:
             return
         else:
-            transcript.wire(pipe.source, pipe.target, item.describe(), at=at)
+            transcript.wire(pipe.source, pipe.target, item.describe(), at=at, mark=how)
 
-    def _note(self, text: str, who: str | None = None) -> None:
+    def _note(self, text: str) -> None:
         if self.transcript is not None:
-            self.transcript.note(who, text)
+            self.transcript.note(None, text)
 
     def _call(self, function: Callable[[], None]) -> None:
         """Run ``function`` in the tap's thread, and wait until it has (faults and cuts touch the loop's state)."""

@@ -84,12 +84,14 @@ class Mimic:
 
 
 class Process:
-    """A process under test as a participant, by name (events about it come from many places)."""
+    """A process under test as a participant, by name (events about it come from many places); or a peer that a
+    tap saw (``tapped``) and nothing else named."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "tapped")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, tapped: bool = False) -> None:
         self.name = name
+        self.tapped = tapped
 
 
 def kept(frames: Sequence[Any], whole: int = KEPT_BYTES) -> tuple[Any, ...]:
@@ -204,11 +206,16 @@ class Transcript:
         if self.recording:
             data: tuple[Any, ...] | str = what if isinstance(what, str) else self._kept_wire(what)
             stamp = perf_counter() if at is None else at
-            self.events.append((stamp, self._process(source), "wire", (self._process(target), data, mark)))
+            who, target_who = self._process(source, True), self._process(target, True)
+            self.events.append((stamp, who, "wire", (target_who, data, mark)))
 
-    def _process(self, name: str) -> Process:
+    def _process(self, name: str, tapped: bool = False) -> Process:
         participant = self._processes.get(name)
-        return participant if participant is not None else self._processes.setdefault(name, Process(name))
+        if participant is None:
+            participant = self._processes.setdefault(name, Process(name, tapped))
+        elif not tapped:
+            participant.tapped = False  # a process under test by that name (its events came after the tap's)
+        return participant
 
     def _kept_wire(self, frames: Sequence[Any]) -> tuple[Any, ...]:
         stored = kept(frames, KEPT_BYTES if self._budget > 0 else HEAD_BYTES)
@@ -403,7 +410,8 @@ class _Diagram:
                 lines.append(f"  {label:<{self.LABEL}}  {participant.describe()}")
             elif isinstance(participant, Process):
                 whole = f" {participant.name!r}" if participant.name != label else ""
-                lines.append(f"  {label:<{self.LABEL}}  process under test{whole}")
+                what = "a peer seen through a tap" if participant.tapped else "process under test"
+                lines.append(f"  {label:<{self.LABEL}}  {what}{whole}")
         lines.append((f"{'ms':>10}  " + "  ".join(self.labels)).rstrip())
         for stamp, who, kind, data in self.events:
             if kind == "phase":
