@@ -265,3 +265,11 @@ def test_a_heartbeating_peer_expires_during_a_partition_and_comes_back_when_it_h
     transcript = zmqtest.transcript.current()
     assert transcript is not None
     assert "PING" not in transcript.render()  # heartbeats are forwarded, not recorded
+
+
+def test_a_closed_tap_says_so(zmq_endpoint: Endpoint) -> None:
+    tap = Tap(zmq_endpoint)
+    with tap.delay(0.1):
+        tap.close()  # the block still ends quietly
+    with pytest.raises(RuntimeError, match="is closed: its faults and cuts ended with it"):
+        tap.cut()

@@ -175,7 +175,8 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         try:
             yield fault
         finally:
-            self._call(lambda: self._end_fault(fault))
+            if self._thread.is_alive():  # a tap closed inside the block took its faults with it
+                self._call(lambda: self._end_fault(fault))
             counted = f" ({fault.hits} messages)" if fault.on_messages else ""
             self._note(f"tap {self.endpoint}: {fault.describe()}: off{counted}")
 
@@ -420,6 +421,9 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
 
     def _call(self, function: Callable[[], None]) -> None:
         """Run ``function`` in the tap's thread, and wait until it has (faults and cuts touch the loop's state)."""
+        __tracebackhide__ = True
+        if not self._thread.is_alive():
+            raise RuntimeError(f"{self!r} is closed: its faults and cuts ended with it")
         done = threading.Event()
 
         def call() -> None:

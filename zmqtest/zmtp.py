@@ -121,6 +121,11 @@ class Unreadable:
 Item = Greeting | Command | Message | Unreadable
 
 
+def _size(data: bytes, at: int) -> int:
+    """The 8-byte size of a long frame whose flags are at ``at``; -1 if ``data`` ends before it does."""
+    return int.from_bytes(data[at + 1 : at + 9], "big") if at + 9 <= len(data) else -1
+
+
 def _plain_hello(data: bytes) -> tuple[bytes, int] | None:
     """PLAIN's HELLO body (username, password): the username and the password's length, if it reads as one."""
     if not data:
@@ -184,9 +189,30 @@ class ZmtpParser:
     def feed(self, data: bytes | bytearray | memoryview) -> list[Item]:
         """Read ``data``, the next bytes of the stream; return the items it completed, in order."""
         items: list[Item] = []
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-        at, end = 0, len(view)
+        if type(data) is not bytes:
+            data = bytes(data)
+        view = memoryview(data)
+        at, end = 0, len(data)
+        keep = self.keep
         while at < end and not self.stopped:
+            if not self._in_body and not self._head and self.greeting is not None and at + 1 < end:
+                # the common case, fast: a whole frame (header and body) in this piece, kept whole
+                flags = data[at]
+                size, header = (data[at + 1], 2) if not flags & LONG else (_size(data, at), 9)
+                stop = at + header + size
+                if (
+                    size >= 0
+                    and stop <= end
+                    and not flags & ~(MORE | LONG | COMMAND)
+                    and (keep is None or size <= keep)
+                ):
+                    self._frame_start = self.offset + at
+                    self._flags, self._size = flags, size
+                    if self._message_start is None and not flags & COMMAND:
+                        self._message_start = self._frame_start
+                    self._frame_done(self.offset + stop, items, data[at + header : stop])
+                    at = stop
+                    continue
             if self._in_body:
                 take = min(self._body_left, end - at)
                 room = self._room() - self._kept
@@ -259,10 +285,11 @@ class ZmtpParser:
             self._frame_done(self.offset + at, items)
         return at
 
-    def _frame_done(self, end: int, items: list[Item]) -> None:
-        body = b"".join(self._body)
-        self._body.clear()
-        self._in_body = False
+    def _frame_done(self, end: int, items: list[Item], body: bytes | None = None) -> None:
+        if body is None:
+            body = b"".join(self._body)
+            self._body.clear()
+            self._in_body = False
         frame: Frame = body if len(body) == self._size else Clipped(body[:HEAD_BYTES], self._size)
         if self._flags & COMMAND:
             self._command(frame, body, end, items)
