@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import struct
 import sys
 import threading
 from pathlib import Path
@@ -26,6 +27,7 @@ from zmqtest.processes import ProcessManager
 from zmqtest.tap import TapFactory
 from zmqtest.transcript import Process, Transcript
 from zmqtest.waiting import wait_until
+from zmqtest.zmtp import greeting_bytes
 
 PINGPONG = Path(__file__).resolve().parent.parent / "examples" / "pingpong"
 DEADLINE = 10.0
@@ -321,3 +323,22 @@ def test_with_several_connections_each_message_says_which(
     assert ("client", "server", "(connection 2) " + str((b"from the second",))) in [
         (source, target, str(what)) for source, target, what in seen
     ]
+
+
+def test_a_long_message_is_forwarded_as_it_arrives_not_once_whole(zmq_tap: TapFactory) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as upstream:
+        upstream.settimeout(DEADLINE)
+        tap = zmq_tap(f"tcp://127.0.0.1:{upstream.getsockname()[1]}")
+        assert tap.endpoint.port is not None
+        with socket.create_connection(("127.0.0.1", tap.endpoint.port), timeout=DEADLINE) as client:
+            server, _ = upstream.accept()
+            with server:
+                server.settimeout(DEADLINE)
+                # the first MiB of a 32 MiB frame, and nothing more: a tap that waited for the whole would pass nothing
+                start = greeting_bytes() + struct.pack(">BQ", 0x02, 32 << 20) + os.urandom(1 << 20)
+                client.sendall(start)
+                received = bytearray()
+                while len(received) < len(start):
+                    received += server.recv(1 << 20)
+                assert received == start
+    assert tap.messages == {}  # the message never ended
