@@ -196,6 +196,7 @@ def test_cut_as_a_block_keeps_the_peers_apart_until_it_ends(pipeline: tuple[Any,
         (lambda tap: tap.drop(next=-1), "drop(next=...) takes a whole number of messages >= 0, not -1"),
         (lambda tap: tap.slow(0), "slow takes bytes per second > 0, not 0"),
         (lambda tap: tap.delay(-1), "delay takes seconds >= 0"),
+        (lambda tap: tap.hold(to="nobody"), "hold(to='nobody'): this tap's peers are 'client' and 'server'"),
     ],
 )
 def test_a_fault_with_bad_arguments_says_which(

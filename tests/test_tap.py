@@ -342,3 +342,20 @@ def test_a_long_message_is_forwarded_as_it_arrives_not_once_whole(zmq_tap: TapFa
                     received += server.recv(1 << 20)
                 assert received == start
     assert tap.messages == {}  # the message never ended
+
+
+def test_a_wire_row_is_an_arrow_from_the_sender_to_the_receiver() -> None:
+    transcript = Transcript()
+    transcript.note("worker", "started: pid 1")  # a process under test, then seen through a tap
+    transcript.wire("client", "worker", [b"", b'["job", 1]'])
+    transcript.wire("worker", "client", [b"", b'["done", 1]'], mark="(dropped by the tap)")
+    transcript.wire("client", "worker", "greeting: ZMTP 3.1, NULL")
+    lines = transcript.render(width=80).splitlines()
+    assert "  worker        process under test" in lines
+    assert "  client        a peer seen through a tap" in lines
+    rows = [line[12:] for line in lines[-3:]]
+    assert rows == [
+        "|     |<------o   b'' | [\"job\", 1]",
+        "|     o------>|   (dropped by the tap) b'' | [\"done\", 1]",
+        "|     |<------o   greeting: ZMTP 3.1, NULL",
+    ]

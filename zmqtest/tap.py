@@ -134,6 +134,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         self, seconds: float, *, jitter: float = 0.0, to: str | None = None, seed: int | None = None
     ) -> AbstractContextManager[Fault]:
         """``with tap.delay(0.2):`` every chunk is forwarded ``seconds`` (± ``jitter``) after it arrives, in order."""
+        __tracebackhide__ = True
         return self._fault(Fault("delay", to, seconds=seconds, jitter=jitter, seed=seed))
 
     def drop(
@@ -146,6 +147,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         to: str | None = None,
     ) -> AbstractContextManager[Fault]:
         """``with tap.drop(next=1, to="client"):`` whole messages vanish (the next N, a ratio, those matching)."""
+        __tracebackhide__ = True
         return self._fault(Fault("drop", to, next=next, ratio=ratio, seed=seed, matching=matching))
 
     def duplicate(
@@ -158,18 +160,27 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         to: str | None = None,
     ) -> AbstractContextManager[Fault]:
         """``with tap.duplicate(next=1):`` whole messages arrive twice."""
+        __tracebackhide__ = True
         return self._fault(Fault("duplicate", to, next=next, ratio=ratio, seed=seed, matching=matching))
 
     def hold(self, *, to: str | None = None) -> AbstractContextManager[Fault]:
         """``with tap.hold():`` a partition: nothing is forwarded (connections stay up); all of it on exit, in order."""
+        __tracebackhide__ = True
         return self._fault(Fault("hold", to))
 
     def slow(self, bytes_per_second: float, *, to: str | None = None) -> AbstractContextManager[Fault]:
         """``with tap.slow(10_000):`` bytes trickle through at this rate."""
+        __tracebackhide__ = True
         return self._fault(Fault("slow", to, rate=bytes_per_second))
 
+    def _fault(self, fault: Fault) -> AbstractContextManager[Fault]:
+        __tracebackhide__ = True
+        if fault.to is not None and fault.to not in (self.client, self.server):
+            raise ValueError(f"{fault.kind}(to={fault.to!r}): this tap's peers are {self.client!r} and {self.server!r}")
+        return self._in_force(fault)
+
     @contextlib.contextmanager
-    def _fault(self, fault: Fault) -> Iterator[Fault]:
+    def _in_force(self, fault: Fault) -> Iterator[Fault]:
         self._note(f"tap {self.endpoint}: {fault.describe()}: on")
         self._call(lambda: self.faults.append(fault))
         try:
