@@ -359,3 +359,23 @@ def test_a_wire_row_is_an_arrow_from_the_sender_to_the_receiver() -> None:
         "|     o------>|   (dropped by the tap) b'' | [\"done\", 1]",
         "|     |<------o   greeting: ZMTP 3.1, NULL",
     ]
+
+
+def test_a_restarted_process_is_reached_again_through_the_tap(
+    zmq_process_factory: ProcessManager, zmq_endpoint: Endpoint, zmq_tap: TapFactory, zmq_socket_factory: SocketFactory
+) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PINGPONG), os.environ.get("PYTHONPATH", "")])}
+    pong = zmq_process_factory(
+        [sys.executable, "-m", "pingpong", "serve", "--bind", zmq_endpoint], name="pong", ready="listening", env=env
+    )
+    tap = zmq_tap(zmq_endpoint, client="client", server="pong")
+    client = zmq_socket_factory(zmq.DEALER, connect=tap.endpoint, name="client", timeout=DEADLINE, reconnect_ivl=20)
+    client.send_multipart([b"", b'["ping", 1]'])
+    assert client.recv_multipart() == [b"", b'["pong",1]']
+    pong.restart()
+    wait_until(lambda: tap.connections >= 2, what="the client reconnecting through the tap")
+    client.send_multipart([b"", b'["ping", 2]'])
+    assert client.recv_multipart() == [b"", b'["pong",2]']
+    seen = wires(zmqtest.transcript.current())
+    replies = [str(what) for source, target, what in seen if (source, target) == ("pong", "client")]
+    assert any("pong\",2]" in reply for reply in replies), replies  # the second run's reply, through the tap
