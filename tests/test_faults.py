@@ -274,3 +274,22 @@ def test_a_closed_tap_says_so(zmq_endpoint: Endpoint) -> None:
         tap.close()  # the block still ends quietly
     with pytest.raises(RuntimeError, match="is closed: its faults and cuts ended with it"):
         tap.cut()
+
+
+def test_a_matching_function_that_raises_ends_the_tap_and_says_so(
+    zmq_socket_factory: SocketFactory, zmq_endpoint: Endpoint
+) -> None:
+    pull = zmq_socket_factory(zmq.PULL, bind=zmq_endpoint, name="pull")
+    tap = Tap(zmq_endpoint)
+    push = zmq_socket_factory(zmq.PUSH, connect=tap.endpoint, name="push")
+
+    def broken(frames: list[bytes]) -> bool:
+        raise KeyError(frames[0])
+
+    push.send(b"first")
+    assert pull.recv() == b"first"
+    with tap.drop(matching=broken):
+        push.send(b"boom")
+        wait_until(lambda: tap.failure is not None, what="the tap's thread failing")
+    with pytest.raises(RuntimeError, match=r"its thread failed: .*drop messages: those matching broken: the function"):
+        tap.close()

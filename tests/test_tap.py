@@ -378,4 +378,4 @@ def test_a_restarted_process_is_reached_again_through_the_tap(
     assert client.recv_multipart() == [b"", b'["pong",2]']
     seen = wires(zmqtest.transcript.current())
     replies = [str(what) for source, target, what in seen if (source, target) == ("pong", "client")]
-    assert any("pong\",2]" in reply for reply in replies), replies  # the second run's reply, through the tap
+    assert any('pong",2]' in reply for reply in replies), replies  # the second run's reply, through the tap

@@ -73,7 +73,11 @@ class Fault:
             return False
         if self.matching is not None:
             heads = [frame.head if isinstance(frame, Clipped) else frame for frame in frames]
-            if not self.matching(heads):
+            try:
+                chosen = self.matching(heads)
+            except Exception as error:  # it ends the tap: say whose function it was, and on what
+                raise RuntimeError(f"{self.describe()}: the function raised {error!r} on {heads!r:.200}") from error
+            if not chosen:
                 return False
         if self.ratio is not None and self.rng.random() >= self.ratio:
             return False
