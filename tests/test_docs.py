@@ -49,6 +49,7 @@ INNER_ARGS = ("-p", "no:randomly")
 NOT_RUN = {
     "python -m pip install": "installs into the reader's environment",
     "python -m myapp": "the tutorial's app, serving until Ctrl-C: its tests start it",
+    "python -m zmqtest replay": "plays against a program the reader runs: tests/test_replay.py runs it",
 }
 """Commands shown in the docs that test_docs does not run, and why."""
 NOT_COMPARED = ("plugins:",)
@@ -479,7 +480,7 @@ def test_a_pytest_command_in_the_docs_prints_what_they_show(
 
 def test_the_tutorial_and_the_recipes_run_their_commands() -> None:
     """A console block whose format drifted would silently stop being run: these pages must have some."""
-    for name in ("tutorial.md", "recipes.md"):
+    for name in ("tutorial.md", "recipes.md", "transcripts.md"):
         assert project(DOCS / name).commands, f"docs/{name} has no `$ python -m pytest` block that test_docs runs"
 
 

@@ -358,3 +358,26 @@ def test_a_pytest_run_under_xdist_reports_the_handlers_error_at_the_call(
             "*x-  PongProc (in-process thread, ended) raised ZeroDivisionError: boom while recv_multipart*",
         ]
     )
+
+
+@pytest.mark.parametrize("kind", ["Device", "ThreadDevice", "ProcessDevice"])
+def test_a_pyzmq_device_runs_in_process_and_stops_at_the_end_of_the_block(
+    kind: str, zmq_socket_factory: SocketFactory, zmq_endpoint_factory: Any
+) -> None:
+    """pyzmq's devices make their context through ``context_factory`` (bound when the class was made)."""
+    from zmq import devices
+
+    frontend, backend = zmq_endpoint_factory.tcp(), zmq_endpoint_factory.tcp()
+    device = getattr(devices, kind)(zmq.QUEUE, zmq.ROUTER, zmq.DEALER)
+    device.bind_in(frontend)
+    device.bind_out(backend)
+    client = zmq_socket_factory(zmq.REQ, connect=frontend, name="client", timeout=5)
+    server = zmq_socket_factory(zmq.REP, connect=backend, name="server", timeout=5)
+    with in_process(device.run) as worker:
+        client.send(b"through the device")
+        assert server.recv() == b"through the device"
+        server.send(b"and back")
+        assert client.recv() == b"and back"
+    assert not worker.thread.is_alive()
+    assert [context.closed for context in worker.contexts] == [True]  # its context, terminated to stop it
+    assert "context_factory" not in vars(device)  # the class's own again

@@ -464,7 +464,8 @@ def test_markers_are_registered(pytester: pytest.Pytester) -> None:
         [
             "@pytest.mark.process: a process test *",
             "@pytest.mark.system: a system test *",
-            "@pytest.mark.zmqtest(timeout=None, start_method=None, *, deadline=None): zmqtest settings for this test*",
+            "@pytest.mark.zmqtest(timeout=None, start_method=None, *, deadline=None, transcript_dir=None): "
+            "zmqtest settings for this test*",
         ]
     )
 

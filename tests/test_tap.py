@@ -20,7 +20,7 @@ import pytest
 import zmq
 
 import zmqtest.transcript
-from zmqtest import Tap
+from zmqtest import Tap, transcriptfile
 from zmqtest.contexts import SocketFactory
 from zmqtest.endpoints import Endpoint
 from zmqtest.processes import ProcessManager
@@ -379,3 +379,24 @@ def test_a_restarted_process_is_reached_again_through_the_tap(
     seen = wires(zmqtest.transcript.current())
     replies = [str(what) for source, target, what in seen if (source, target) == ("pong", "client")]
     assert any('pong",2]' in reply for reply in replies), replies  # the second run's reply, through the tap
+
+
+def test_the_json_lines_form_keeps_what_the_tap_saw(
+    zmq_socket_factory: SocketFactory, zmq_endpoint: Endpoint, zmq_tap: TapFactory
+) -> None:
+    rep = zmq_socket_factory(zmq.REP, bind=zmq_endpoint, name="mimic-rep")
+    tap = zmq_tap(zmq_endpoint, client="client", server="broker")
+    req = zmq_socket_factory(zmq.REQ, connect=tap.endpoint, name="mimic-req")
+    req.send_json(["ping", 1])
+    rep.send_json(["pong", rep.recv_json()[1]])
+    assert req.recv_json() == ["pong", 1]
+    transcript = zmqtest.transcript.current()
+    assert transcript is not None
+    recorded = transcriptfile.Recorded.of(transcript)
+    again = transcriptfile.loads(list(transcriptfile.lines(recorded)))
+    assert again.events == recorded.events
+    wired = [event for event in again.events if event.kind == "wire"]
+    assert ("client", "broker", (b"", b'["ping", 1]'), ["ping", 1]) in [(e.who, e.to, e.frames, e.body) for e in wired]
+    assert ("broker", "client", "READY Socket-Type='REP'") in [(e.who, e.to, e.text) for e in wired]
+    tapped = {p.id: p.description for p in again.participants if p.role == "process"}
+    assert tapped == {"client": "a peer seen through a tap", "broker": "a peer seen through a tap"}

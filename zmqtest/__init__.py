@@ -84,12 +84,16 @@ _EXPORTS = {
     "InProcess": "zmqtest.inprocess",
     "InProcessError": "zmqtest.inprocess",
     "in_process": "zmqtest.inprocess",
+    "AsyncTestSocket": "zmqtest.asyncio",
+    "AsyncTestContext": "zmqtest.asyncio",
     "Tap": "zmqtest.tap",
     "ZmtpParser": "zmqtest.zmtp",
 }
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AsyncTestContext",
+    "AsyncTestSocket",
     "Authenticator",
     "CheckPasses",
     "Codec",
@@ -164,6 +168,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from zmqtest.asyncio import AsyncTestContext, AsyncTestSocket
     from zmqtest.authenticator import Authenticator, ZapRequest
     from zmqtest.barriers import connect_and_wait, wait_for_subscriber, wait_until_receiving
     from zmqtest.codecs import Codec, JsonCodec, MsgpackCodec, RawCodec

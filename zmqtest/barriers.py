@@ -31,9 +31,10 @@ dies, and say what they waited for and what they saw when they give up.
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import zmq
@@ -51,7 +52,7 @@ from zmqtest.waiting import (
 )
 from zmqtest.waiting import wait_ready as _wait_ready
 
-__all__ = ["connect_and_wait", "wait_for_subscriber", "wait_until_receiving"]
+__all__ = ["Steps", "connect_and_wait", "run_steps", "take", "wait_for_subscriber", "wait_until_receiving"]
 
 FIRST_PROBE_INTERVAL = 0.001
 """Seconds to wait for the first probe's message before probing again; the pause doubles after each probe ..."""
@@ -91,13 +92,59 @@ def wait_for_subscriber(
     watched processes; on timeout raises :class:`~zmqtest.errors.WaitTimeout` listing
     what the socket received.
     """
+    return run_steps(xpub, _subscriber_steps(xpub, topic, count, timeout, watched()))
+
+
+Steps = Generator[tuple[str, Any], Any, list[bytes]]
+"""A barrier's logic, apart from how it waits: it yields ``("wait", (until, waiting_for))`` (wait until the
+socket is readable or ``until``: send back whether it is) and ``("call", probe)`` (call it: send back None),
+and returns what the barrier returns. :func:`run_steps` runs one blocking; :mod:`zmqtest.asyncio` awaiting."""
+
+
+def run_steps(sock: zmq.Socket[Any], steps: Steps) -> list[bytes]:
+    """Run a barrier's steps blocking: the waits raced against the watched processes."""
+    processes = watched()
+    answer: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            kind, argument = steps.send(answer) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        answer, error = None, None
+        if kind == "wait":
+            until, waiting_for = argument
+            answer = _wait_ready(sock, zmq.POLLIN, until, processes, functools.partial(str, waiting_for))
+        else:
+            try:
+                argument()
+            except Exception as exc:  # thrown in: the steps say which probe it was
+                error = exc
+
+
+def take(sock: zmq.Socket[Any]) -> list[bytes]:
+    """A message that is there now (raises zmq.Again if none), received as the socket's blocking calls receive.
+
+    A mimic's blocking receive records it in the transcript; an asyncio mimic's own
+    receives return futures, so its blocking one (TestSocket's) is called.
+    """
+    from zmqtest.sockets import TestSocket
+
+    if isinstance(sock, TestSocket):
+        frames: list[bytes] = TestSocket.recv_multipart(sock, zmq.NOBLOCK)
+        return frames
+    return sock.recv_multipart(zmq.NOBLOCK)
+
+
+def _subscriber_steps(
+    xpub: zmq.Socket[Any], topic: bytes | str | None, count: int, timeout: float | None, processes: Any
+) -> Steps:
     _require_type(xpub, "wait_for_subscriber", zmq.XPUB)
     wanted = _topic(topic)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"invalid count={count!r} for wait_for_subscriber: expected a whole number, 1 or more")
     seconds = _seconds(timeout, "wait_for_subscriber")
     deadline = time.monotonic() + seconds
-    processes = watched()
     xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
     what = "any topic" if wanted is None else repr(wanted)
     operation = f"wait_for_subscriber({what}{'' if count == 1 else f', count={count}'})"
@@ -108,7 +155,7 @@ def wait_for_subscriber(
     while True:
         while True:  # file what has arrived first, so that an unsubscription cancels its subscription
             try:
-                frames = xpub.recv_multipart(zmq.NOBLOCK)
+                frames = take(xpub)
             except zmq.Again:
                 break
             received.append(frames)
@@ -120,7 +167,7 @@ def wait_for_subscriber(
             found.append(subscribed)
         if len(found) == count:
             return found
-        if not _wait_ready(xpub, zmq.POLLIN, deadline, processes, lambda: waiting_for):
+        if not (yield ("wait", (deadline, waiting_for))):
             message = _no_subscriber(waiting_for, wanted, count, len(found), received, unclaimed, seconds)
             unclaimed[:0] = found  # not enough of them: a later call may claim these
             raise WaitTimeout(message + describe_watched(processes), what=f"a subscription to {what}", timeout=seconds)
@@ -213,11 +260,21 @@ def wait_until_receiving(
     :class:`~zmqtest.errors.WaitTimeout` naming the probes made and the messages seen.
     An exception from ``probe`` or ``predicate`` ends the wait.
     """
+    return run_steps(sub, _receiving_steps(sub, probe, predicate, timeout, interval, watched()))
+
+
+def _receiving_steps(
+    sub: zmq.Socket[Any],
+    probe: Callable[[], object] | None,
+    predicate: Callable[[list[bytes]], object] | None,
+    timeout: float | None,
+    interval: float,
+    processes: Any,
+) -> Steps:
     _require_type(sub, "wait_until_receiving", zmq.SUB, zmq.XSUB)
     seconds = _seconds(timeout, "wait_until_receiving")
     pause = parse_timeout(interval, "the interval= argument of wait_until_receiving")
     deadline = time.monotonic() + seconds
-    processes = watched()
     parts = [f"probe={name_of(probe)}"] if probe is not None else []
     if predicate is not None:
         parts.append(name_of(predicate))
@@ -228,20 +285,20 @@ def wait_until_receiving(
     next_probe = time.monotonic()
     while True:
         try:
-            frames = sub.recv_multipart(zmq.NOBLOCK)
+            frames = take(sub)
         except zmq.Again:
             now = time.monotonic()
             if probe is not None and now >= next_probe and (probes == 0 or now < deadline):
                 probes += 1
                 try:
-                    probe()
+                    yield ("call", probe)
                 except Exception as exc:
                     add_context(exc, f"  in probe {probes} of {waiting_for}")
                     raise
                 next_probe = time.monotonic() + pause
                 pause = min(pause * 2, MAX_PROBE_INTERVAL)
             until = deadline if probe is None else min(deadline, next_probe)
-            if _wait_ready(sub, zmq.POLLIN, until, processes, lambda: waiting_for):
+            if (yield ("wait", (until, waiting_for))):
                 continue
             if time.monotonic() < deadline:
                 continue

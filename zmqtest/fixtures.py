@@ -15,21 +15,26 @@ import pytest
 
 if TYPE_CHECKING:
     import zmq
+    import zmq.asyncio
 
     from zmqtest.authenticator import Authenticator
     from zmqtest.contexts import SocketFactory
     from zmqtest.endpoints import Endpoint, EndpointFactory
     from zmqtest.golden import GoldenFiles
     from zmqtest.processes import ProcessManager
+    from zmqtest.replay import Recordings
     from zmqtest.tap import TapFactory
 
 __all__ = [
+    "zmq_async_context",
+    "zmq_async_socket_factory",
     "zmq_authenticator",
     "zmq_context",
     "zmq_endpoint",
     "zmq_endpoint_factory",
     "zmq_golden",
     "zmq_process_factory",
+    "zmq_replay",
     "zmq_socket_factory",
     "zmq_tap",
 ]
@@ -162,6 +167,47 @@ def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
 
     authenticator = Authenticator(zmq_context)
     yield from _owned(authenticator, authenticator.close)
+
+
+@pytest.fixture
+def zmq_async_context(request: pytest.FixtureRequest) -> Iterator[zmq.asyncio.Context]:
+    """``zmq_context`` for asyncio tests: a ``zmq.asyncio.Context`` on which mimics are AsyncTestSockets.
+
+    ``TestSocket(zmq_async_context, zmq.REQ)`` and ``make_sock(zmq_async_context, ...)``
+    make mimics whose sends and receives are awaited (:mod:`zmqtest.asyncio`). Torn down
+    as ``zmq_context`` is: its sockets closed, terminated within 5 s.
+    """
+    from zmqtest.asyncio import AsyncTestContext
+    from zmqtest.contexts import terminate_context
+
+    context = AsyncTestContext()
+    yield from _owned(context, lambda: terminate_context(context, by=_closer("zmq_async_context", request)))
+
+
+@pytest.fixture
+def zmq_async_socket_factory(
+    request: pytest.FixtureRequest, zmq_async_context: zmq.asyncio.Context
+) -> Iterator[SocketFactory]:
+    """``zmq_socket_factory`` for asyncio tests: its mimics are AsyncTestSockets on ``zmq_async_context``."""
+    from zmqtest.contexts import SocketFactory
+
+    factory = SocketFactory(zmq_async_context)
+    yield from _owned(factory, lambda: factory.close(by=_closer("zmq_async_socket_factory", request)))
+
+
+@pytest.fixture
+def zmq_replay(request: pytest.FixtureRequest) -> Recordings:
+    """Recorded conversations next to the test file (``golden/<name>.jsonl``), replayed as regression tests.
+
+    ``zmq_replay("greeting", client, substitutions=[...])`` replays the recording with the
+    mimics given and fails with a diff of messages when the process answers otherwise;
+    ``with zmq_replay.record("greeting"):`` records one. ``zmq_replay.updating`` is true under
+    ``--zmqtest-update-golden``: record then, replay otherwise.
+    """
+    from zmqtest.replay import Recordings
+    from zmqtest.settings import current
+
+    return Recordings(request.path.parent / "golden", updating=current().update_golden, test=request.node.nodeid)
 
 
 T = TypeVar("T")

@@ -308,7 +308,8 @@ def in_process(
     handles SIGINT, else SIGTERM if it handles that; then its contexts are terminated);
     ``timeout`` bounds each stop stage. ``modules`` (modules or their names; default: the
     one that defines the target's class or function) are those whose ``zmq`` (or
-    ``Context``) hands the worker its contexts while the block runs.
+    ``Context``) hands the worker its contexts while the block runs; a target whose object
+    has a ``context_factory`` (pyzmq's devices: ``in_process(device.run)``) gets them from it.
     The worker's failures end the test's waits and are raised (see the module's doc);
     the first one not raised yet is raised when the block ends, after the stop. An
     exception of the block itself is never masked: the worker's problems are added to it.
@@ -317,6 +318,7 @@ def in_process(
     worker = _make(target, stop, timeout)
     context_class = worker._context_class()
     patched = [_patch(module, context_class) for module in _modules(target, modules)]
+    patched.append(_own_factory(target, context_class))
     watcher = _ErrorLog(worker)
     logging.getLogger().addHandler(watcher)
     failed = True
@@ -388,6 +390,30 @@ def _patch(module: types.ModuleType, context_class: type[zmq.Context[Any]]) -> c
         stack.enter_context(_replaced(module, "zmq", _Zmq(context_class)))
     if module.__dict__.get("Context") is zmq.Context:
         stack.enter_context(_replaced(module, "Context", context_class))
+    return stack
+
+
+def _own_factory(target: Any, context_class: type[zmq.Context[Any]]) -> contextlib.ExitStack:
+    """Hand the worker's context class to a target whose object makes its context through ``context_factory``.
+
+    pyzmq's devices do (``Device.context_factory``, ``Context.instance`` or ``Context``,
+    bound when their class was made: patching a module's ``zmq`` does not reach it), and
+    so may other classes built the same way. Set on the object for the block only.
+    """
+    stack = contextlib.ExitStack()
+    owner: Any = target if isinstance(target, multiprocessing.Process) else getattr(target, "__self__", None)
+    if owner is not None and callable(getattr(owner, "context_factory", None)):
+        had_own = "context_factory" in vars(owner)
+        old = vars(owner).get("context_factory")
+        owner.context_factory = context_class
+
+        def restore() -> None:
+            if had_own:
+                owner.context_factory = old
+            else:
+                del owner.context_factory
+
+        stack.callback(restore)
     return stack
 
 

@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 
 import zmq
 
+from zmqtest.compat import register_socket
+
 __all__ = ["PeerEvent", "PeerWatch", "event_detail", "event_name"]
 
 WATCHED_EVENTS = (
@@ -160,7 +162,9 @@ class PeerWatch:
         # a fresh inproc address each time: libzmq releases a stopped monitor's address only later, asynchronously
         address = f"inproc://zmqtest-peers-{os.getpid()}-{next(_numbers)}"
         zmq.Socket.monitor(sock, address, WATCHED_EVENTS)  # the base method: TestSocket.monitor() would stop us
-        self.pair: zmq.Socket[Any] = sock.context.socket(zmq.PAIR)
+        # a plain socket, also on an asyncio context (whose socket() makes sockets that return futures)
+        self.pair: zmq.Socket[Any] = zmq.Socket(sock.context, zmq.PAIR)
+        register_socket(sock.context, self.pair)  # as context.socket() would: destroy() closes it too
         try:
             self.pair.setsockopt(zmq.LINGER, 0)
             # No limit: libzmq sends monitor events blocking, so a full queue would stall its I/O thread. Without

@@ -46,12 +46,15 @@ from zmqtest.compat import add_note
 from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures as attributes of this plugin)
     GOLDEN_WRITTEN,
     PROCESSES,
+    zmq_async_context,
+    zmq_async_socket_factory,
     zmq_authenticator,
     zmq_context,
     zmq_endpoint,
     zmq_endpoint_factory,
     zmq_golden,
     zmq_process_factory,
+    zmq_replay,
     zmq_socket_factory,
     zmq_tap,
 )
@@ -61,7 +64,8 @@ MARKERS = (
     "process: a process test (starts the real process under test); deselect with -m 'not process'",
     "system: a system test (runs the whole program); deselect with -m 'not system'",
     "zmqtest(timeout=None, start_method=None, startup_timeout=None, stop_grace=None, transcript=None, strict=None, "
-    "update_golden=None, deadline=None): zmqtest settings for this test (see --help, group zmqtest)",
+    "update_golden=None, deadline=None, transcript_dir=None): "
+    "zmqtest settings for this test (see --help, group zmqtest)",
 )
 _NAMES = tuple(field.name for field in dataclasses.fields(Settings))
 
@@ -94,6 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[_SESSION_SETTINGS] = _session_settings(config)
+    if not config.pluginmanager.has_plugin("zmqtest-asyncio"):
+        config.pluginmanager.register(AsyncioTests(), "zmqtest-asyncio")
 
 
 def _session_settings(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
@@ -268,12 +274,27 @@ def pytest_enter_pdb() -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> object:
-    """Collect the generator methods of ProcessTest subclasses as ordinary test items."""
-    if not isinstance(collector, pytest.Class) or not inspect.isgeneratorfunction(obj):
+    """Collect the generator methods of ProcessTest subclasses (async ones too) as ordinary test items."""
+    if not isinstance(collector, pytest.Class) or not (
+        inspect.isgeneratorfunction(obj) or inspect.isasyncgenfunction(obj)
+    ):
         return None
     if not _is_process_test(collector.obj):
         return None
-    return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=name, obj=_stand_in(obj))
+    stand_in = _stand_in(obj)
+    if not inspect.isasyncgenfunction(obj):
+        return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=name, obj=stand_in)
+    # An async conversation: pytest-asyncio's auto mode takes every async test as its own, and skips async
+    # generators ("not supported"). Made without it, and showing it the stand-in, the items stay zmqtest's.
+    manager = collector.config.pluginmanager
+    takers = [plugin for plugin in (manager.get_plugin("asyncio"),) if plugin is not None]
+    made = manager.subset_hook_caller("pytest_pycollect_makeitem", remove_plugins=takers)(
+        collector=collector, name=name, obj=stand_in
+    )
+    for item in made if isinstance(made, list) else [made]:
+        if isinstance(item, pytest.Function):
+            item.obj = stand_in  # the conversation itself is taken from the test's instance when it runs
+    return made
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -294,6 +315,7 @@ def _stand_in(generator_function: Callable[..., Any]) -> Callable[..., Any]:
     def stand_in(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("zmqtest: the collection stand-in was called instead of the generator test")
 
+    stand_in.__zmqtest_stand_in__ = True  # type: ignore[attr-defined]
     return stand_in
 
 
@@ -305,7 +327,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     instance = pyfuncitem.instance
     if instance is None or not _is_process_test(type(instance)):
         return None
-    if not inspect.isgeneratorfunction(test):  # a plain test: pytest runs it, unless it drops an event
+    if getattr(test, "__zmqtest_stand_in__", False):  # an async conversation (see pytest_pycollect_makeitem)
+        test = getattr(instance, pyfuncitem.originalname)
+    if not (inspect.isgeneratorfunction(test) or inspect.isasyncgenfunction(test)):  # pytest runs a plain test
         from zmqtest.runner import check_for_unyielded_events  # imported already: the test is a ProcessTest
 
         check_for_unyielded_events(test)
@@ -314,6 +338,26 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     arguments = {name: funcargs[name] for name in _fixture_names(test)}
     instance.run(test, **arguments)
     return True
+
+
+class AsyncioTests:
+    """Runs an ``async def`` test that no async plugin has taken (pytest-asyncio, anyio's) on a new event loop.
+
+    A plugin of its own, at the hook's normal priority: after anyio's (``tryfirst``; a test
+    with ``anyio_backend`` is anyio's anyway), after pytest-asyncio (whose tests reach the
+    hook as plain functions), before pytest's refusal of the test (``trylast``).
+    """
+
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        __tracebackhide__ = True
+        test = pyfuncitem.obj
+        if not inspect.iscoroutinefunction(test) or "anyio_backend" in pyfuncitem.funcargs:
+            return None
+        from zmqtest.asyncrunner import run
+
+        funcargs = pyfuncitem.funcargs
+        run(test(**{name: funcargs[name] for name in _fixture_names(test)}))
+        return True
 
 
 def _is_process_test(cls: type) -> bool:
@@ -353,6 +397,8 @@ def pytest_runtest_makereport(
             text = record.render(outcome=outcome)
         except Exception as problem:  # a report without its transcript beats no report
             text = f"(the transcript could not be shown: {problem!r})"
+        if report.failed:
+            text += _export(item, report, record, outcome, text)
         report.sections.append((f"zmqtest transcript ({report.when})", text))
     manager = item.stash.get(PROCESSES, None)
     if report.failed and manager is not None:
@@ -363,6 +409,44 @@ def pytest_runtest_makereport(
         item.config.stash[_REAPER_REPORTED] = True
         report.user_properties = [*report.user_properties, (REAPER_PROBLEM, reaper_problem)]  # not the item's list
     return report
+
+
+def _export(
+    item: pytest.Item, report: pytest.TestReport, record: ztranscript.Transcript, outcome: str | None, text: str
+) -> str:
+    """A failing test's transcript as data: a JSON Lines file (setting ``transcript_dir``), a sequence diagram in
+    pytest-html's report, the text as a property of the test in JUnit XML; each only when asked for.
+
+    Returns the line that the report's section adds (where the file is, or why it is not).
+    """
+    config = item.config
+    directory = zsettings.current().transcript_dir
+    html = config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+    if config.getoption("xmlpath", None):  # junitxml writes the user properties of a test's teardown report
+        named = (f"zmqtest transcript ({report.when})", text)
+        item.user_properties.append(named)  # as record_property does: the reports made from now on carry it
+        if report.user_properties is not item.user_properties:
+            report.user_properties = [*report.user_properties, named]
+    if directory is None and not html:
+        return ""
+    from zmqtest import transcriptfile  # here: only a failing test that exports its transcript needs it
+
+    try:
+        recorded = transcriptfile.Recorded.of(record, test=item.nodeid, outcome=outcome)
+        written = ""
+        if directory is not None:
+            path = config.invocation_params.dir / directory / transcriptfile.file_name(item.nodeid)
+            written = f"\n(as data: {transcriptfile.write(recorded, path)})"
+        if html:
+            from pytest_html import extras  # here: the plugin stays inert where pytest-html is not in use
+
+            from zmqtest import sequencehtml
+
+            diagram = extras.html(sequencehtml.render(recorded))
+            report.extras = [*getattr(report, "extras", []), diagram]  # type: ignore[attr-defined]  # pytest-html's
+    except Exception as problem:  # a report without the exported transcript beats no report
+        return f"\n(the transcript could not be exported: {problem!r})"
+    return written
 
 
 def _deadline_report(report: pytest.TestReport, call: pytest.CallInfo[None], message: str) -> None:

@@ -60,10 +60,12 @@ def codec_name(codec: Codec) -> str:
     return type(codec).__qualname__
 
 
-def show_frame(frame: Any, codec: Codec | None) -> str:
+def show_frame(frame: Any, codec: Codec | None, *, sized: bool = True) -> str:
     """A body the codec decodes as its text (JSON as sent) or repr; else the bytes' repr; a clipped frame its size.
 
-    A frame longer than :data:`HEAD_BYTES` starts with its size (``[888 bytes]``), the text cut afterwards.
+    A frame longer than :data:`HEAD_BYTES` starts with its size (``[888 bytes]``), the text cut afterwards;
+    ``sized=False`` leaves the size of a whole frame out (a replay compares texts normalised, and a size would
+    differ wherever a normalised part does in length).
 
     Reports show frames the test never decoded (a raw receive, strict mode's unread messages): a codec other than
     JSON decodes them for display only if it says so with ``safe_to_render = True``; else they show as bytes.
@@ -80,7 +82,7 @@ def show_frame(frame: Any, codec: Codec | None) -> str:
     if not frame:
         return "b''"
     text = _decoded(frame, codec)
-    return text if len(frame) <= HEAD_BYTES else f"[{len(frame):,} bytes] {text}"
+    return text if len(frame) <= HEAD_BYTES or not sized else f"[{len(frame):,} bytes] {text}"
 
 
 def _decoded(frame: Any, codec: Codec | None) -> str:

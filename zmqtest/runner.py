@@ -94,6 +94,18 @@ class ProcessTest:
 
         ``timeout``: seconds this send may wait (default: the socket's).
         """
+        frames = self._frames(sock, header, body, extra_frames)
+        try:
+            if timeout is None:
+                sock.send_multipart(frames)
+            else:
+                sock.send_multipart(frames, timeout=_option_seconds(timeout, "send", "timeout"))
+        except zmq.ZMQError as exc:
+            _unreachable(exc, frames, sock)
+            raise
+
+    def _frames(self, sock: object, header: object, body: Any, extra_frames: object) -> list[Any]:
+        """The frames a send event sends, checked: ``header + [encoded body] + extra_frames``."""
         if not isinstance(sock, TestSocket):
             raise _not_a_socket(sock, "send")
         if not isinstance(header, (list, tuple)):
@@ -103,16 +115,7 @@ class ProcessTest:
         frames = [*header, self.codec.encode(body), *extra_frames]
         if header or extra_frames:
             frames = [frame.encode() if isinstance(frame, str) else frame for frame in frames]
-        try:
-            if timeout is None:
-                sock.send_multipart(frames)
-            else:
-                sock.send_multipart(frames, timeout=_option_seconds(timeout, "send", "timeout"))
-        except zmq.ZMQError as exc:
-            if exc.errno == zmq.EHOSTUNREACH:  # a ROUTER (mandatory): the first frame names a peer it does not have
-                identity = _preview(bytes(frames[0]))
-                add_context(exc, f"  no peer with identity {identity} is connected to {sock.describe()}")
-            raise
+        return frames
 
     def recv(
         self,
@@ -130,13 +133,7 @@ class ProcessTest:
         messages for which it is true are passed over (marked skipped in the
         transcript) until one is not; the timeout error lists them.
         """
-        if not isinstance(sock, TestSocket):
-            raise _not_a_socket(sock, "recv")
-        if json_load_index is not None and (isinstance(json_load_index, bool) or not isinstance(json_load_index, int)):
-            raise EventError(
-                f"json_load_index of a recv must be the index of the frame to decode (an int, -1: the last) or None "
-                f"for raw frames, got {_short(json_load_index)}"
-            )
+        _check_receive(sock, json_load_index)
         if timeout is None and skip is None:  # the tuple form's path: nothing but the receive and the decoding
             frames: list[Any] = sock.recv_multipart()
             return frames if json_load_index is None else decode_frame(self.codec, frames, json_load_index, sock)
@@ -291,11 +288,19 @@ class ProcessTest:
     def run(self, testfunc: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Drive the generator test ``testfunc(*args, **kwargs)`` to its end."""
         __tracebackhide__ = True
+        if inspect.isasyncgenfunction(testfunc):  # a conversation on an event loop: zmqtest.asyncrunner
+            from zmqtest.asyncrunner import converse
+
+            converse(self, testfunc, args, kwargs)
+            return
         check_for_unyielded_events(testfunc)
         gen = testfunc(*args, **kwargs)
         if not isinstance(gen, types.GeneratorType):
             name = getattr(testfunc, "__qualname__", repr(testfunc))
-            raise EventError(f"{name} is not a generator function: a ProcessTest test yields events ({EVENT_FORMS})")
+            raise EventError(
+                f"{name} is not a generator function: a ProcessTest test yields events ({EVENT_FORMS}); "
+                "an async one is an async generator (async def with yield)"
+            )
         try:
             # the test's transcript (without pytest, one shown on failure); its codec, for wait_for_message
             with transcript.for_run(self.codec), codec_in_force(self.codec):
@@ -434,6 +439,23 @@ def _close_after_failure(gen: types.GeneratorType[AnyEvent, Any, None], failure:
         gen.close()
     except Exception as problem:
         add_context(failure, f"  also, closing the test generator failed: {problem!r}")
+
+
+def _check_receive(sock: object, json_load_index: object) -> None:
+    """The arguments of a recv event, checked."""
+    if not isinstance(sock, TestSocket):
+        raise _not_a_socket(sock, "recv")
+    if json_load_index is not None and (isinstance(json_load_index, bool) or not isinstance(json_load_index, int)):
+        raise EventError(
+            f"json_load_index of a recv must be the index of the frame to decode (an int, -1: the last) or None "
+            f"for raw frames, got {_short(json_load_index)}"
+        )
+
+
+def _unreachable(exc: zmq.ZMQError, frames: list[Any], sock: TestSocket) -> None:
+    """Say which identity a ROUTER (mandatory) could not reach: the first frame names a peer it does not have."""
+    if exc.errno == zmq.EHOSTUNREACH:
+        add_context(exc, f"  no peer with identity {_preview(bytes(frames[0]))} is connected to {sock.describe()}")
 
 
 def _not_a_socket(sock: object, action: str) -> EventError:

@@ -42,8 +42,12 @@ __all__ = [
     "arm",
     "closed_error",
     "nothing_arrives",
+    "passed_over",
     "receive_skipping",
+    "silence_kept",
+    "skipped_only",
     "timeout_message",
+    "unexpected",
     "waiting",
     "watched_wait",
 ]
@@ -394,24 +398,36 @@ def receive_skipping(sock: TestSocket, seconds: float, look: Look, skip_name: st
         except SocketTimeout as exc:
             if not skipped:
                 raise
-            shown = ", ".join(skipped[:_SHOWN_SKIPPED])
-            more = f" and {len(skipped) - _SHOWN_SKIPPED} more" if len(skipped) > _SHOWN_SKIPPED else ""
-            error = SocketTimeout(
-                f"recv on {sock.describe()}: no message but skipped ones within {seconds:g} s (skip={skip_name}); "
-                f"{len(skipped)} skipped: {shown}{more}" + describe_watched(_current_watched()),
-                operation="recv_multipart",
-                timeout=seconds,
-            )
-            error.context.extend(exc.context)
-            raise error from None
+            raise skipped_only(sock, seconds, skip_name, skipped, exc) from None
         message, skip = look(frames)
         if not skip:
             return message
-        record = _transcript()
-        if record is not None:
-            record.skipped(sock)
-        skipped.append(_clip(repr(message), _SHOWN_CHARS))
+        passed_over(sock, message, skipped)
         wait = max(deadline - _monotonic(), 0.0)
+
+
+def passed_over(sock: TestSocket, message: Any, skipped: list[str]) -> None:
+    """Note a message a receive skipped: marked in the transcript, quoted in the timeout error if one comes."""
+    record = _transcript()
+    if record is not None:
+        record.skipped(sock)
+    skipped.append(_clip(repr(message), _SHOWN_CHARS))
+
+
+def skipped_only(
+    sock: TestSocket, seconds: float, skip_name: str, skipped: list[str], timed_out: SocketTimeout
+) -> SocketTimeout:
+    """The error of a skipping receive that saw only messages to skip: it lists them."""
+    shown = ", ".join(skipped[:_SHOWN_SKIPPED])
+    more = f" and {len(skipped) - _SHOWN_SKIPPED} more" if len(skipped) > _SHOWN_SKIPPED else ""
+    error = SocketTimeout(
+        f"recv on {sock.describe()}: no message but skipped ones within {seconds:g} s (skip={skip_name}); "
+        f"{len(skipped)} skipped: {shown}{more}" + describe_watched(_current_watched()),
+        operation="recv_multipart",
+        timeout=seconds,
+    )
+    error.context.extend(timed_out.context)
+    return error
 
 
 def nothing_arrives(sock: TestSocket, seconds: float, look: Look) -> None:
@@ -421,8 +437,6 @@ def nothing_arrives(sock: TestSocket, seconds: float, look: Look) -> None:
     ``look`` made it) and when it came; skipped ones are marked so in the transcript. A
     watched process that dies meanwhile raises its exit error at once.
     """
-    from zmqtest.events import UnexpectedMessage  # light; here, so that sockets' import order stays as it was
-
     processes = _current_watched()
     began = _monotonic()
     deadline = began + seconds
@@ -443,14 +457,23 @@ def nothing_arrives(sock: TestSocket, seconds: float, look: Look) -> None:
                 record.skipped(sock)
             queued = False
             continue
-        when = (
-            f"was waiting already when the {seconds:g} s in which nothing was expected began"
-            if queued
-            else f"was received {_monotonic() - began:.3f} s into the {seconds:g} s in which nothing was expected"
-        )
-        raise failed_wait(
-            UnexpectedMessage(f"expect_nothing on {sock.describe()}: a message {when}: {_clip(repr(message), 200)}")
-        )
+        raise failed_wait(unexpected(sock, seconds, message, queued, began))
+    silence_kept(sock, seconds)
+
+
+def unexpected(sock: TestSocket, seconds: float, message: Any, queued: bool, began: float) -> Exception:
+    """The error of an ``expect_nothing`` that got ``message`` (``queued``: it was there before the wait began)."""
+    from zmqtest.events import UnexpectedMessage  # light; here, so that sockets' import order stays as it was
+
+    when = (
+        f"was waiting already when the {seconds:g} s in which nothing was expected began"
+        if queued
+        else f"was received {_monotonic() - began:.3f} s into the {seconds:g} s in which nothing was expected"
+    )
+    return UnexpectedMessage(f"expect_nothing on {sock.describe()}: a message {when}: {_clip(repr(message), 200)}")
+
+
+def silence_kept(sock: TestSocket, seconds: float) -> None:
     transcript.note(None, f"expect_nothing: nothing arrived on {sock.name or sock.type_name} for {seconds:g} s")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -47,6 +48,8 @@ class Settings:
     """Rewrite golden files with the output of system tests instead of failing on a difference."""
     deadline: float | None = None
     """Seconds a whole test (setup, call, teardown) may take before zmqtest fails it and tears it down; None: none."""
+    transcript_dir: str | None = None
+    """Where a failing test's transcript is written as JSON Lines (relative: to where pytest started); None: not."""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -154,6 +157,17 @@ def parse_flag(value: object, where: str) -> bool:
     raise ValueError(f"invalid value {value!r} from {where}: expected true or false (also 1/0, yes/no, on/off)")
 
 
+def parse_directory(value: object, where: str) -> str | None:
+    """Check a directory setting: a path (made when first written to); empty, ``none`` or ``None``: not set."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str) and "\0" not in value:
+        return None if value.strip().lower() in ("", "none") else value.strip()
+    raise ValueError(f"invalid directory {value!r} from {where}: expected a path")
+
+
 FLAGS = ("strict", "update_golden")
 """The on/off settings: a command-line flag without a value turns them on."""
 
@@ -166,6 +180,7 @@ PARSERS: dict[str, Callable[[object, str], Any]] = {
     "strict": parse_flag,
     "update_golden": parse_flag,
     "deadline": parse_deadline,
+    "transcript_dir": parse_directory,
 }
 HELP = {
     "timeout": f"Seconds a mimic socket waits for a send or receive (default: {Settings.timeout:g})",
@@ -184,6 +199,9 @@ HELP = {
         "Seconds a whole test (setup, call, teardown) may take before zmqtest fails it, stops its processes and "
         "reports where it was; 0 or off: none (default: off)"
     ),
+    "transcript_dir": (
+        "Write each failing test's transcript as JSON Lines to DIR/<test id>.jsonl (relative to where pytest started)"
+    ),
 }
 METAVARS = {
     "timeout": "SECONDS",
@@ -192,4 +210,5 @@ METAVARS = {
     "stop_grace": "SECONDS",
     "transcript": "WHEN",
     "deadline": "SECONDS",
+    "transcript_dir": "DIR",
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import sys
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -79,6 +80,17 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
     bound: list[Endpoint]
     """The endpoints it is bound to, with the real port or path after a bind to ``*`` (:class:`Endpoint` strings)."""
     connected: list[Endpoint]
+
+    def __new__(cls, context: zmq.Context[Any], socket_type: int, *args: Any, **kwargs: Any) -> TestSocket:
+        """On a ``zmq.asyncio.Context``: an :class:`~zmqtest.asyncio.AsyncTestSocket` (sends and receives awaited)."""
+        if cls is TestSocket:
+            asyncio_module = sys.modules.get("zmq.asyncio")  # imported already if the context is one of its own
+            if asyncio_module is not None and isinstance(context, asyncio_module.Context):
+                from zmqtest.asyncio import AsyncTestSocket
+
+                cls = AsyncTestSocket
+        new: Any = super().__new__
+        return new(cls, context, socket_type, *args, **kwargs)  # type: ignore[no-any-return]
 
     def __init__(
         self,
@@ -287,7 +299,7 @@ class TestSocket(zmq.Socket):  # type: ignore[type-arg]
         """
         state = self.__dict__
         if not self.closed and "bound" in state:
-            state["_closed_by"] = by or _caller_of_close()
+            state["_closed_by"] = by or state.get("_closing_by") or _caller_of_close()
             for endpoint in self.bound:
                 _release(self, endpoint)
         peers = state.get("_peers")

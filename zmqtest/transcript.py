@@ -35,6 +35,7 @@ This module imports nothing heavy: the pytest plugin uses it in every run.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -133,12 +134,17 @@ class Transcript:
     text), ``note`` (a process event, a log record, a test event, a mimic's own
     event: its text) and
     ``phase`` (setup, call, teardown). ``recording`` is False when only the sockets
-    are tracked (strict mode with the transcript off).
+    are tracked (strict mode with the transcript off). ``whole`` keeps every frame of
+    every message whole, unbounded (a recording to replay, :mod:`zmqtest.replay`).
     """
 
-    def __init__(self, *, recording: bool = True, codec: Codec | None = None, max_events: int = MAX_EVENTS) -> None:
+    def __init__(
+        self, *, recording: bool = True, codec: Codec | None = None, max_events: int = MAX_EVENTS, whole: bool = False
+    ) -> None:
         self.began = perf_counter()
         self.recording = recording
+        self.whole = whole
+        """Keep every frame of every message whole (a recording to replay), not just what a report needs."""
         self.codec = codec
         self.events: deque[tuple[float, Any, str, Any]] = deque(maxlen=max_events)
         self._append = self.events.append
@@ -160,6 +166,9 @@ class Transcript:
                 if type(frame) is bytes and len(frame) <= HEAD_BYTES:
                     self._append((at, who, kind, (frame,)))
                     return
+            if self.whole:
+                self._append((at, who, kind, tuple(_clip(frame, sys.maxsize) for frame in frames)))
+                return
             stored = kept(frames, KEPT_BYTES if self._budget > 0 else HEAD_BYTES)
             for frame in stored:
                 if type(frame) is bytes and len(frame) > HEAD_BYTES:
