@@ -86,6 +86,8 @@ _EXPORTS = {
     "in_process": "zmqtest.inprocess",
     "AsyncTestSocket": "zmqtest.asyncio",
     "AsyncTestContext": "zmqtest.asyncio",
+    "Tap": "zmqtest.tap",
+    "ZmtpParser": "zmqtest.zmtp",
 }
 
 __all__ = [
@@ -137,12 +139,14 @@ __all__ = [
     "SocketFactory",
     "SocketTimeout",
     "StartError",
+    "Tap",
     "TestContext",
     "TestSocket",
     "UnexpectedMessage",
     "WaitTimeout",
     "ZapRequest",
     "ZmqTestError",
+    "ZmtpParser",
     "__version__",
     "connect_and_wait",
     "current_timeout",
@@ -196,7 +200,9 @@ if TYPE_CHECKING:
     from zmqtest.security import CurveClient, CurveKeys, CurveServer, PlainClient, PlainServer, Security
     from zmqtest.settings import DEFAULT_TIMEOUT, Settings, current_timeout, default_timeout
     from zmqtest.sockets import TestSocket, make_sock
+    from zmqtest.tap import Tap
     from zmqtest.waiting import wait_for_message, wait_until, watching
+    from zmqtest.zmtp import ZmtpParser
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from zmqtest.golden import GoldenFiles
     from zmqtest.processes import ProcessManager
     from zmqtest.replay import Recordings
+    from zmqtest.tap import TapFactory
 
 __all__ = [
     "zmq_async_context",
@@ -38,6 +39,7 @@ __all__ = [
     "zmq_process_factory",
     "zmq_replay",
     "zmq_socket_factory",
+    "zmq_tap",
 ]
 
 PROCESSES = pytest.StashKey["ProcessManager"]()
@@ -241,3 +243,18 @@ def _owned(resource: T, close: Callable[[], object]) -> Iterator[T]:
             close()
         else:
             _left_to_the_test.append(resource)
+
+
+@pytest.fixture
+def zmq_tap() -> Iterator[TapFactory]:
+    """``zmq_tap(upstream, client="client", server="broker")``: a ZMTP-aware proxy to ``upstream``, closed at teardown.
+
+    Connect the connecting peer to ``tap.endpoint`` instead of ``upstream``: every message
+    both ways goes into the test's transcript between ``client`` and ``server``, and
+    ``with tap.delay(0.2):``, ``tap.drop(next=1)``, ``tap.duplicate(...)``, ``tap.hold()``,
+    ``tap.slow(bytes_per_second)`` and ``tap.cut()`` disturb the traffic. See docs/tap.md.
+    """
+    from zmqtest.tap import TapFactory
+
+    factory = TapFactory()
+    yield from _owned(factory, factory.close)

@@ -52,6 +52,7 @@ from zmqtest.fixtures import (  # noqa: F401  (pytest finds the zmq_* fixtures a
     zmq_process_factory,
     zmq_replay,
     zmq_socket_factory,
+    zmq_tap,
 )
 
 if TYPE_CHECKING:

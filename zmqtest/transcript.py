@@ -85,12 +85,14 @@ class Mimic:
 
 
 class Process:
-    """A process under test as a participant, by name (events about it come from many places)."""
+    """A process under test as a participant, by name (events about it come from many places); or a peer that a
+    tap saw (``tapped``) and nothing else named."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "tapped")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, tapped: bool = False) -> None:
         self.name = name
+        self.tapped = tapped
 
 
 def kept(frames: Sequence[Any], whole: int = KEPT_BYTES) -> tuple[Any, ...]:
@@ -112,6 +114,8 @@ def _clip(frame: Any, whole: int) -> bytes | Clipped:
     """A copy of ``frame`` (bytes, bytearray, memoryview, zmq.Frame): whole up to ``whole`` bytes, else its head."""
     if type(frame) is bytes:
         return frame if len(frame) <= whole else Clipped(frame[:HEAD_BYTES], len(frame))
+    if isinstance(frame, Clipped):  # clipped already (by a tap's parser)
+        return frame
     try:
         view = memoryview(frame)
     except TypeError:  # not a buffer: keep its text, which is all a reader gets anyway
@@ -198,12 +202,36 @@ class Transcript:
     def note(self, who: str | None, what: str, *, at: float | None = None) -> None:
         """Record an event of process ``who`` (``None``: of the test itself) that happened now, or ``at`` then."""
         if self.recording:
-            participant = None
-            if who is not None:
-                participant = self._processes.get(who)
-                if participant is None:
-                    participant = self._processes.setdefault(who, Process(who))
+            participant = None if who is None else self._process(who)
             self.events.append((perf_counter() if at is None else at, participant, "note", what))
+
+    def wire(
+        self, source: str, target: str, what: Sequence[Any] | str, *, at: float | None = None, mark: str = ""
+    ) -> None:
+        """Record a message (its frames) or a command (its text) that ``source`` sent ``target`` (seen by a tap).
+
+        ``mark`` comes before it (``"(dropped by the tap)"``). Safe from any thread.
+        """
+        if self.recording:
+            data: tuple[Any, ...] | str = what if isinstance(what, str) else self._kept_wire(what)
+            stamp = perf_counter() if at is None else at
+            who, target_who = self._process(source, True), self._process(target, True)
+            self.events.append((stamp, who, "wire", (target_who, data, mark)))
+
+    def _process(self, name: str, tapped: bool = False) -> Process:
+        participant = self._processes.get(name)
+        if participant is None:
+            participant = self._processes.setdefault(name, Process(name, tapped))
+        elif not tapped:
+            participant.tapped = False  # a process under test by that name (its events came after the tap's)
+        return participant
+
+    def _kept_wire(self, frames: Sequence[Any]) -> tuple[Any, ...]:
+        stored = kept(frames, KEPT_BYTES if self._budget > 0 else HEAD_BYTES)
+        for frame in stored:
+            if type(frame) is bytes and len(frame) > HEAD_BYTES:
+                self._budget -= len(frame)
+        return stored
 
     def phase(self, name: str) -> None:
         """Mark the start of a phase of the test (setup, call, teardown)."""
@@ -338,11 +366,13 @@ class _Diagram:
         self.width = width
         mimics: dict[Mimic, None] = {}
         processes: dict[Process, None] = {}
-        for _, who, _, _ in events:
+        for _, who, kind, data in events:
             if isinstance(who, Mimic):
                 mimics.setdefault(who)
             elif isinstance(who, Process):
                 processes.setdefault(who)
+                if kind == "wire":
+                    processes.setdefault(data[0])
         self.participants: list[Mimic | Process | None] = [None, *mimics, *processes]
         self.labels = self._labels()
         self.columns: dict[Any, int] = {}
@@ -389,11 +419,20 @@ class _Diagram:
                 lines.append(f"  {label:<{self.LABEL}}  {participant.describe()}")
             elif isinstance(participant, Process):
                 whole = f" {participant.name!r}" if participant.name != label else ""
-                lines.append(f"  {label:<{self.LABEL}}  process under test{whole}")
+                what = "a peer seen through a tap" if participant.tapped else "process under test"
+                lines.append(f"  {label:<{self.LABEL}}  {what}{whole}")
         lines.append((f"{'ms':>10}  " + "  ".join(self.labels)).rstrip())
         for stamp, who, kind, data in self.events:
             if kind == "phase":
                 lines.append(f"{'':10}  --- {data} ".ljust(self.width, "-"))
+                continue
+            if kind == "wire":
+                target, what, mark = data
+                text = what if isinstance(what, str) else show_message(what, codec, self.width)
+                text = f"{mark} {text}" if mark else text
+                lines.append(
+                    self._wire(_millis(stamp - transcript.began), self.columns[who], self.columns[target], text)
+                )
                 continue
             skipped = kind == "skipped"  # a received message the test passed over (recv's skip=): marked so
             if skipped:
@@ -405,6 +444,21 @@ class _Diagram:
         if outcome is not None:
             lines.append(self._row(_millis(perf_counter() - transcript.began), 0, "error", outcome))
         return "\n".join(lines)
+
+    def _wire(self, time: str, source: int, target: int, text: str) -> str:
+        """A message between two processes, seen by a tap: an arrow from the sender's line to the receiver's."""
+        lanes = [" "] * self.lanes
+        for position in self.columns.values():
+            if position < self.lanes:
+                lanes[position] = "|"
+        low, high = sorted((source, target))
+        for position in range(low + 1, high):
+            lanes[position] = "-"
+        lanes[source] = "o"
+        lanes[target] = "|"
+        lanes[target - 1 if target > source else target + 1] = ">" if target > source else "<"
+        row = f"{time}  {''.join(lanes)} "
+        return row + fit(text, self.width - len(row))
 
     def _row(self, time: str, column: int, kind: str, text: str) -> str:
         mark, fill, last = _GLYPHS[kind]

@@ -12,7 +12,9 @@ The first line is a header, one object per event follows, in time order::
      "frames": [{"b64": "WyJwaW5nIiwgMV0="}], "body": ["ping", 1], "text": "[\\"ping\\", 1]"}
 
 ``t`` is seconds since the test began; ``kind`` is one of ``send``, ``recv``, ``skipped``
-(a received message that ``recv(skip=...)`` passed over), ``error``, ``note`` and ``phase``.
+(a received message that ``recv(skip=...)`` passed over), ``error``, ``note``, ``phase`` and
+``wire`` (what a :mod:`tap <zmqtest.tap>` saw ``who`` send ``to``: a message's ``frames``, or
+a command's ``text``).
 A message's ``frames`` are what the transcript kept, base64: whole up to 64 KiB (while the
 transcript's budget lasts), else the first 256 bytes with ``"size"`` (the whole length) and
 ``"clipped": true``; ``{"more": N}`` stands for frames past the 8th. ``body`` is the last
@@ -80,6 +82,8 @@ class Event:
     frames: tuple[Frame, ...] = ()
     body: Any = None
     body_repr: str | None = None
+    to: str | None = None
+    """Of a ``wire`` event: the participant it went to."""
 
     @property
     def direction(self) -> str | None:
@@ -107,25 +111,18 @@ class Recorded:
         taken = {"test"}
         events = []
         for stamp, who, kind, data in sorted(transcript.events, key=itemgetter(0)):
-            if who not in ids:
-                socket_type = None
-                if isinstance(who, Mimic):
-                    base, role, description, socket_type = who.name or who.kind, "mimic", who.describe(), who.kind
-                elif isinstance(who, Process):
-                    base, role, description = who.name, "process", "process under test"
-                else:  # a participant of a kind this module does not know yet: by its name
-                    base = str(getattr(who, "name", None) or type(who).__name__)
-                    role = type(who).__name__.lower()
-                    describe = getattr(who, "describe", None)
-                    description = str(describe()) if callable(describe) else base
+            for someone in (who, data[0]) if kind == "wire" else (who,):  # a tap's message: its receiver too
+                if someone in ids:
+                    continue
+                base, role, description, socket_type = _described(someone)
                 label, count = base, 1
                 while label in taken:
                     count += 1
                     label = f"{base}#{count}"
                 taken.add(label)
-                ids[who] = label
+                ids[someone] = label
                 participants.append(Participant(label, role, description, socket_type))
-            events.append(_event(round(stamp - transcript.began, 6), ids[who], kind, data, codec))
+            events.append(_event(round(stamp - transcript.began, 6), ids[who], kind, data, codec, ids))
         ranks = {"test": 0, "mimic": 1, "process": 2}  # the text diagram's order: the test, mimics, processes
         participants.sort(key=lambda participant: ranks.get(participant.role, 3))
         return cls(
@@ -142,7 +139,28 @@ class Recorded:
         return [e for e in self.events if e.kind in MESSAGES and (who is None or e.who == who)]
 
 
-def _event(at: float, who: str, kind: str, data: Any, codec: Codec | None) -> Event:
+def _described(who: Any) -> tuple[str, str, str, str | None]:
+    """A participant's name, role, description and socket type (a mimic's)."""
+    if isinstance(who, Mimic):
+        return who.name or who.kind, "mimic", who.describe(), who.kind
+    if isinstance(who, Process):
+        return who.name, "process", "a peer seen through a tap" if who.tapped else "process under test", None
+    # a participant of a kind this module does not know yet: by its name
+    base = str(getattr(who, "name", None) or type(who).__name__)
+    describe = getattr(who, "describe", None)
+    return base, type(who).__name__.lower(), str(describe()) if callable(describe) else base, None
+
+
+def _event(at: float, who: str, kind: str, data: Any, codec: Codec | None, ids: dict[Any, str]) -> Event:
+    if kind == "wire":  # (receiver, frames or text, mark): what a tap saw
+        target, what, mark = data
+        prefix = f"{mark} " if mark else ""
+        if isinstance(what, str):
+            return Event(at, who, kind, prefix + what, to=ids[target])
+        frames = tuple(what)
+        body, body_repr = _body(frames, codec)
+        text = prefix + show_message(frames, codec, TEXT_WIDTH)
+        return Event(at, who, kind, text, frames, body, body_repr, ids[target])
     if kind not in MESSAGES:
         return Event(at, who, kind, str(data))
     frames = tuple(data)
@@ -197,7 +215,9 @@ def lines(recorded: Recorded) -> Iterator[str]:
     yield json.dumps(header)
     for event in recorded.events:
         row: dict[str, Any] = {"t": event.at, "who": event.who, "kind": event.kind}
-        if event.kind in MESSAGES:
+        if event.to is not None:
+            row["to"] = event.to
+        if event.kind in MESSAGES or event.frames:
             row["direction"] = event.direction
             row["frames"] = [_frame(frame) for frame in event.frames]
             if event.body is not None:
@@ -299,8 +319,8 @@ def _header(row: Any) -> dict[str, Any]:
 
 def _read_event(row: dict[str, Any]) -> Event:
     kind = row["kind"]
-    if kind not in MESSAGES:
-        return Event(float(row["t"]), row["who"], kind, row["text"])
+    if kind not in MESSAGES and "frames" not in row:
+        return Event(float(row["t"]), row["who"], kind, row["text"], to=row.get("to"))
     return Event(
         float(row["t"]),
         row["who"],
@@ -309,6 +329,7 @@ def _read_event(row: dict[str, Any]) -> Event:
         tuple(_read_frame(frame) for frame in row["frames"]),
         row.get("body"),
         row.get("body_repr"),
+        row.get("to"),
     )
 
 

@@ -1,0 +1,150 @@
+"""What the tap costs: latency added per message, and throughput, against a direct connection, side by side.
+
+Variants, each its own pair of sockets on one context, measured in interleaved rounds
+(rotating order, so a slow spell of the machine hits all of them):
+
+- ``direct``: the connecting socket connects to the binding one;
+- ``tap``: through a :class:`~zmqtest.tap.Tap` recording into a transcript (as under pytest);
+- ``tap, no transcript``: through a tap that records nothing (the parser still runs).
+
+Latency: REQ/REP round trips of a 100-byte body, one in flight; a message crosses the
+tap twice per round trip, so the added latency per message is half the difference of the
+round trips. Throughput: a PUSH streams to a PULL (10,000 messages of 1 KiB, then 100 of
+1 MiB); the ratio is the tapped rate over the direct rate, median over rounds.
+
+Run: ``PYTHONPATH=. python tests/benchmarks/tap.py [--rounds N]``. Prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from zmqtest.tap import Tap
+from zmqtest.transcript import Transcript
+
+TIMEOUT_MS = 10_000
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class Variant:
+    """A pair of sockets of each kind (REQ/REP, PUSH/PULL), direct or through a tap."""
+
+    def __init__(self, context: zmq.Context[Any], name: str, tap: bool, transcript: Transcript | None) -> None:
+        self.name = name
+        self.taps: list[Tap] = []
+        self.sockets: list[zmq.Socket[Any]] = []
+        self.req, self.rep = self._pair(context, zmq.REQ, zmq.REP, tap, transcript)
+        self.push, self.pull = self._pair(context, zmq.PUSH, zmq.PULL, tap, transcript)
+
+    def _pair(
+        self, context: zmq.Context[Any], connecting: int, binding: int, tap: bool, transcript: Transcript | None
+    ) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:
+        server, client = context.socket(binding), context.socket(connecting)
+        for sock in (server, client):
+            sock.linger = 0
+            sock.rcvtimeo = sock.sndtimeo = TIMEOUT_MS
+            sock.sndhwm = sock.rcvhwm = 100_000
+            self.sockets.append(sock)
+        endpoint = f"tcp://127.0.0.1:{server.bind_to_random_port('tcp://127.0.0.1')}"
+        if tap:
+            self.taps.append(Tap(endpoint, transcript=transcript))
+            endpoint = self.taps[-1].endpoint
+        client.connect(endpoint)
+        return client, server
+
+    def round_trips(self, count: int) -> list[float]:
+        """Seconds per round trip of a 100-byte body, ``count`` times."""
+        body = b"x" * 100
+        times = []
+        for _ in range(count):
+            began = time.perf_counter()
+            self.req.send(body)
+            self.rep.send(self.rep.recv())
+            self.req.recv()
+            times.append(time.perf_counter() - began)
+        return times
+
+    def stream(self, count: int, size: int) -> float:
+        """Bytes per second of ``count`` messages of ``size`` bytes from the PUSH to the PULL."""
+        body = b"y" * size
+        began = time.perf_counter()
+        for _ in range(count):
+            self.push.send(body, copy=size < 65536)
+        for _ in range(count):
+            self.pull.recv(copy=False)
+        return count * size / (time.perf_counter() - began)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        for tap in self.taps:
+            tap.close()
+
+
+def interleaved(variants: list[Variant], rounds: int, measure: Callable[[Variant], Any]) -> dict[str, list[Any]]:
+    """``measure(variant)`` for each variant in each round, the order rotating from round to round."""
+    results: dict[str, list[Any]] = {variant.name: [] for variant in variants}
+    for number in range(rounds):
+        turn = number % len(variants)
+        for variant in variants[turn:] + variants[:turn]:
+            results[variant.name].append(measure(variant))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    rounds = parser.parse_args().rounds
+    context: zmq.Context[Any] = zmq.Context()
+    transcript = Transcript()
+    variants = [
+        Variant(context, "direct", False, None),
+        Variant(context, "tap", True, transcript),
+        Variant(context, "tap, no transcript", True, Transcript(recording=False)),
+    ]
+    try:
+        for variant in variants:  # warm up: connections made, code paths hot
+            variant.round_trips(200)
+            variant.stream(1000, 1024)
+        latency = interleaved(variants, rounds, lambda variant: variant.round_trips(500))
+        small = interleaved(variants, rounds, lambda variant: variant.stream(10_000, 1024))
+        large = interleaved(variants, max(3, rounds // 3), lambda variant: variant.stream(100, 1 << 20))
+    finally:
+        for variant in variants:
+            variant.close()
+        context.term()
+    direct = [t for block in latency["direct"] for t in block]
+    print(f"tap benchmark: {rounds} interleaved rounds; round trips of 100 bytes, REQ/REP; streams PUSH -> PULL")
+    print(f"{'variant':22} {'rtt median':>11} {'rtt p99':>9} {'added/msg median':>17} {'added/msg p99':>14}"
+          f" {'1 KiB msgs':>11} {'ratio':>6} {'1 MiB msgs':>11} {'ratio':>6}")  # fmt: skip
+    for variant in variants:
+        rtts = [t for block in latency[variant.name] for t in block]
+        added_median = (statistics.median(rtts) - statistics.median(direct)) / 2
+        added_p99 = (percentile(rtts, 0.99) - percentile(direct, 0.99)) / 2
+        small_ratio = statistics.median(
+            mine / theirs for mine, theirs in zip(small[variant.name], small["direct"], strict=True)
+        )
+        large_ratio = statistics.median(
+            mine / theirs for mine, theirs in zip(large[variant.name], large["direct"], strict=True)
+        )
+        print(
+            f"{variant.name:22} {statistics.median(rtts) * 1e6:9.1f}us {percentile(rtts, 0.99) * 1e6:7.1f}us"
+            f" {added_median * 1e6:15.1f}us {added_p99 * 1e6:12.1f}us"
+            f" {statistics.median(small[variant.name]) / 1e6:7.1f}MB/s {small_ratio:6.2f}"
+            f" {statistics.median(large[variant.name]) / 1e6:7.0f}MB/s {large_ratio:6.2f}"
+        )
+    print(f"(the tap's transcript holds {len(transcript.events)} events, the last {transcript.events.maxlen} kept)")
+
+
+if __name__ == "__main__":
+    main()
