@@ -145,7 +145,9 @@ def test_no_thread_or_descriptor_is_left_per_process(tmp_path: Path, watcher: st
     for number in range(1, 10):
         round_of_ten(number)
     wait_until(lambda: threading.active_count() <= threads, timeout=LONG, what="the waiter threads to end")
-    assert (threading.active_count(), len(os.listdir("/proc/self/fd"))) == (threads, fds)
+    # at most as many: round 0's last waiter thread (and its pipe) may still have been ending when counted
+    assert threading.active_count() <= threads
+    assert len(os.listdir("/proc/self/fd")) <= fds
 
 
 @pytest.mark.parametrize("value", ["bogus", "PIDFD", " portable"])
