@@ -249,3 +249,41 @@ def test_a_group_whose_leaders_status_was_read_is_not_its_own_though_its_sentine
         group.close()
         os.close(read_end)
         os.close(write_end)
+
+
+THREAD_PARENT = """
+import subprocess, sys, threading
+children = []
+def start():
+    children.append(subprocess.Popen(["sleep", "60"]))
+thread = threading.Thread(target=start)
+thread.start()
+thread.join()
+children.append(subprocess.Popen(["sleep", "60"]))
+idle = threading.Thread(target=sys.stdin.read)  # a thread of its own, alive, with no children
+idle.start()
+print(" ".join(str(child.pid) for child in children), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_descendants_include_the_children_of_every_thread() -> None:
+    """A child started by another thread is that thread's (``/proc/<tid>/task/<tid>/children``): it is found too."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", THREAD_PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdin is not None
+    assert parent.stdout is not None
+    try:
+        by_thread, by_main = (int(pid) for pid in parent.stdout.readline().split())
+        found = groups.descendants(parent.pid)
+        assert sorted(pid for pid, _ in found) == sorted([by_thread, by_main])
+        assert all(started == groups.start_time(pid) for pid, started in found)
+        assert groups._thread_group(str(parent.pid)) == str(parent.pid)
+        assert groups._thread_group("0") is None
+    finally:
+        for pid in groups.descendants(parent.pid):
+            os.kill(pid[0], signal.SIGKILL)
+        parent.stdin.close()
+        parent.wait(LONG)
+        parent.stdout.close()
