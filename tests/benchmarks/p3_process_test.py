@@ -39,7 +39,7 @@ import zmq
 from bench_common import PINGPONG_DIR, Result, Row, ratio_fields, rotated, round_ratios, scaled
 
 KINDS = ("fork", "forkserver", "spawn", "command")
-TARGETS = {"fork": 2.0, "forkserver": 2.0, "spawn": 2.0, "command": 1.2}
+TARGETS = {"fork": 1.5, "forkserver": 1.5, "spawn": 1.5, "command": 1.2}
 DEADLINE = 10.0
 """Seconds any one step of the bare variant may take (it never hangs either)."""
 SERVE = [sys.executable, "-m", "pingpong", "serve"]
