@@ -254,16 +254,17 @@ def test_a_group_whose_leaders_status_was_read_is_not_its_own_though_its_sentine
 THREAD_PARENT = """
 import subprocess, sys, threading
 children = []
+started = threading.Event()
 def start():
     children.append(subprocess.Popen(["sleep", "60"]))
+    started.set()
+    sys.stdin.read()  # alive until the test is done: its child stays its own (a thread's end hands it to another)
 thread = threading.Thread(target=start)
 thread.start()
-thread.join()
+started.wait()
 children.append(subprocess.Popen(["sleep", "60"]))
-idle = threading.Thread(target=sys.stdin.read)  # a thread of its own, alive, with no children
-idle.start()
 print(" ".join(str(child.pid) for child in children), flush=True)
-sys.stdin.read()
+thread.join()
 """
 
 
@@ -274,16 +275,17 @@ def test_descendants_include_the_children_of_every_thread() -> None:
     )
     assert parent.stdin is not None
     assert parent.stdout is not None
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
     try:
-        by_thread, by_main = (int(pid) for pid in parent.stdout.readline().split())
         found = groups.descendants(parent.pid)
-        assert sorted(pid for pid, _ in found) == sorted([by_thread, by_main])
+        assert sorted(pid for pid, _ in found) == sorted(pids)
+        assert len(pids) == 2  # one started by the main thread, one by the other
         assert all(started == groups.start_time(pid) for pid, started in found)
         assert groups._thread_group(str(parent.pid)) == str(parent.pid)
         assert groups._thread_group("0") is None
     finally:
-        for pid in groups.descendants(parent.pid):
-            os.kill(pid[0], signal.SIGKILL)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
         parent.stdin.close()
         parent.wait(LONG)
         parent.stdout.close()
