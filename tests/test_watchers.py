@@ -140,11 +140,15 @@ def test_no_thread_or_descriptor_is_left_per_process(tmp_path: Path, watcher: st
                 procs.start(Behave("obey"), start_method="fork", ready="ready")
             procs.start([sys.executable, BEHAVE, "obey"], ready="ready")
 
+    def waiters_ended() -> bool:  # a waiter ends a moment after its process was reaped (it holds a pipe's end)
+        return not any(thread.name.startswith("zmqtest-watcher-") for thread in threading.enumerate())
+
     round_of_ten(0)  # what stays for good: the watchdog's pipe, the forkserver, pyzmq's own
+    wait_until(waiters_ended, timeout=LONG, what="the waiter threads to end")
     threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
     for number in range(1, 10):
         round_of_ten(number)
-    wait_until(lambda: threading.active_count() <= threads, timeout=LONG, what="the waiter threads to end")
+    wait_until(waiters_ended, timeout=LONG, what="the waiter threads to end")
     assert (threading.active_count(), len(os.listdir("/proc/self/fd"))) == (threads, fds)
 
 
