@@ -28,7 +28,7 @@ import zmq
 from apps.behave import Behave, SlowToStart
 from pids import alive, group
 
-from zmqtest import CheckPasses, OutputMatches, PeerConnects, Readiness
+from zmqtest import CheckPasses, OutputMatches, PeerConnects, Readiness, groups
 from zmqtest.endpoints import reserve_tcp_port
 from zmqtest.errors import ProcessError, ProcessExited, StartError
 from zmqtest.processes import ManagedProcess, ProcessManager
@@ -113,6 +113,20 @@ def test_exit_path(tmp_path: Path, kind: str, mode: str) -> None:
         assert not alive(grandchild)
         assert handle.endpoint is not None
         bind_port(int(handle.endpoint))  # the grandchild's port is free at once
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stop_tells_an_empty_group_without_reading_proc(
+    manager: ProcessManager, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """SIGKILL by number while its zombie holds it, reap, one killpg(pgid, 0): no scan of /proc for the usual case."""
+    handle = start(manager, kind, "obey", ready="ready")
+    scans: list[int] = []
+    members = groups.members
+    monkeypatch.setattr(groups, "members", lambda pgid: scans.append(pgid) or members(pgid))
+    assert handle.stop() in ((-signal.SIGINT,) if kind == "command" else (130, -signal.SIGINT))
+    assert scans == []
+    assert group(handle.pid) == []
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -140,14 +140,16 @@ def test_no_thread_or_descriptor_is_left_per_process(tmp_path: Path, watcher: st
                 procs.start(Behave("obey"), start_method="fork", ready="ready")
             procs.start([sys.executable, BEHAVE, "obey"], ready="ready")
 
+    def waiters_ended() -> bool:  # a waiter ends a moment after its process was reaped (it holds a pipe's end)
+        return not any(thread.name.startswith("zmqtest-watcher-") for thread in threading.enumerate())
+
     round_of_ten(0)  # what stays for good: the watchdog's pipe, the forkserver, pyzmq's own
+    wait_until(waiters_ended, timeout=LONG, what="the waiter threads to end")
     threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
     for number in range(1, 10):
         round_of_ten(number)
-    wait_until(lambda: threading.active_count() <= threads, timeout=LONG, what="the waiter threads to end")
-    # at most as many: round 0's last waiter thread (and its pipe) may still have been ending when counted
-    assert threading.active_count() <= threads
-    assert len(os.listdir("/proc/self/fd")) <= fds
+    wait_until(waiters_ended, timeout=LONG, what="the waiter threads to end")
+    assert (threading.active_count(), len(os.listdir("/proc/self/fd"))) == (threads, fds)
 
 
 @pytest.mark.parametrize("value", ["bogus", "PIDFD", " portable"])
@@ -251,3 +253,43 @@ def test_a_group_whose_leaders_status_was_read_is_not_its_own_though_its_sentine
         group.close()
         os.close(read_end)
         os.close(write_end)
+
+
+THREAD_PARENT = """
+import subprocess, sys, threading
+children = []
+started = threading.Event()
+def start():
+    children.append(subprocess.Popen(["sleep", "60"]))
+    started.set()
+    sys.stdin.read()  # alive until the test is done: its child stays its own (a thread's end hands it to another)
+thread = threading.Thread(target=start)
+thread.start()
+started.wait()
+children.append(subprocess.Popen(["sleep", "60"]))
+print(" ".join(str(child.pid) for child in children), flush=True)
+thread.join()
+"""
+
+
+def test_descendants_include_the_children_of_every_thread() -> None:
+    """A child started by another thread is that thread's (``/proc/<tid>/task/<tid>/children``): it is found too."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", THREAD_PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdin is not None
+    assert parent.stdout is not None
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    try:
+        found = groups.descendants(parent.pid)
+        assert sorted(pid for pid, _ in found) == sorted(pids)
+        assert len(pids) == 2  # one started by the main thread, one by the other
+        assert all(started == groups.start_time(pid) for pid, started in found)
+        assert groups._thread_group(str(parent.pid)) == str(parent.pid)
+        assert groups._thread_group("0") is None
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        parent.stdin.close()
+        parent.wait(LONG)
+        parent.stdout.close()

@@ -31,6 +31,17 @@ __all__ = ["ChildSetup", "sigint_held"]
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up once here (in the test, and in a forkserver that preloads this): not per child."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
 _inherited_streams: list[object] = []
 """The parent's sys.stdout/sys.stderr in a forked child: kept, so that they are never flushed (nor duplicated)."""
 
@@ -113,9 +124,8 @@ class ChildSetup:
 
     def _tie(self) -> None:
         """Die with the parent (if it is already gone, now); adopt orphaned descendants. Best effort: Linux only."""
-        try:
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
+        prctl = _PRCTL
+        if prctl is None:
             return
         prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         if self.tie_to_parent:

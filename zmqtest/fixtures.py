@@ -127,7 +127,7 @@ def zmq_process_factory(
 
     __tracebackhide__ = True  # an unexpected exit at teardown is reported without this fixture's source
     try:
-        manager = ProcessManager(tmp_path / "zmqtest-processes")
+        manager = ProcessManager(tmp_path / "zmqtest-processes", context=zmq_socket_factory.context)
         request.node.stash[PROCESSES] = manager
         yield from _owned(manager, manager.close)
     except KeyboardInterrupt:

@@ -32,7 +32,7 @@ import os
 import select
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 if __package__:
     from zmqtest import watchers
@@ -180,18 +180,45 @@ def descendants(pid: int) -> list[Member]:
 
 
 def _children(pid: int) -> set[int]:
+    """The children of every thread of ``pid``.
+
+    Another thread's list is read through its own directory, ``/proc/<tid>``, and kept only
+    if that thread is still ``pid``'s afterwards (its Tgid): a tid freed meanwhile and
+    taken by another process names that process's children. Read under
+    ``/proc/<pid>/task/<tid>`` instead, the lists made reaping ``pid`` cost 1-3 ms of CPU
+    (the kernel drops those entries then; measured with a process of five threads, Linux 6.18).
+    """
     children: set[int] = set()
     try:
         threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return children
+    own = str(pid)
     for thread in threads:
         try:
-            with open(f"/proc/{pid}/task/{thread}/children", "rb") as file:
-                children.update(int(child) for child in file.read().split())
+            if thread == own:
+                with open(f"/proc/{pid}/task/{pid}/children", "rb") as file:
+                    children.update(int(child) for child in file.read().split())
+                continue
+            with open(f"/proc/{thread}/task/{thread}/children", "rb") as file:
+                found = file.read().split()
+            if found and _thread_group(thread) == own:
+                children.update(int(child) for child in found)
         except OSError:
             continue
     return children
+
+
+def _thread_group(tid: str) -> str | None:
+    """The process (thread group) that thread ``tid`` belongs to now, from its status."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as file:
+            for line in file:
+                if line.startswith(b"Tgid:"):
+                    return line.split()[1].decode()
+    except OSError:
+        pass
+    return None
 
 
 def _descendants_by_scan(pid: int) -> list[Member]:
@@ -402,20 +429,45 @@ class OwnGroup:
                     return True
         return False
 
-    def clear(self, timeout: float) -> list[int]:
+    def clear(self, timeout: float, reap: Callable[[], object] | None = None) -> list[int]:
         """SIGKILL what is left of the group and wait, at most ``timeout`` seconds, until it is gone; return survivors.
 
         By its number while that is its own (so before the leader is reaped); after that,
-        only its own members, one by one.
+        only its own members, one by one. ``reap``: the leader has ended, and this reaps
+        it. Then the group is SIGKILLed by number while the leader's zombie still holds it
+        (every member is doomed), the leader is reaped, and one ``killpg(leader, 0)`` tells
+        the usual case, an empty group, without reading /proc (:meth:`empty`).
         """
         if self.holds():
-            return clear_group(self.leader, timeout)[1]
+            if reap is None:
+                return clear_group(self.leader, timeout)[1]
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.leader, signal.SIGKILL)  # its zombie holds the number: what is in it is doomed
+            reap()
+            if self.holds():  # not reaped after all (its status could not be read): by number, as while it ran
+                return clear_group(self.leader, timeout)[1]
+        if self.empty():
+            return []
         deadline = time.monotonic() + timeout
         while True:
             left = self._kill_own_members()
             if not left or time.monotonic() >= deadline:
                 return left
             pause(left, POLL)
+
+    def empty(self) -> bool:
+        """Tell whether no process at all is in a group of the leader's number, its own or another's (no /proc read).
+
+        A group's number is not handed out again while any process of the group is left,
+        zombies included (POSIX), so ESRCH proves that nothing of its group is left.
+        """
+        try:
+            os.killpg(self.leader, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's group has the number now: none of ours
+            return False
+        return False
 
     def _kill_own_members(self) -> list[int]:
         """SIGKILL, each by pidfd, what is left of the group once its number may be another's; return those pids.

@@ -220,6 +220,11 @@ class ManagedProcess:
                 code = process.exitcode
         return code
 
+    def _reap(self) -> None:
+        """Reap it once it has ended, waiting a moment for a forkserver's report of its status."""
+        if self.poll() is None and self.ended(CODE_WAIT):
+            self.poll()
+
     def is_alive(self) -> bool:
         """Tell whether it still runs (as :meth:`multiprocessing.Process.is_alive` does)."""
         return self.poll() is None
@@ -341,9 +346,8 @@ class ManagedProcess:
                 self._escaped = descendants(self.pid)
                 if self._escalate():  # by the last stage that reached it; by itself if it ended before any did
                     self.stopped_by = self._stages.last
-            self._survivors = self._group.clear(GROUP_WAIT)  # before it is reaped: its zombie keeps the number its own
-            if self.poll() is None and self.ended(CODE_WAIT):
-                self.poll()
+            self._survivors = self._group.clear(GROUP_WAIT, reap=self._reap if self.ended() else None)
+            self._reap()
             if self._survivors:
                 self._problems.append(
                     f"{self.name} (pid {self.pid}): processes {self._survivors} of its group survived SIGKILL "
@@ -453,7 +457,7 @@ class ManagedProcess:
             self._escaped = descendants(self.pid)
         self._signal(signal.SIGKILL)
         self.ended(1.0)
-        self._group.clear(GROUP_WAIT)  # before it is reaped: its zombie keeps the group's number its own
+        self._group.clear(GROUP_WAIT, reap=self.poll if self.ended() else None)
         if self.ended():
             self.poll()
         self._sweep()

@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from zmqtest import backstop, childcoverage, transcript
 from zmqtest.childsetup import ChildSetup, sigint_held
@@ -67,6 +67,9 @@ from zmqtest.targets import check_options, check_target, default_name
 from zmqtest.teardown import InThread, sigint_deferred, step
 from zmqtest.waiting import watching
 
+if TYPE_CHECKING:
+    import zmq
+
 __all__ = ["ManagedProcess", "ProcessManager", "Ready"]
 
 # ------------------------------------------------------------------------------------------ the manager
@@ -78,7 +81,10 @@ class ProcessManager:
     ``with ProcessManager(output_dir) as procs: pong = procs.start(PongProc(ep), ready=...)``.
     ``output_dir`` receives ``<name>-<n>.stdout``/``.stderr`` (``None``: a private
     temporary directory, removed at close). ``settings`` (default: the ones in force
-    now) give the start method, the startup timeout and the stop grace.
+    now) give the start method, the startup timeout and the stop grace. ``context``: the
+    zmq context its log collector's socket lives on (default: one of the collector's own,
+    whose two I/O threads are started and joined with each manager); ``zmq_process_factory``
+    gives the test's, which outlives the manager.
 
     :meth:`close` stops every process (all at once, each in a thread) and then raises
     :class:`ProcessExited` for every process that ended by itself with a non-zero
@@ -88,9 +94,16 @@ class ProcessManager:
 
     processes: list[ManagedProcess]
 
-    def __init__(self, output_dir: str | os.PathLike[str] | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        output_dir: str | os.PathLike[str] | None = None,
+        *,
+        settings: Settings | None = None,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
         require_watcher()
         self.settings = settings if settings is not None else current()
+        self._context = context
         self._own_dir = output_dir is None
         if output_dir is None:
             self.output_dir = Path(tempfile.mkdtemp(prefix="zmqtest-"))
@@ -115,7 +128,7 @@ class ProcessManager:
         if self._logs is None:
             if self._closed:
                 raise ProcessError("this ProcessManager is closed: its log collector is gone")
-            self._logs = LogCollector()
+            self._logs = LogCollector(self._context)
             self._watch.enter_context(collecting(self._logs))
         return self._logs
 
@@ -464,9 +477,12 @@ def _not_ready(handle: ManagedProcess, reason: NotReady, expected: Readiness, ti
     return error
 
 
-FORKSERVER_PRELOAD = ("zmq",)
+FORKSERVER_PRELOAD = ("zmq", "zmqtest.childsetup", "zmqtest.logs", "zmqtest.endpoints")
 """Modules the forkserver imports once, so that its children need not: a forkserver start + stop of a child that
-uses pyzmq took 43 instead of 70 ms (median of 30, 2-core VM). Only a forkserver started after this is set."""
+uses pyzmq took 43 instead of 70 ms (median of 30, 2-core VM). Every child of ours unpickles a ChildSetup, most
+forward their logs, and many get an Endpoint (what ``zmq_endpoint`` hands out) with their Process: each child
+imported those (and logging) for 7-9 ms of CPU (``-X importtime`` in a child, 2026-12-03). Only a forkserver
+started after this is set."""
 
 
 def _preload_in_forkserver() -> None:

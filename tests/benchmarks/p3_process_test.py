@@ -4,7 +4,8 @@ Per kind (multiprocessing fork, forkserver, spawn, and the command line
 ``python -m pingpong serve``), timed from the first setup step to the end of teardown:
 
 - ``zmqtest``: what the fixtures do for a test, without pytest: a TestContext, a
-  SocketFactory, an EndpointFactory and a ProcessManager; the REQ mimic connects to a
+  SocketFactory, an EndpointFactory and a ProcessManager (its log collector on the
+  test's context, as ``zmq_process_factory`` makes it); the REQ mimic connects to a
   reserved port, ``procs.start(PongProc(endpoint), ready=client, start_method=kind)``
   (command line: ``ready=r"listening on (?P<endpoint>\\S+)"``), one ``yield send`` +
   ``yield recv`` through ``ProcessTest.run``, then teardown in the fixtures' order
@@ -38,7 +39,7 @@ import zmq
 from bench_common import PINGPONG_DIR, Result, Row, ratio_fields, rotated, round_ratios, scaled
 
 KINDS = ("fork", "forkserver", "spawn", "command")
-TARGETS = {"fork": 2.0, "forkserver": 2.0, "spawn": 2.0, "command": 1.2}
+TARGETS = {"fork": 1.5, "forkserver": 1.5, "spawn": 1.5, "command": 1.2}
 DEADLINE = 10.0
 """Seconds any one step of the bare variant may take (it never hangs either)."""
 SERVE = [sys.executable, "-m", "pingpong", "serve"]
@@ -133,7 +134,7 @@ def zmqtest_test(kind: str) -> None:
     with EndpointFactory() as endpoints:
         context = TestContext()
         try:
-            with SocketFactory(context) as sockets, ProcessManager() as procs:
+            with SocketFactory(context) as sockets, ProcessManager(context=context) as procs:
                 if kind == "command":
                     pong = procs.start(SERVE, cwd=PINGPONG_DIR, ready=r"listening on (?P<endpoint>\S+)")
                     assert pong.endpoint is not None
