@@ -294,19 +294,20 @@ def test_endpoints_do_not_collide_under_xdist(pytester: pytest.Pytester) -> None
 def test_pytest_fixtures_lists_the_fixtures_with_their_docstrings(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_nothing="def test_nothing(): pass")
     result = pytester.runpytest("--fixtures", "-p", "no:randomly")
-    result.stdout.fnmatch_lines(
-        [
-            "*fixtures defined from zmqtest.fixtures*",
-            "zmq_context -- *zmqtest*fixtures.py:*",
-            "    A fresh ``zmq.Context`` per test; at teardown its sockets are closed (LINGER 0)*",
-            "zmq_socket_factory -- *",
+    result.stdout.fnmatch_lines(["*fixtures defined from zmqtest.fixtures*"])
+    for fixture, docstring in (  # each with its docstring; their order is pytest's (it sorts "file:line" as text)
+        ("zmq_context", "    A fresh ``zmq.Context`` per test; at teardown its sockets are closed (LINGER 0)*"),
+        (
+            "zmq_socket_factory",
             '    ``zmq_socket_factory(zmq.REQ, connect=endpoint, name="client")``: a mimic TestSocket*',
-            "zmq_endpoint_factory -- *",
+        ),
+        (
+            "zmq_endpoint_factory",
             '    ``.tcp()``, ``.ipc()`` (or ``("tcp")``, ``("ipc")``): endpoints no other test or program*',
-            "zmq_endpoint -- *",
-            "    One ``tcp://127.0.0.1:PORT`` endpoint with a reserved port*",
-        ]
-    )
+        ),
+        ("zmq_endpoint", "    One ``tcp://127.0.0.1:PORT`` endpoint with a reserved port*"),
+    ):
+        result.stdout.fnmatch_lines([f"{fixture} -- *zmqtest*fixtures.py:*", docstring], consecutive=True)
     verbose = pytester.runpytest("--fixtures", "-v", "-p", "no:randomly")
     verbose.stdout.fnmatch_lines(["*fails the teardown by name*", "*private 0700 directory removed at teardown*"])
 
