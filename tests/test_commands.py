@@ -12,6 +12,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pids import group
 from zmqtest import backstop, commands, golden
 from zmqtest.commands import RunResult, RunTimeout, run
 from zmqtest.errors import StartError, WaitTimeout, ZmqTestError
+from zmqtest.waiting import wait_until
 
 PY = sys.executable
 DEADLINE = 2.0
@@ -157,6 +159,7 @@ def test_an_interrupted_run_kills_the_program(monkeypatch: pytest.MonkeyPatch) -
 def test_no_file_or_descriptor_is_left_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     run([PY, "-c", "pass"])  # the first run in an interpreter starts the reaper, which keeps a pipe open: not a leak
+    wait_until(waiters_ended, timeout=10, what="the portable watcher's waiter threads to end")
     before = open_fds()
 
     run([PY, "-c", "print('x')"], stdin="input")
@@ -164,7 +167,13 @@ def test_no_file_or_descriptor_is_left_behind(monkeypatch: pytest.MonkeyPatch, t
         run([PY, "-c", "import signal; signal.pause()"], stdin=b"input", timeout=0.2)
 
     assert list(tmp_path.iterdir()) == []
+    wait_until(waiters_ended, timeout=10, what="the portable watcher's waiter threads to end")
     assert open_fds() == before
+
+
+def waiters_ended() -> bool:
+    """The portable watcher's waiter thread ends, closing its pipe, a moment after its process was reaped."""
+    return not any(thread.name.startswith("zmqtest-watcher-") for thread in threading.enumerate())
 
 
 def test_a_program_that_cannot_start_is_a_start_error(tmp_path: Path) -> None:
