@@ -182,11 +182,9 @@ def descendants(pid: int) -> list[Member]:
 def _children(pid: int) -> set[int]:
     """The children of every thread of ``pid``.
 
-    Another thread's list is read through its own directory, ``/proc/<tid>``, and kept only
-    if that thread is still ``pid``'s afterwards (its Tgid): a tid freed meanwhile and
-    taken by another process names that process's children. Read under
-    ``/proc/<pid>/task/<tid>`` instead, the lists made reaping ``pid`` cost 1-3 ms of CPU
-    (the kernel drops those entries then; measured with a process of five threads, Linux 6.18).
+    Another thread's list is read through ``/proc/<tid>`` and kept only if that thread is still
+    ``pid``'s afterwards (its Tgid: a tid freed meanwhile may name another process's children). Read
+    under ``/proc/<pid>/task/<tid>``, the lists made reaping ``pid`` cost 1-3 ms of CPU (Linux 6.18).
     """
     children: set[int] = set()
     try:

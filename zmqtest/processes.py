@@ -55,10 +55,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 from zmqtest import backstop, childcoverage, transcript
 from zmqtest.childsetup import ChildSetup, sigint_held
-from zmqtest.compat import forkserver_preload, popen_class, require_watcher
+from zmqtest.compat import popen_class, require_watcher
 from zmqtest.errors import ProcessError, ProcessExited, StartError, add_context
 from zmqtest.groups import MARK, status_text
-from zmqtest.launch import Launch, copy_process, create_files, pickling_problem, start_command, take_over
+from zmqtest.launch import (
+    Launch,
+    copy_process,
+    create_files,
+    pickling_problem,
+    preload_in_forkserver,
+    start_command,
+    take_over,
+)
 from zmqtest.logcollector import LogCollector, collecting
 from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess
 from zmqtest.readiness import NotReady, Readiness, Ready, readiness
@@ -81,10 +89,8 @@ class ProcessManager:
     ``with ProcessManager(output_dir) as procs: pong = procs.start(PongProc(ep), ready=...)``.
     ``output_dir`` receives ``<name>-<n>.stdout``/``.stderr`` (``None``: a private
     temporary directory, removed at close). ``settings`` (default: the ones in force
-    now) give the start method, the startup timeout and the stop grace. ``context``: the
-    zmq context its log collector's socket lives on (default: one of the collector's own,
-    whose two I/O threads are started and joined with each manager); ``zmq_process_factory``
-    gives the test's, which outlives the manager.
+    now) give the start method, the startup timeout and the stop grace. ``context``: where its log
+    collector's socket lives (default: a context of its own, two I/O threads per manager).
 
     :meth:`close` stops every process (all at once, each in a thread) and then raises
     :class:`ProcessExited` for every process that ended by itself with a non-zero
@@ -356,7 +362,7 @@ class ProcessManager:
         )
         state["_Popen"] = popen_class(method)
         if method == "forkserver":
-            _preload_in_forkserver()
+            preload_in_forkserver()
         try:
             with backstop.marking(method, mark), sigint_held(state["run"]):
                 process.start()
@@ -475,22 +481,6 @@ def _not_ready(handle: ManagedProcess, reason: NotReady, expected: Readiness, ti
     error.__cause__ = None if ended else reason.__cause__
     error.__suppress_context__ = True  # the NotReady adds nothing to it
     return error
-
-
-FORKSERVER_PRELOAD = ("zmq", "zmqtest.childsetup", "zmqtest.logs", "zmqtest.endpoints")
-"""Modules the forkserver imports once, so that its children need not: a forkserver start + stop of a child that
-uses pyzmq took 43 instead of 70 ms (median of 30, 2-core VM). Every child of ours unpickles a ChildSetup, most
-forward their logs, and many get an Endpoint (what ``zmq_endpoint`` hands out) with their Process: each child
-imported those (and logging) for 7-9 ms of CPU (``-X importtime`` in a child, 2026-12-03). Only a forkserver
-started after this is set."""
-
-
-def _preload_in_forkserver() -> None:
-    """Add FORKSERVER_PRELOAD to the forkserver's preload list, keeping what is there (by default ``__main__``)."""
-    modules = forkserver_preload()
-    missing = [name for name in FORKSERVER_PRELOAD if name not in modules]
-    if missing:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(modules + missing)
 
 
 def _close_error(unexpected: list[ManagedProcess], problems: list[str]) -> ProcessError | None:
