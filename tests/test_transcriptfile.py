@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import zmq
 
-from zmqtest import ProcessTest, SocketTimeout, TestSocket, recv, send
+from zmqtest import ProcessTest, SocketTimeout, TestSocket, recv, send, sequencehtml
 from zmqtest.codecs import MsgpackCodec
 from zmqtest.rendering import HEAD_BYTES, Clipped, More
 from zmqtest.transcript import KEPT_BYTES, KEPT_FRAMES, Transcript, note, recording
@@ -413,3 +413,19 @@ def test_the_diagram_shows_in_a_real_browser(project: pytest.Pytester, tmp_path:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("ZMQTEST_UPDATE_SCREENSHOTS"):  # the docs' picture: refreshed on request, reviewed by a person
         shutil.copyfile(shot, ROOT / "docs" / "transcript-html.png")
+
+
+def test_the_html_diagram_draws_what_a_tap_saw_as_an_arrow_between_the_two_peers() -> None:
+    record = Transcript()
+    record.wire("client", "broker", [b"", b'["ping"]'])
+    record.wire("broker", "client", [b"", b'["pong"]'])
+    html = sequencehtml.render(Recorded.of(record))
+    arrows = [
+        (int(x1), int(x2)) for x1, x2 in re.findall(r'<line class="zt-wire" x1="(\d+)" y1="\d+" x2="(\d+)"', html)
+    ]
+    assert len(arrows) == 2
+    (ping_from, ping_to), (pong_from, pong_to) = arrows
+    assert ping_from < ping_to  # client to broker ...
+    assert pong_from > pong_to  # ... and back
+    assert abs(ping_from - pong_to) <= 5  # between the same two lifelines
+    assert abs(ping_to - pong_from) <= 5

@@ -7,8 +7,9 @@ one from a transcript file (:mod:`zmqtest.transcriptfile`).
 The layout is the text diagram's: a time column, one lifeline per participant (the test,
 each mimic socket, each process under test), one row per event. A message a mimic sent is
 an arrow from its lifeline to the right, one it received an arrow back to it; the peer is
-whoever the socket is connected to (the transcript records what the mimic saw). Each
-text is cut to the row; hovering over it shows it whole.
+whoever the socket is connected to (the transcript records what the mimic saw). What a tap
+saw one peer send another is an arrow between their lifelines. Each text is cut to the row;
+hovering over it shows it whole.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ STYLE = """
 .zmqtest-transcript svg .zt-skipped { stroke: #8c959f; fill: #8c959f; }
 .zmqtest-transcript svg .zt-error { stroke: #cf222e; fill: #cf222e; }
 .zmqtest-transcript svg .zt-note { stroke: #8250df; fill: #8250df; }
+.zmqtest-transcript svg .zt-wire { stroke: #bc4c00; fill: #bc4c00; }
 .zmqtest-transcript svg .zt-phase { stroke: #57606a; stroke-dasharray: 6 4; }
 .zmqtest-transcript svg text.zt-send, .zmqtest-transcript svg text.zt-recv, .zmqtest-transcript svg text.zt-note,
-.zmqtest-transcript svg text.zt-skipped, .zmqtest-transcript svg text.zt-error { stroke: none; }
+.zmqtest-transcript svg text.zt-skipped, .zmqtest-transcript svg text.zt-error,
+.zmqtest-transcript svg text.zt-wire { stroke: none; }
 .zmqtest-transcript svg text.zt-send, .zmqtest-transcript svg text.zt-recv { fill: #1b1f23; }
 """
 
@@ -82,7 +85,8 @@ def render(recorded: Recorded) -> str:
         parts.append(f'<line class="zt-life" x1="{x}" y1="{TOP - 16}" x2="{x}" y2="{bottom}"/>')
     for row, event in enumerate(recorded.events):
         y = TOP + row * ROW
-        parts.extend(_event(event, lanes.get(event.who, lanes["test"]), y, right, text_x, width))
+        to_x = lanes.get(event.to) if event.to is not None else None
+        parts.extend(_event(event, lanes.get(event.who, lanes["test"]), y, right, text_x, width, to_x=to_x))
     if recorded.outcome:
         y = TOP + len(recorded.events) * ROW
         failed = Event(recorded.events[-1].at if recorded.events else 0.0, "test", "error", recorded.outcome)
@@ -127,8 +131,11 @@ def _participants(recorded: Recorded) -> str:
     return f'<table class="zt-who">{rows}</table>' if rows else ""
 
 
-def _event(event: Event, x: int, y: int, right: int, text_x: int, width: int, *, timed: bool = True) -> list[str]:
-    kind = event.kind if event.kind in ("send", "recv", "skipped", "error", "note", "phase") else "note"
+def _event(
+    event: Event, x: int, y: int, right: int, text_x: int, width: int, *, timed: bool = True, to_x: int | None = None
+) -> list[str]:
+    kinds = ("send", "recv", "skipped", "error", "note", "phase") + (("wire",) if to_x is not None else ())
+    kind = event.kind if event.kind in kinds else "note"
     time = f'<text class="zt-time" x="{TIME}" y="{y + 4}" text-anchor="end">{event.at * 1000:.3f}</text>'
     if kind == "phase":
         return [
@@ -157,6 +164,12 @@ def _event(event: Event, x: int, y: int, right: int, text_x: int, width: int, *,
             f'<path class="zt-error" d="M{x - 4},{y - 4} L{x + 4},{y + 4} M{x - 4},{y + 4} L{x + 4},{y - 4}" '
             'stroke-width="2"/>',
             f'<line class="zt-error" x1="{x + 6}" y1="{y}" x2="{right}" y2="{y}"/>',
+        ]
+    elif kind == "wire" and to_x is not None:  # seen by a tap: from one peer's lifeline to the other's
+        shapes = [
+            f'<circle class="zt-wire" cx="{x}" cy="{y}" r="3"/>',
+            f'<line class="zt-wire" x1="{x}" y1="{y}" x2="{to_x - 5 if to_x > x else to_x + 5}" y2="{y}"/>',
+            _head(to_x, y, +1 if to_x > x else -1, "zt-wire"),
         ]
     else:
         shapes = [f'<circle class="zt-note" cx="{x}" cy="{y}" r="4"/>']
