@@ -561,6 +561,15 @@ def test_the_authenticator_stops_its_thread_and_frees_its_endpoint_at_once(zmq_c
         first.allow_plain("alice", PASSWORD)
 
 
+def test_authenticators_one_after_another_on_one_context_never_collide(zmq_context: zmq.Context[Any]) -> None:
+    # pyzmq names the pipe to its thread after id(handler), and a new handler often gets a freed one's address:
+    # its pipe could not bind while the old one's name was still bound (reported as "the ZAP endpoint is bound")
+    for _ in range(300):
+        with Authenticator(zmq_context):
+            pass
+    assert authenticator_threads() == []
+
+
 def test_one_authenticator_per_context(zmq_context: zmq.Context[Any], zmq_authenticator: Authenticator) -> None:
     with pytest.raises(ZmqTestError, match="another ZAP handler already serves this context"):
         Authenticator(zmq_context)

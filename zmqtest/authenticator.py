@@ -154,8 +154,9 @@ class Authenticator(contextlib.AbstractContextManager["Authenticator"]):
         try:
             handler.start()
         except zmq.ZMQError as exc:
+            zap_taken = handler.pipe is None  # the ZAP bind comes first, then the pipe's
             _close_quietly(handler)
-            if exc.errno == zmq.EADDRINUSE:
+            if exc.errno == zmq.EADDRINUSE and zap_taken:
                 raise ZmqTestError(
                     f"another ZAP handler already serves this context ({ZAP_ENDPOINT} is bound): libzmq allows one "
                     "per context; allow the keys and passwords on that one (one Authenticator, or the "
@@ -253,17 +254,20 @@ class Authenticator(contextlib.AbstractContextManager["Authenticator"]):
 
 
 def _close_quietly(handler: ThreadAuthenticator) -> None:
-    """Close the sockets of a handler whose thread has ended (or never started), and release the ZAP endpoint at once.
+    """Close the sockets of a handler whose thread has ended (or never started), and release its endpoints at once.
 
-    pyzmq's own ``stop()`` closes the ZAP socket without unbinding it: libzmq then
-    releases the address only later, asynchronously, and a new handler on the same context
-    fails with EADDRINUSE meanwhile. ``unbind`` of an inproc address takes effect at once.
+    pyzmq's own ``stop()`` closes the ZAP socket and the pipe to the thread without unbinding them: libzmq
+    then releases the addresses only later, asynchronously, and a new handler on the same context fails
+    with EADDRINUSE meanwhile (the pipe's address is made of ``id(handler)``, which a new handler may get
+    again). ``unbind`` of an inproc address takes effect at once.
     """
     pipe, zap = handler.pipe, handler.zap_socket
     handler.pipe = None  # type: ignore[assignment]  # so that pyzmq's stop() (from __del__) does nothing
     handler.thread = None  # type: ignore[assignment]
     handler.zap_socket = None  # type: ignore[assignment]
     if pipe is not None and not pipe.closed:
+        with contextlib.suppress(zmq.ZMQError):  # pyzmq names it after id(handler), which a later handler may reuse
+            pipe.unbind(handler.pipe_endpoint)
         pipe.close(linger=0)
     if zap is not None and not zap.closed:
         with contextlib.suppress(zmq.ZMQError):  # never bound (the bind failed)
