@@ -8,11 +8,12 @@ changed one (red), and checked as source: it compiles, and ruff finds nothing un
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import zmq
@@ -21,6 +22,7 @@ from zmqtest.generate import WIDTH, generate
 from zmqtest.processes import ProcessManager
 from zmqtest.replay import record
 from zmqtest.tap import Tap
+from zmqtest.transcriptfile import Recorded, load, loads
 
 if TYPE_CHECKING:
     from conftest import Sockets
@@ -30,6 +32,14 @@ LISTENING = r"listening on (?P<endpoint>\S+)"
 RULES = "E,F,W,I,B,UP,RUF,SIM,C4,PT,PIE"
 """The project's ruff rules (.ci/run)."""
 INNER = ("-p", "no:randomly", "-p", "no:cacheprovider")
+DOC = Path(__file__).resolve().parent.parent / "docs" / "transcripts.md"
+
+
+def doc_file(title: str) -> str:
+    """The first block of docs/transcripts.md titled ``title`` (a file of its worked example)."""
+    found = re.search(rf'^```\w+ title="{re.escape(title)}"\n(.*?)^```$', DOC.read_text(), re.MULTILINE | re.DOTALL)
+    assert found, f"docs/transcripts.md has no block titled {title}"
+    return found[1]
 
 
 @pytest.fixture
@@ -154,3 +164,27 @@ def test_the_generate_command_writes_the_module(tapped: Path, tmp_path: Path) ->
     bad = generate_command(str(tmp_path / "not.jsonl"))
     assert bad.returncode == 2
     assert bad.stderr.startswith(f"zmqtest generate: {tmp_path / 'not.jsonl'}:1: not a zmqtest transcript line")
+
+
+def test_the_module_the_docs_show_is_what_the_generator_writes_from_the_recording_they_show(tmp_path: Path) -> None:
+    recording = tmp_path / "greeting.jsonl"
+    recording.write_text(doc_file("greeting.jsonl"))
+    assert generate(recording, command=["python", "greeter.py"]) == doc_file("test_greeting.py")
+
+
+def test_the_docs_recording_script_records_what_the_docs_show(tmp_path: Path) -> None:
+    for name in ("greeter.py", "asker.py", "record_greeting.py"):  # the greeter's first version
+        (tmp_path / name).write_text(doc_file(name))
+    done = subprocess.run(
+        [sys.executable, "record_greeting.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert said(load(tmp_path / "greeting.jsonl")) == said(loads(doc_file("greeting.jsonl")))
+
+
+def said(conversation: Recorded) -> tuple[list[tuple[Any, ...]], set[tuple[str, str]]]:
+    """What a tap saw: the messages in order; the greetings and commands (whose order between peers may vary)."""
+    wire = [event for event in conversation.events if event.kind == "wire"]
+    messages = [(event.who, event.to, event.frames) for event in wire if event.frames]
+    commands = {(event.who, event.text) for event in wire if not event.frames and "through tap" not in event.text}
+    return messages, commands

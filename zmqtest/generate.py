@@ -142,7 +142,7 @@ class _Module:
         connects = any(mimic.connects for mimic in self.mimics)
         command = PLACEHOLDER_COMMAND
         if self.command is not None:  # the Python running this is the one the test runs with
-            command = ", ".join("sys.executable" if arg == sys.executable else _string(arg) for arg in self.command)
+            command = ", ".join(_argument(arg, first=not at) for at, arg in enumerate(self.command))
         ready = PLACEHOLDER_READY if self.ready is None else self.ready
         what = f" (recorded: {_docstring(self.recorded.test)})" if self.recorded.test else ""
         imports = "from zmqtest import Conversation, ProcessTest" + (", recv, send" if self._uses_events() else "")
@@ -150,8 +150,9 @@ class _Module:
             f'"""{self.played.capitalize()} in {_docstring(self.name)}{what}, as a process test.',
             "",
             "Written by `python -m zmqtest generate`: the sockets below talk to the program under test as the",
-            "recording did and check each reply as it was recorded. Fill in how the program starts (COMMAND and",
-            "READY). Values that change from run to run (a pid, a port, a time) need an assert of their own.",
+            "recording did and check each reply as it was recorded. COMMAND and READY below say how the program",
+            "starts" + (" (fill them in)." if self.command is None else ".")
+            + " Values that change from run to run (a pid, a port, a time) need asserts of their own.",
             '"""',
             "",
             *(["import sys", ""] if "sys.executable" in command else []),
@@ -160,7 +161,8 @@ class _Module:
             imports,
             "",
         ]
-        how = "How to start the program under test (fill in): COMMAND is its command line"
+        how = "How to start the program under test" + (" (fill in)" if self.command is None else "")
+        how += ": COMMAND is its command line"
         if binds:
             how += ', in which "{endpoint}" stands for where the socket below binds (the program connects to it)'
         if connects:
@@ -340,6 +342,13 @@ def _literal(value: Any) -> str:
 
 def _string(text: str) -> str:
     return json.dumps(text)  # a JSON string is a Python string (\\uXXXX escapes included)
+
+
+def _argument(arg: str, *, first: bool) -> str:
+    """A command line's argument as source: the Python running the generator, or ``python``, is the test's own."""
+    if arg == sys.executable or (first and arg in ("python", "python3")):
+        return "sys.executable"
+    return _string(arg)
 
 
 def _raw(text: str) -> str:
