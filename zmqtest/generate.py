@@ -151,7 +151,8 @@ class _Module:
             "",
             "Written by `python -m zmqtest generate`: the sockets below talk to the program under test as the",
             "recording did and check each reply as it was recorded. COMMAND and READY below say how the program",
-            "starts" + (" (fill them in)." if self.command is None else ".")
+            "starts"
+            + (" (fill them in)." if self.command is None else ".")
             + " Values that change from run to run (a pid, a port, a time) need asserts of their own.",
             '"""',
             "",
