@@ -71,6 +71,8 @@ def generate(
         topics = side.subscriptions[1:]
         played = f"{side.peer}'s side of what a tap saw"
     else:
+        if play is not None:
+            raise ValueError(f"play={play!r} names a tapped peer; {name} is a recording of mimic sockets")
         topics = ()
         for participant in recorded.participants:
             if participant.role != "mimic" or not recorded.messages(participant.id):
@@ -84,7 +86,7 @@ def generate(
         played = "the mimics' side"
     if not mimics:
         raise ValueError(f"{name} has no messages to make a test of")
-    return _Module(recorded, name, played, mimics, topics, command, ready).text()
+    return _Module(recorded, name, played, mimics, topics, command, ready, taken).text()
 
 
 def write_test(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, **options: Any) -> Path:
@@ -124,13 +126,14 @@ class _Module:
         topics: Sequence[bytes],
         command: Sequence[str] | None,
         ready: str | None,
+        taken: set[str],
     ) -> None:
         self.recorded, self.name, self.played, self.mimics, self.topics = recorded, name, played, mimics, topics
         self.command, self.ready = command, ready
         self.by_who = {mimic.who: mimic for mimic in mimics}
         self.peers: dict[tuple[str, bytes], str] = {}
         """(ROUTER mimic, recorded routing id) -> the variable that holds the live one."""
-        self.raw = False
+        self.taken = taken
 
     def text(self) -> str:
         body = self._conversation()
@@ -241,8 +244,8 @@ class _Module:
             f"        reply = yield recv({mimic.variable}" + (")" if body is not None else ", json_load_index=None)")
         ]
         known = self._frames(mimic, frames[:-1] if body is not None else frames)
-        if mimic.kind == "ROUTER" and frames and (mimic.who, frames[0]) not in self.peers:
-            variable = f"peer{len(self.peers) + 1}"
+        if mimic.kind == "ROUTER" and known and (mimic.who, frames[0]) not in self.peers:
+            variable = _variable(f"peer{len(self.peers) + 1}", self.taken)
             self.peers[(mimic.who, frames[0])] = variable
             lines.append(f"        {variable} = reply[0]  # the sender's routing id: it changes from run to run")
             known[0] = variable
