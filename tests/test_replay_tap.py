@@ -351,3 +351,24 @@ def test_a_tap_recording_needs_a_socket_for_one_peer_and_play_is_for_tap_recordi
         exchange(socks(zmq.REQ, connect=server.endpoint, timeout=5), server)
     with pytest.raises(ReplayError, match=r"replay\(play='REQ'\) plays a tap's recording; .* is a mimic's"):
         replay(Recorded.of(mimics), [other], play="REQ")
+
+
+def test_a_router_played_side_has_one_id_per_connection_the_peers_own_where_it_set_one(socks: Sockets) -> None:
+    transcript = Transcript(whole=True)
+    router = socks(zmq.ROUTER, bind="tcp://127.0.0.1:*", name="b", timeout=5)
+    with recording(transcript), Tap(router.endpoint) as tap:
+        alice = socks(zmq.DEALER, connect=str(tap.endpoint), routing_id=b"alice", timeout=5)
+        anonymous = socks(zmq.DEALER, connect=str(tap.endpoint), timeout=5)
+        for dealer in (alice, anonymous):
+            dealer.send(b"job")
+            router.send_multipart(router.recv_multipart())
+            assert dealer.recv() == b"job"
+    side = played_side(Recorded.of(transcript), "server")
+    assert [(e.kind, e.frames) for e in side.recorded.messages()] == [
+        ("recv", (b"alice", b"job")),
+        ("send", (b"alice", b"job")),
+        ("recv", (b"tap-connection-2", b"job")),
+        ("send", (b"tap-connection-2", b"job")),
+    ]
+    with pytest.raises(TapReplayError, match=r"client's messages went over several connections \(1, 2\)"):
+        played_side(Recorded.of(transcript), "client")
