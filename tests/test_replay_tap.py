@@ -372,3 +372,32 @@ def test_a_router_played_side_has_one_id_per_connection_the_peers_own_where_it_s
     ]
     with pytest.raises(TapReplayError, match=r"client's messages went over several connections \(1, 2\)"):
         played_side(Recorded.of(transcript), "client")
+
+
+def test_under_pytest_the_zmq_tap_fixture_made_inside_the_block_records_into_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_chat=f"""
+        import sys
+
+        import zmq
+
+        from zmqtest.replay import record, replay
+
+        CHAT = [sys.executable, {CHAT!r}]
+
+
+        def test_record_then_replay(zmq_process_factory, zmq_socket_factory, zmq_tap, tmp_path):
+            server = zmq_process_factory([*CHAT, "serve"], ready={LISTENING!r})
+            with record(tmp_path / "chat.jsonl"):
+                tap = zmq_tap(server.endpoint)
+                client = zmq_process_factory([*CHAT, "ask", str(tap.endpoint), "ada"], expect_exit=0)
+                assert client.wait(10) == 0
+            again = zmq_process_factory([*CHAT, "serve"], ready={LISTENING!r})
+            client = zmq_socket_factory(zmq.REQ, connect=again.endpoint, name="client")
+            assert replay(tmp_path / "chat.jsonl", [client]) == [
+                'client sent ["hello", "ada"]',
+                'client received ["hi", "ada", 1]',
+            ]
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", timeout=90).assert_outcomes(passed=1)
