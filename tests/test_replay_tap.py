@@ -161,6 +161,9 @@ def test_the_replay_command_plays_a_tapped_peer_with_the_type_the_tap_saw(
     assert (
         unknown.stderr == f"zmqtest replay: {recorded} has no tapped peer 'nobody'; its tapped peers: client, server\n"
     )
+    both = replay_command(recorded, "--connect", "client=tcp://127.0.0.1:9", "--bind", "server=tcp://127.0.0.1:9")
+    assert both.returncode == 2
+    assert both.stderr == f"zmqtest replay: {recorded} is a tap's recording: give one of its peers (client, server)\n"
 
 
 # --- the conversion, per socket type pair -----------------------------------------------------------------------------
