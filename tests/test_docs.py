@@ -50,6 +50,7 @@ NOT_RUN = {
     "python -m pip install": "installs into the reader's environment",
     "python -m myapp": "the tutorial's app, serving until Ctrl-C: its tests start it",
     "python -m zmqtest replay": "plays against a program the reader runs: tests/test_replay.py runs it",
+    "python -m zmqtest generate": "writes the module shown after it: tests/test_generate.py checks that it does",
 }
 """Commands shown in the docs that test_docs does not run, and why."""
 NOT_COMPARED = ("plugins:",)

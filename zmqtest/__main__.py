@@ -3,6 +3,9 @@
 - ``replay RECORDING --connect NAME=ENDPOINT [--bind NAME=ENDPOINT] ...``: play a recorded conversation's
   mimic side against a program that is already running (:func:`zmqtest.replay.replay`): exit status 0 when
   it answered as recorded, 1 with the diff when not, 2 when the recording cannot be played.
+  A tap's recording plays the one tapped peer named (its socket type from the READY the tap saw).
+- ``generate RECORDING [OUT.py] [--play NAME] [--command ARG ...] [--ready REGEX]``: write a pytest module
+  whose process test has the recorded conversation (:func:`zmqtest.generate.generate`).
 - ``diagram TRANSCRIPT.jsonl [OUT.html]``: the sequence diagram of a transcript file as a page.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -43,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a normalising rule of your own, after the built-ins (ports, pids, times, paths)",
     )
     play.add_argument("--leave-out", action="append", default=[], metavar="NAME", help="a recorded mimic not to play")
+    write = commands.add_parser("generate", help="write a recorded conversation as a pytest module")
+    write.add_argument("recording", help="a transcript file written by zmqtest.replay.record()")
+    write.add_argument("out", nargs="?", help="the module to write (default: test_<recording>.py beside it)")
+    write.add_argument("--play", metavar="NAME", help="of a tap's recording: the peer the test plays (the client)")
+    write.add_argument(
+        "--command", dest="program", nargs="+", metavar="ARG", help="the command line of the program under test"
+    )
+    write.add_argument("--ready", metavar="REGEX", help="the line it prints once it serves, with (?P<endpoint>...)")
     diagram = commands.add_parser("diagram", help="the sequence diagram of a transcript file, as an HTML page")
     diagram.add_argument("transcript")
     diagram.add_argument("out", nargs="?")
@@ -55,7 +67,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from zmqtest.sequencehtml import main as diagram
 
         return diagram([args.transcript, *([args.out] if args.out else [])])
+    if args.command == "generate":
+        return _generate(args)
     return _replay(args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from zmqtest.generate import write_test
+    from zmqtest.tapreplay import TapReplayError
+    from zmqtest.transcriptfile import FormatError
+
+    try:
+        path = write_test(args.recording, args.out, play=args.play, command=args.program, ready=args.ready)
+    except (OSError, FormatError, TapReplayError, ValueError) as problem:
+        print(f"zmqtest generate: {problem}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -63,6 +91,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     from zmqtest.replay import ReplayError, ReplayMismatch, replay
     from zmqtest.sockets import make_sock
+    from zmqtest.tapreplay import TapReplayError, is_tap_recording, played_side, tapped_peers
     from zmqtest.transcriptfile import FormatError, load
 
     try:
@@ -72,6 +101,26 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     # the type as recorded; a file without it names it first in the mimic's description ("REQ socket 'client'")
     types = {p.id: p.socket_type or p.description.partition(" ")[0] for p in recorded.participants if p.role == "mimic"}
+    options: dict[str, dict[str, Any]] = {}
+    topics: dict[str, tuple[bytes, ...]] = {}
+    play = None
+    if is_tap_recording(recorded):  # one tapped peer's side: its type (and identity, topics) from what the tap saw
+        named = [name for name, _ in [*args.connect, *args.bind]]
+        if len(named) != 1:
+            peers = ", ".join(tapped_peers(recorded))
+            print(
+                f"zmqtest replay: {args.recording} is a tap's recording: give one of its peers ({peers})",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            side = played_side(recorded, named[0], where=args.recording)
+        except TapReplayError as problem:
+            print(f"zmqtest replay: {problem}", file=sys.stderr)
+            return 2
+        play, types = side.peer, {side.peer: side.socket_type}
+        options[side.peer] = {"routing_id": side.routing_id} if side.routing_id else {}
+        topics[side.peer] = side.subscriptions
     context = zmq.Context()
     sockets = []
     try:
@@ -82,10 +131,18 @@ def _replay(args: argparse.Namespace) -> int:
                 print(f"zmqtest replay: {args.recording} has no mimic {name!r}; its mimics: {known}", file=sys.stderr)
                 return 2
             sock_type = zmq.SocketType[str(kind)]
-            sockets.append(make_sock(context, sock_type, name=name, timeout=args.timeout, **{how: endpoint}))
+            extra = options.get(name, {})
+            sock = make_sock(context, sock_type, name=name, timeout=args.timeout, **extra, **{how: endpoint})
+            sockets.append(sock)
+            for topic in topics.get(name, ()):
+                sock.subscribe(topic)
         try:
             lines = replay(
-                args.recording, sockets, substitutions=[tuple(s) for s in args.sub], leave_out=args.leave_out
+                args.recording,
+                sockets,
+                substitutions=[tuple(s) for s in args.sub],
+                leave_out=args.leave_out,
+                play=play,
             )
         except ReplayMismatch as mismatch:
             print(mismatch)

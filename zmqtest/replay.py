@@ -12,6 +12,10 @@ per message, the recorded one against the one just seen.
 A ROUTER mimic addresses its peers by routing id, and a peer's id changes from run to run:
 the replay maps each id the recording received to the one received now in its place,
 sends to the new one, and shows both as ``<ID1>``, ``<ID2>``... in the diff.
+
+A recording of two real processes seen through a :class:`~zmqtest.tap.Tap` (made inside the
+``record()`` block) replays too: one mimic plays one tapped peer's side, its messages turned
+from wire frames into a socket's (:mod:`zmqtest.tapreplay`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from zmqtest.errors import ZmqTestError
 from zmqtest.rendering import show_frame
+from zmqtest.tapreplay import PlayedSide, TapReplayError, is_tap_recording, played_side, tapped_peers
 from zmqtest.transcript import Transcript, recording
 from zmqtest.transcriptfile import Event, Recorded, load, write
 
@@ -64,7 +69,14 @@ def record(
     """
     with recording(Transcript(whole=True, codec=codec, max_events=RECORDED_EVENTS)) as transcript:
         yield transcript
-    write(Recorded.of(transcript, test=test), path)
+    recorded = Recorded.of(transcript, test=test)
+    if not recorded.messages() and not any(event.frames for event in recorded.events if event.kind == "wire"):
+        raise ReplayError(
+            f"nothing to write to {os.fspath(path)}: no mimic socket sent or received a message in the record() block, "
+            "and no tap recorded one into it (a Tap records into the transcript in force when it is made: make it "
+            "inside the block, or pass Tap(..., transcript=<what record() yields>))"
+        )
+    write(recorded, path)
 
 
 def replay(
@@ -77,6 +89,7 @@ def replay(
     timeout: float | None = None,
     codec: Codec | None = None,
     leave_out: Iterable[str] = (),
+    play: str | None = None,
 ) -> list[str]:
     """Play the mimics' side of a recorded conversation with ``sockets`` and check the answers.
 
@@ -91,17 +104,28 @@ def replay(
 
     Returns the conversation as normalised (one line per message); raises :class:`ReplayMismatch` with a
     diff of it against the recording, :class:`ReplayError` if the recording cannot be played with these sockets.
+
+    A tap's recording (two processes seen through a :class:`~zmqtest.tap.Tap`) is played from one tapped
+    peer's side: ``play`` names it, or else the one socket named as a tapped peer is matched with it.
     """
     __tracebackhide__ = True
     recorded = source if isinstance(source, Recorded) else load(source)
     where = os.fspath(source) if not isinstance(source, Recorded) else f"the recording of {recorded.test or 'a test'}"
+    sockets = list(sockets)
+    if is_tap_recording(recorded):
+        side = _one_side(recorded, play, sockets, where)
+        recorded = side.recorded
+        matched = {side.peer: _playing(side, sockets, where)}
+    elif play is not None:
+        raise ReplayError(f"replay(play={play!r}) plays a tap's recording; {where} is a mimic's: use leave_out=[...]")
+    else:
+        matched = _match(recorded, sockets, set(leave_out), where)
     from zmqtest.golden import Normaliser  # here: golden imports the command runner
 
     normalise: Callable[[str], str] = Normaliser() if normaliser is None else normaliser
     user = list(substitutions)
     if user:
         normalise = _Chain(normalise, Normaliser(user, builtins=False))
-    matched = _match(recorded, list(sockets), set(leave_out), where)
     player = _Player(recorded, matched, normalise, skip, timeout, codec)
     expected, actual, stopped = player.play()
     if expected != actual:
@@ -165,6 +189,39 @@ class Recordings:
 
     def __repr__(self) -> str:
         return f"<Recordings in {self.directory}{' (updating)' if self.updating else ''}>"
+
+
+def _one_side(recorded: Recorded, play: str | None, sockets: list[TestSocket], where: str) -> PlayedSide:
+    """The side of the tapped peer ``play`` (else: the one a socket is named after) as a mimic's recording."""
+    __tracebackhide__ = True
+    if play is None:
+        peers = tapped_peers(recorded)
+        named = [sock.name for sock in sockets if sock.name in peers]
+        if len(named) != 1:
+            given = ", ".join(sock.describe() for sock in sockets) or "none"
+            raise ReplayError(
+                f"replay of {where}: a tap's recording is played from one tapped peer's side ({', '.join(peers)}): "
+                f"name it with play=..., or give one socket named after it; given: {given}"
+            )
+        play = str(named[0])
+    try:
+        return played_side(recorded, play, where=where)
+    except TapReplayError as error:
+        raise ReplayError(str(error)) from None
+
+
+def _playing(side: PlayedSide, sockets: list[TestSocket], where: str) -> TestSocket:
+    """The socket named as the tapped peer, else the one unnamed socket of its type."""
+    __tracebackhide__ = True
+    named = [sock for sock in sockets if sock.name == side.peer]
+    unnamed = [sock for sock in sockets if not sock.name and sock.type_name == side.socket_type]
+    if named or len(unnamed) == 1:
+        return (named or unnamed)[0]
+    given = ", ".join(sock.describe() for sock in sockets) or "none"
+    raise ReplayError(
+        f"replay of {where}: no socket to play the tapped peer {side.peer!r} (a {side.socket_type} socket): "
+        f"name one {side.peer!r}; given: {given}"
+    )
 
 
 class _Chain:

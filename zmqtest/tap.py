@@ -48,9 +48,11 @@ CLOSE_DEADLINE = 5.0
 class _Pipe:
     """One direction of one connection: reads ``src``, queues (after faults), writes ``dst``."""
 
-    def __init__(self, link: _Link, src: socket.socket, dst: socket.socket, source: str, target: str) -> None:
+    def __init__(
+        self, link: _Link, src: socket.socket, dst: socket.socket, source: str, target: str, keep: int | None
+    ) -> None:
         self.link, self.src, self.dst, self.source, self.target = link, src, dst, source, target
-        self.parser = ZmtpParser(keep=KEPT_BYTES)
+        self.parser = ZmtpParser(keep=keep)
         self.queue: deque[list[Any]] = deque()
         """``[release time, memoryview]`` chunks to write, in order (``inf``: held)."""
         self.queued = 0
@@ -73,8 +75,9 @@ class _Link:
         self.number = number
         self.client, self.upstream = client, upstream
         self.connected = False
-        self.up = _Pipe(self, client, upstream, tap.client, tap.server)
-        self.down = _Pipe(self, upstream, client, tap.server, tap.client)
+        keep = None if tap.transcript is not None and tap.transcript.whole else KEPT_BYTES  # a recording: whole
+        self.up = _Pipe(self, client, upstream, tap.client, tap.server, keep)
+        self.down = _Pipe(self, upstream, client, tap.server, tap.client, keep)
         self.masks: dict[socket.socket, int] = {}
 
 
@@ -82,7 +85,8 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
     """A ZMTP-aware proxy on ``127.0.0.1:<free port>`` (``.endpoint``) to ``upstream`` (a tcp endpoint).
 
     ``client`` and ``server`` name the two sides in the transcript (the connecting and the
-    binding peer). ``transcript``: where to record (default: the test's, if one records).
+    binding peer). ``transcript``: where to record (default: the one in force when the tap is made: the
+    test's, or :func:`zmqtest.replay.record`'s inside its block, which keeps every frame whole).
     """
 
     def __init__(

@@ -227,6 +227,8 @@ class Transcript:
         return participant
 
     def _kept_wire(self, frames: Sequence[Any]) -> tuple[Any, ...]:
+        if self.whole:  # a recording to replay: every frame, whole
+            return tuple(_clip(frame, sys.maxsize) for frame in frames)
         stored = kept(frames, KEPT_BYTES if self._budget > 0 else HEAD_BYTES)
         for frame in stored:
             if type(frame) is bytes and len(frame) > HEAD_BYTES:
