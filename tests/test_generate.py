@@ -110,7 +110,19 @@ def test_the_generated_module_is_valid_python_and_ruff_clean(tapped: Path, tmp_p
         long = {"items": [{"n": n, "text": "word " * 30} for n in range(20)], "blob": "y" * 400}
         server.send_multipart([peer, json.dumps(long).encode()])
         dealer.recv_multipart()
+    long_id = tmp_path / "long-id.jsonl"  # a peer's own identity, too long for one line of the socket's call
+    with zmq.Context() as context, context.socket(zmq.ROUTER) as router, context.socket(zmq.DEALER) as ctl:
+        router.linger = ctl.linger = 0  # plain sockets: only the tap records
+        router.rcvtimeo = ctl.rcvtimeo = 5000
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        with record(long_id), Tap(f"tcp://127.0.0.1:{port}", client="ctl", server="broker") as tap:
+            ctl.routing_id = b"0123456789abcdef" * 4
+            ctl.connect(str(tap.endpoint))
+            ctl.send(b"list")
+            router.send_multipart(router.recv_multipart())
+            ctl.recv()
     modules = {
+        "test_long_id.py": generate(long_id, play="ctl"),
         "test_client_side.py": generate(tapped),
         "test_server_side.py": generate(tapped, play="server"),
         "test_raw.py": generate(raw),

@@ -38,7 +38,7 @@ TAKEN = frozenset({"sys", "zmq", "send", "recv", "reply", "program", "self", "ar
 class _Mimic:
     def __init__(self, who: str, kind: str, connects: bool, variable: str) -> None:
         self.who, self.kind, self.connects, self.variable = who, kind, connects, variable
-        self.options = ""
+        self.options: list[str] = []
 
 
 def generate(
@@ -66,7 +66,7 @@ def generate(
         mimic = _Mimic(side.peer, side.socket_type, side.connects, _variable(side.peer, taken))
         options = [f"routing_id={_bytes(side.routing_id)}"] if side.routing_id else []
         options += [f"subscribe={_bytes(topic)}" for topic in side.subscriptions[:1]]
-        mimic.options = "".join(f", {option}" for option in options)
+        mimic.options = options
         mimics.append(mimic)
         topics = side.subscriptions[1:]
         played = f"{side.peer}'s side of what a tap saw"
@@ -81,7 +81,7 @@ def generate(
             connects = " bound to " not in participant.description
             mimic = _Mimic(participant.id, kind, connects, _variable(participant.id, taken))
             if kind == "SUB":
-                mimic.options = ', subscribe=b""'  # every topic: the recording does not say which it took
+                mimic.options = ['subscribe=b""']  # every topic: the recording does not say which it took
             mimics.append(mimic)
         played = "the mimics' side"
     if not mimics:
@@ -137,10 +137,11 @@ class _Module:
 
     def text(self) -> str:
         body = self._conversation()
-        lines = [*self._head(), *self._setup(), "", *body]
+        events = [name for name in ("recv", "send") if any(f"yield {name}(" in line for line in body)]
+        lines = [*self._head(events), *self._setup(), "", *body]
         return "\n".join(lines) + "\n"
 
-    def _head(self) -> list[str]:
+    def _head(self, events: list[str]) -> list[str]:
         binds = any(not mimic.connects for mimic in self.mimics)
         connects = any(mimic.connects for mimic in self.mimics)
         command = PLACEHOLDER_COMMAND
@@ -148,7 +149,7 @@ class _Module:
             command = ", ".join(_argument(arg, first=not at) for at, arg in enumerate(self.command))
         ready = PLACEHOLDER_READY if self.ready is None else self.ready
         what = f" (recorded: {_docstring(self.recorded.test)})" if self.recorded.test else ""
-        imports = "from zmqtest import Conversation, ProcessTest" + (", recv, send" if self._uses_events() else "")
+        imports = ", ".join(["from zmqtest import Conversation", "ProcessTest", *events])
         lines = [
             f'"""{self.played.capitalize()} in {_docstring(self.name)}{what}, as a process test.',
             "",
@@ -179,9 +180,6 @@ class _Module:
             lines.append(f"READY = {_raw(ready)}")
         return lines
 
-    def _uses_events(self) -> bool:
-        return any(e.who in self.by_who for e in self.recorded.messages())
-
     def _setup(self) -> list[str]:
         test = "test_it_answers_as_recorded"
         lines = [
@@ -192,9 +190,9 @@ class _Module:
         ]
         bound = [mimic for mimic in self.mimics if not mimic.connects]
         for mimic in bound:
-            lines.append(
-                f'        {mimic.variable} = zmq_socket_factory(zmq.{mimic.kind}, bind="tcp://127.0.0.1:*", '
-                f"name={_string(mimic.who)}{mimic.options})"
+            lines += _call(
+                f"{mimic.variable} = zmq_socket_factory",
+                [f"zmq.{mimic.kind}", 'bind="tcp://127.0.0.1:*"', f"name={_string(mimic.who)}", *mimic.options],
             )
         start = "[arg.format(endpoint=" + bound[0].variable + ".endpoint) for arg in COMMAND]" if bound else "COMMAND"
         connecting = [mimic for mimic in self.mimics if mimic.connects]
@@ -203,9 +201,9 @@ class _Module:
         else:
             lines.append(f"        zmq_process_factory({start}, ready={bound[0].variable})")
         for mimic in connecting:
-            lines.append(
-                f"        {mimic.variable} = zmq_socket_factory(zmq.{mimic.kind}, connect=program.endpoint, "
-                f"name={_string(mimic.who)}{mimic.options})"
+            lines += _call(
+                f"{mimic.variable} = zmq_socket_factory",
+                [f"zmq.{mimic.kind}", "connect=program.endpoint", f"name={_string(mimic.who)}", *mimic.options],
             )
         for topic in self.topics:
             lines.append(f"        {self.mimics[0].variable}.subscribe({_bytes(topic)})")
@@ -274,6 +272,15 @@ def _json(frame: bytes) -> tuple[Any] | None:
     except ValueError:
         return None
     return (value,) if json.dumps(value).encode() == frame else None
+
+
+def _call(head: str, arguments: list[str], indent: int = 8) -> list[str]:
+    """``head(arguments)`` on one line if it fits in :data:`WIDTH`, else one argument a line (as ruff formats it)."""
+    pad = " " * indent
+    one = f"{pad}{head}({', '.join(arguments)})"
+    if len(one) <= WIDTH:
+        return [one]
+    return [f"{pad}{head}(", *(f"{pad}    {argument}," for argument in arguments), f"{pad})"]
 
 
 def _statement(prefix: str, value: Any, suffix: str = "", indent: int = 8) -> list[str]:
