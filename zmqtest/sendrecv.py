@@ -356,7 +356,7 @@ def waiting(name: str, flags_at: int | None) -> Any:
             try:
                 if wait != state["_armed"]:
                     arm(self, wait)
-                if len(msg_parts) == 1 and type(msg_parts[0]) is bytes:  # _send_multipart's common case, inline
+                if type(msg_parts) is list and len(msg_parts) == 1 and type(msg_parts[0]) is bytes:  # the common case
                     result = _SEND(self, msg_parts[0], flags, copy, track)
                 else:
                     result = _send_multipart(self, msg_parts, flags, copy, track)
