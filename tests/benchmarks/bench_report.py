@@ -21,7 +21,7 @@ WHY_MISSED: dict[str, str] = {
         "`json.dumps`/`json.loads`. Since issue 14 item 1 (2026-12-04) the multipart wrappers have pyzmq's explicit "
         "signature and call libzmq's send/recv directly with the transcript's common case inline, the actions take "
         "their common case without helpers, and `JsonCodec` builds its C encoder once per thread and decodes with "
-        "json's scanner directly: 32 Python calls per round trip (raw: 29; 53 before), and the framing a third of "
+        "json's scanner directly: 31 Python calls per round trip (raw: 29; 53 before), and the framing a third of "
         "`json.dumps` + `json.loads`, which more than pays for the rest (the framing-aside row: about 0.6 us on this "
         "VM). A miss then means a loaded machine: compare the framing-aside row with the bare echo's round trip."
     ),
