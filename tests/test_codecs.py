@@ -3,13 +3,16 @@ and the Codec base class."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +164,64 @@ def test_circular_reference_is_a_message_error(make: Any) -> None:
 def test_shared_but_not_circular_values_encode() -> None:
     shared = [1, 2]
     assert JsonCodec().encode({"x": shared, "y": [shared, shared]}) == b'{"x": [1, 2], "y": [[1, 2], [1, 2]]}'
+
+
+def test_a_json_codec_encodes_a_body_again_after_refusing_it() -> None:
+    """The codec's C encoder is built once: a refused body leaves none of its containers marked as being encoded."""
+    codec = JsonCodec()
+    body: list[Any] = [[1], object()]
+    with pytest.raises(MessageError, match=r"body\[1\] = <object"):
+        codec.encode(body)
+    body.pop()
+    assert codec.encode(body) == b"[[1]]"  # not "a circular reference": the refused encode's marks are gone
+
+
+def test_threads_encode_the_same_body_at_once() -> None:
+    """Each thread has its own encoder: a body one thread is encoding is no circular reference to another."""
+    inside, go_on = threading.Event(), threading.Event()
+
+    class Slow(dict):  # type: ignore[type-arg]
+        def items(self) -> Any:
+            if not inside.is_set():  # the first encode waits here, inside the body, until the second one is done
+                inside.set()
+                go_on.wait(10)
+            return super().items()
+
+    codec, body = JsonCodec(), [Slow(a=1)]
+    encoded: list[bytes] = []
+    thread = threading.Thread(target=lambda: encoded.append(codec.encode(body)))
+    thread.start()
+    try:
+        assert inside.wait(10)
+        assert codec.encode(body) == b'[{"a": 1}]'
+    finally:
+        go_on.set()
+        thread.join(10)
+    assert encoded == [b'[{"a": 1}]']
+
+
+@pytest.mark.parametrize("codec", [JsonCodec(), JsonCodec(compact=True)], ids=repr)
+def test_a_json_codec_copies_and_pickles(codec: JsonCodec) -> None:
+    for copied in (copy.deepcopy(codec), pickle.loads(pickle.dumps(codec))):
+        assert repr(copied) == repr(codec)
+        assert copied.encode({"a": "é"}) == codec.encode({"a": "é"})
+
+
+@pytest.mark.parametrize(
+    "frame", [b'["ping", 1]', b' ["ping", 1] ', b'\n{"a": 1}\t', b"NaN", b"-Infinity", b"1e400", b'"\\ud800"'], ids=repr
+)
+def test_json_decode_is_json_loads_of_the_utf8_text(frame: bytes) -> None:
+    assert repr(JsonCodec().decode(frame)) == repr(json.loads(frame.decode()))
+
+
+@pytest.mark.parametrize(
+    "frame", [b'["ping", 1] and more', b'["ping", 1]]', b'\xef\xbb\xbf["ping", 1]', b'["ping"', b" ", b"[1,]"], ids=repr
+)
+def test_json_decode_errors_are_those_of_json_loads(frame: bytes) -> None:
+    with pytest.raises(ValueError) as expected:  # noqa: PT011  (the message is compared below)
+        json.loads(frame.decode())
+    with pytest.raises(type(expected.value), match=f"^{re.escape(str(expected.value))}$"):
+        JsonCodec().decode(frame)
 
 
 def test_json_lone_surrogate_is_escaped_as_send_json_escapes_it() -> None:

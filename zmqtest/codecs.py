@@ -14,6 +14,8 @@ when one is made, never by importing zmqtest.
 from __future__ import annotations
 
 import json
+import json.encoder
+import threading
 from typing import Any, Protocol
 
 from zmqtest.errors import MessageError
@@ -81,22 +83,80 @@ class JsonCodec(Codec):
             self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
         else:
             self._encoder = json.JSONEncoder()  # json.dumps's own defaults: ", ", ": " and ASCII escapes
+        self._threads = _Encoders(self._encoder) if _Encoders.works(self._encoder) else None
 
     def encode(self, body: Any) -> bytes:
+        threads = self._threads
         try:
+            if threads is not None:  # the C encoder json.dumps builds on every call, built once per thread
+                return "".join(threads.encoder(body, 0)).encode()
             return self._encoder.encode(body).encode()
-        except (TypeError, ValueError) as exc:
+        except BaseException as exc:
+            if threads is not None:
+                threads.rebuild(self._encoder)  # it left the containers it was inside of marked
+            if not isinstance(exc, (TypeError, ValueError)):
+                raise
             where = _find_unencodable(body) or "body"
             raise MessageError(f"body is not JSON-serialisable: {where} ({exc})") from None
 
     def decode(self, frame: bytes) -> Any:
         text = frame.decode()  # UTF-8 only, as recv_json (json.loads(bytes) would guess UTF-16/32)
+        try:  # the common case: one JSON value, no whitespace around it; json's own C scanner, as json.loads
+            body, end = _SCAN(text, 0)
+            if end == len(text):
+                return body
+        except (StopIteration, ValueError):
+            pass  # json.loads, below, says what is wrong with it
         if text.startswith("\ufeff"):
             return json.loads(text)  # which says why it refuses a BOM
         return _DECODER.decode(text)  # json.loads's own, without its checks of arguments this never passes
 
 
 _DECODER = json.JSONDecoder()
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # None: a Python without json's C speedups
+_SCAN: Any = getattr(_DECODER, "scan_once")  # noqa: B009 (not in typeshed)
+"""``(body, end)`` of the JSON value at an index of a text (``StopIteration``: none there): what ``decode`` calls."""
+
+
+class _Encoders(threading.local):
+    """Each thread's C encoder (``json.encoder.c_make_encoder``), as ``json.dumps`` builds one for every call.
+
+    Per thread, because it is not reentrant: it marks the containers it is inside of, to
+    refuse a circular reference (and leaves them marked when it fails: rebuilt then).
+    """
+
+    def __init__(self, options: json.JSONEncoder) -> None:
+        self.options = options
+        self.rebuild(options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A copy (of a codec: ``copy.deepcopy``, pickle) has the same options, and encoders of its own."""
+        return (_Encoders, (self.options,))
+
+    def rebuild(self, options: json.JSONEncoder) -> None:
+        """This thread's encoder, new (with no container marked)."""
+        self.encoder: Any = _C_MAKE_ENCODER(
+            {} if options.check_circular else None,
+            options.default,
+            json.encoder.encode_basestring_ascii if options.ensure_ascii else json.encoder.encode_basestring,
+            options.indent,
+            options.key_separator,
+            options.item_separator,
+            options.sort_keys,
+            options.skipkeys,
+            options.allow_nan,
+        )
+
+    @staticmethod
+    def works(options: json.JSONEncoder) -> bool:
+        """Whether this Python has the C encoder and it writes what ``options.encode`` does (else: that, slower)."""
+        sample = ["é\n", 1, -2.5, 1e300, None, True, {"k": [{}, []]}, ()]
+        if _C_MAKE_ENCODER is None:
+            return False
+        try:
+            return "".join(_Encoders(options).encoder(sample, 0)) == options.encode(sample)
+        except Exception:
+            return False
 
 
 class RawCodec(Codec):

@@ -153,13 +153,18 @@ def decode_frame(codec: Codec, frames: list[Any], index: int, sock: Any) -> list
     try:
         frames[index] = codec.decode(frame)
     except ValueError as exc:
-        problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"is not valid ({exc})"
-        raise MessageError(
-            f"frame {index} of the message on {_where(sock)} {problem} for {codec_name(codec)}: "
-            f"{_preview(frame)}; whole message: {_frames_preview(frames)} "
-            "(pass json_load_index=None to get raw frames, or give the test class a codec that reads them: RawCodec())"
-        ) from None
+        raise undecodable(codec, frames, index, sock, frame, exc) from None
     return frames
+
+
+def undecodable(codec: Codec, frames: list[Any], index: int, sock: Any, frame: Any, exc: ValueError) -> MessageError:
+    """The error of a frame (``frames[index]``, received on ``sock``) that ``codec`` could not decode."""
+    problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"is not valid ({exc})"
+    return MessageError(
+        f"frame {index} of the message on {_where(sock)} {problem} for {codec_name(codec)}: "
+        f"{_preview(frame)}; whole message: {_frames_preview(frames)} "
+        "(pass json_load_index=None to get raw frames, or give the test class a codec that reads them: RawCodec())"
+    )
 
 
 def _where(sock: Any) -> str:

@@ -41,11 +41,12 @@ from zmqtest.events import (
     codec_in_force,
     decode_frame,
     options_of,
+    undecodable,
 )
 from zmqtest.logcollector import LogCollector, LogEntry, LogLevel, LogText, current_collector, wait_arguments
 from zmqtest.managed import ManagedProcess
-from zmqtest.sendrecv import nothing_arrives, receive_skipping
 from zmqtest.settings import current_timeout, parse_timeout
+from zmqtest.skipping import nothing_arrives, receive_skipping
 from zmqtest.sockets import TestSocket
 from zmqtest.waiting import name_of
 
@@ -64,6 +65,8 @@ EVENT_FORMS = (
     "event(name, *args, **options) (from zmqtest)"
 )
 LOG_FORM = "('log', substr[, level[, logger[, timeout]]])"
+_NO_FRAMES: tuple[bytes | str, ...] = ()
+"""The default extra_frames of a send (by identity: the common case needs no check)."""
 _NOT_ACTIONS = frozenset({"run", "setup_method", "teardown_method", "setup_class", "teardown_class"})
 
 
@@ -86,7 +89,7 @@ class ProcessTest:
         sock: TestSocket,
         header: Sequence[bytes | str],
         body: Any,
-        extra_frames: Sequence[bytes | str] = (),
+        extra_frames: Sequence[bytes | str] = _NO_FRAMES,
         *,
         timeout: float | None = None,
     ) -> None:
@@ -94,7 +97,10 @@ class ProcessTest:
 
         ``timeout``: seconds this send may wait (default: the socket's).
         """
-        frames = self._frames(sock, header, body, extra_frames)
+        if type(header) is list and not header and extra_frames is _NO_FRAMES and isinstance(sock, TestSocket):
+            frames = [self.codec.encode(body)]  # the common case of _frames(), inline
+        else:
+            frames = self._frames(sock, header, body, extra_frames)
         try:
             if timeout is None:
                 sock.send_multipart(frames)
@@ -133,9 +139,21 @@ class ProcessTest:
         messages for which it is true are passed over (marked skipped in the
         transcript) until one is not; the timeout error lists them.
         """
-        _check_receive(sock, json_load_index)
-        if timeout is None and skip is None:  # the tuple form's path: nothing but the receive and the decoding
+        if timeout is None and skip is None and type(json_load_index) is int and isinstance(sock, TestSocket):
+            # the tuple form's path: nothing but the receive and the decoding (decode_frame's common case, inline)
             frames: list[Any] = sock.recv_multipart()
+            try:
+                frame = frames[json_load_index]
+            except (IndexError, TypeError):
+                return decode_frame(self.codec, frames, json_load_index, sock)  # which says what is wrong
+            try:
+                frames[json_load_index] = self.codec.decode(frame)
+            except ValueError as exc:
+                raise undecodable(self.codec, frames, json_load_index, sock, frame, exc) from None
+            return frames
+        _check_receive(sock, json_load_index)
+        if timeout is None and skip is None:
+            frames = sock.recv_multipart()
             return frames if json_load_index is None else decode_frame(self.codec, frames, json_load_index, sock)
         seconds = sock.timeout if timeout is None else _option_seconds(timeout, "recv", "timeout")
         if skip is None:

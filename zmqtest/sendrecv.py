@@ -11,7 +11,8 @@ While processes are watched (:func:`zmqtest.waiting.watching`), libzmq waits by 
 for :data:`FIRST_WAIT` first, and then :func:`watched_wait` races the rest of the wait
 against the watched processes (:func:`zmqtest.waiting.race`, as every wait in zmqtest).
 A wait that fails says why (:func:`timeout_message`); every frame sent and received, and
-every wait that failed, goes into the test's transcript when one records.
+every wait that failed, goes into the test's transcript when one records. The receives that
+pass over messages (``recv(skip=...)``, ``expect_nothing``) are :mod:`zmqtest.skipping`'s, also here.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import zmq
 from zmqtest import transcript
 from zmqtest.errors import ProcessError, SocketTimeout, add_context
 from zmqtest.peers import security_role
+from zmqtest.rendering import HEAD_BYTES
 from zmqtest.settings import parse_timeout, settings_in_force
+from zmqtest.skipping import nothing_arrives, passed_over, receive_skipping, silence_kept, skipped_only, unexpected
 from zmqtest.startover import settle, start_over
-from zmqtest.waiting import any_watched, describe_watched, failed_wait, race, ready_now, watched
+from zmqtest.waiting import any_watched, describe_watched, race, ready_now, watched
 
 if TYPE_CHECKING:
     from zmqtest.sockets import TestSocket
@@ -235,7 +238,10 @@ def waiting(name: str, flags_at: int | None) -> Any:
     Only the outermost call arms the timeout and translates errors. pyzmq's
     ``send_json`` and friends re-enter through ``send``/``recv``, so they mark the
     socket busy while they run; the hot multipart calls do not re-enter at all.
-    The calls that move frames put them in the transcript, if one records.
+    The calls that move frames put them in the transcript, if one records. The
+    multipart calls, on every round trip of a conversation, are written out for
+    themselves: pyzmq's signature (no packing of arguments), libzmq's send/recv called
+    directly, the transcript's common case inline; anything else goes to the general one.
     """
     base: Callable[..., Any] = _OWN.get(name) or getattr(zmq.Socket, name)
     reentrant = name not in _OWN and name not in ("send", "recv")
@@ -266,7 +272,29 @@ def waiting(name: str, flags_at: int | None) -> Any:
         finally:
             state["_busy"] = False
 
-    @functools.wraps(getattr(zmq.Socket, name))
+    def give_up(self: TestSocket, exc: zmq.ZMQError, args: Any, kwargs: Any, seconds: float) -> BaseException:
+        """What a send or receive that failed raises, recorded; a REQ that gave up on its reply starts over."""
+        error = translate(self, exc, args, kwargs, seconds)
+        if error is not exc or not isinstance(exc, zmq.Again):  # not a NOBLOCK call's "nothing yet"
+            _failed(self, error)
+        if error is not exc and gave_up_reply and self.__dict__["_req"]:
+            start_over(self)
+        return error
+
+    def rest_of_wait(self: TestSocket, args: Any, kwargs: Any, seconds: float, waited: float) -> Any:
+        """The rest of a watched wait after libzmq's first ``waited`` seconds, raced against the processes."""
+        state = self.__dict__
+        try:
+            return watched_wait(self, name, event, lambda: call(self, state, args, kwargs), seconds, waited)
+        except (SocketTimeout, ProcessError) as exc:
+            _failed(self, exc)
+            if gave_up_reply and state["_req"]:
+                start_over(self)
+            raise
+        except zmq.ZMQError as exc:
+            _failed(self, translate(self, exc, args, kwargs, seconds))
+            raise
+
     def method(self: TestSocket, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         # The wait is libzmq's (RCVTIMEO/SNDTIMEO, armed when it changes); while processes are watched, only its
         # first FIRST_WAIT, and watched_wait() the rest.
@@ -291,47 +319,120 @@ def waiting(name: str, flags_at: int | None) -> Any:
         try:
             if wait != state["_armed"]:
                 arm(self, wait)
-            # the hot multipart calls: no detour through call()
-            result = base(self, *args, **kwargs) if not reentrant else call(self, state, args, kwargs)
+            result = call(self, state, args, kwargs)
         except zmq.ZMQError as exc:
             if watching and isinstance(exc, zmq.Again) and not _flags(args, kwargs, flags_at) & zmq.NOBLOCK:
                 rest = True  # the rest of the wait, raced against the processes (outside this block: no chaining)
             else:
-                error = translate(self, exc, args, kwargs, seconds)
-                if error is not exc or not isinstance(exc, zmq.Again):  # not a NOBLOCK call's "nothing yet"
-                    _failed(self, error)
+                error = give_up(self, exc, args, kwargs, seconds)
                 if error is exc:
                     raise
-                if gave_up_reply and state["_req"]:
-                    start_over(self)
                 raise error from None
         if rest:
-            try:
-                result = watched_wait(self, name, event, lambda: call(self, state, args, kwargs), seconds, wait)
-            except (SocketTimeout, ProcessError) as exc:
-                _failed(self, exc)
-                if gave_up_reply and state["_req"]:
-                    start_over(self)
-                raise
-            except zmq.ZMQError as exc:
-                _failed(self, translate(self, exc, args, kwargs, seconds))
-                raise
+            result = rest_of_wait(self, args, kwargs, seconds, wait)
         if state["_pending"]:  # a REQ that gave up on a reply: back to normal once its next request is out
             settle(self, sending)
         if frames_of is not None:
             record = _transcript()
             if record is not None:
-                if frames_of is _received_multipart:  # the hot calls' frames without a call to find them
-                    frames = result
-                elif frames_of is _sent_multipart and args:
-                    frames = args[0]
-                else:
-                    frames = frames_of(args, kwargs, result)
-                record.message(self, recorded, frames, at)
+                record.message(self, recorded, frames_of(args, kwargs, result), at)
         return result
 
+    if name == "send_multipart":  # the hot calls: pyzmq's explicit signature (no packing), the common case inline
+
+        def send_multipart(
+            self: TestSocket, msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False, **kwargs: Any
+        ) -> Any:
+            state = self.__dict__
+            if kwargs or state["_busy"]:  # a timeout= (or pyzmq's routing_id=, ...), or inside send_serialized
+                return method(self, msg_parts, flags, copy, track, **kwargs)
+            at = _perf_counter()  # stamped when asked for: the peer may answer before the send returns
+            seconds = state["_timeout"]
+            if seconds is None:
+                seconds = _settings_in_force().timeout
+            watching = _any_watched()
+            wait = FIRST_WAIT if watching and seconds > FIRST_WAIT else seconds
+            rest = False
+            try:
+                if wait != state["_armed"]:
+                    arm(self, wait)
+                if type(msg_parts) is list and len(msg_parts) == 1 and type(msg_parts[0]) is bytes:  # the common case
+                    result = _SEND(self, msg_parts[0], flags, copy, track)
+                else:
+                    result = _send_multipart(self, msg_parts, flags, copy, track)
+            except zmq.ZMQError as exc:
+                if watching and isinstance(exc, zmq.Again) and not flags & zmq.NOBLOCK:
+                    rest = True  # as in method()
+                else:
+                    error = give_up(self, exc, (msg_parts, flags), {}, seconds)
+                    if error is exc:
+                        raise
+                    raise error from None
+            if rest:
+                result = rest_of_wait(self, (msg_parts, flags, copy, track), {}, seconds, wait)
+            if state["_pending"]:
+                settle(self, True)
+            record = _transcript()
+            if record is not None and record.recording:  # Transcript.message's common case, inlined
+                if len(msg_parts) == 1 and type(msg_parts[0]) is bytes and len(msg_parts[0]) <= HEAD_BYTES:
+                    record.events.append((at, state["_who"] or record.mimic(self), "send", (msg_parts[0],)))
+                else:
+                    record.message(self, "send", msg_parts, at)
+            return result
+
+        return _documented(send_multipart, name)
+
+    if name == "recv_multipart":
+
+        def recv_multipart(
+            self: TestSocket, flags: int = 0, copy: bool = True, track: bool = False, **kwargs: Any
+        ) -> list[Any]:
+            state = self.__dict__
+            if kwargs or state["_busy"]:  # a timeout=, or inside recv_serialized
+                return method(self, flags, copy, track, **kwargs)  # type: ignore[no-any-return]
+            seconds = state["_timeout"]
+            if seconds is None:
+                seconds = _settings_in_force().timeout
+            watching = _any_watched()
+            wait = FIRST_WAIT if watching and seconds > FIRST_WAIT else seconds
+            rest = False
+            try:
+                if wait != state["_armed"]:
+                    arm(self, wait)
+                frames = [_RECV(self, flags, copy, track)]  # _recv_multipart, inlined
+                while _GET(self, _RCVMORE):
+                    frames.append(_RECV(self, flags, copy, track))
+            except zmq.ZMQError as exc:
+                if watching and isinstance(exc, zmq.Again) and not flags & zmq.NOBLOCK:
+                    rest = True  # as in method()
+                else:
+                    error = give_up(self, exc, (flags,), {}, seconds)
+                    if error is exc:
+                        raise
+                    raise error from None
+            if rest:
+                frames = rest_of_wait(self, (flags, copy, track), {}, seconds, wait)
+            if state["_pending"]:
+                settle(self, False)
+            record = _transcript()
+            if record is not None and record.recording:  # Transcript.message's common case, inlined
+                if len(frames) == 1 and type(frames[0]) is bytes and len(frames[0]) <= HEAD_BYTES:
+                    record.events.append((_perf_counter(), state["_who"] or record.mimic(self), "recv", (frames[0],)))
+                else:
+                    record.message(self, "recv", frames)
+            return frames
+
+        return _documented(recv_multipart, name)
+
+    return _documented(method, name)
+
+
+def _documented(method: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``method`` with the docstring of pyzmq's ``name`` and what zmqtest adds to it."""
+    base = getattr(zmq.Socket, name)
+    functools.update_wrapper(method, base)
     method.__doc__ = (
-        f"{getattr(zmq.Socket, name).__doc__ or ''}\n\n"
+        f"{base.__doc__ or ''}\n\n"
         "zmqtest: waits at most ``timeout`` seconds (this call's, else the socket's, else the\n"
         "harness default), then raises :class:`zmqtest.SocketTimeout`; a watched process that\n"
         "ends meanwhile raises its :class:`zmqtest.errors.ProcessExited` at once."
@@ -385,112 +486,3 @@ def closed_error(sock: TestSocket, operation: str) -> zmq.ZMQError:
         f"{operation} on {sock.describe()}: this socket was closed by {sock.__dict__['_closed_by']}; "
         "a closed socket cannot be used again",
     )
-
-
-# --- receives of a conversation: skipping chatter, expecting silence ------------------------------------------------
-
-Look = Callable[[list[Any]], tuple[Any, bool]]
-"""Turns a received message into what the test sees (decoded) and whether to skip it."""
-
-
-def receive_skipping(sock: TestSocket, seconds: float, look: Look, skip_name: str) -> Any:
-    """Receive on ``sock`` until ``look`` keeps a message, and return it (as ``look`` made it).
-
-    Each message ``look`` skips is marked so in the transcript. ``seconds`` bounds the
-    whole wait; each receive is the mimic's own (raced against the watched processes);
-    its timeout error lists the messages skipped.
-    """
-    deadline = _monotonic() + seconds
-    skipped: list[str] = []
-    wait = seconds  # the first receive waits exactly the timeout: its error names it as given
-    while True:
-        try:
-            frames = sock.recv_multipart(timeout=wait)  # type: ignore[call-overload]
-        except SocketTimeout as exc:
-            if not skipped:
-                raise
-            raise skipped_only(sock, seconds, skip_name, skipped, exc) from None
-        message, skip = look(frames)
-        if not skip:
-            return message
-        passed_over(sock, message, skipped)
-        wait = max(deadline - _monotonic(), 0.0)
-
-
-def passed_over(sock: TestSocket, message: Any, skipped: list[str]) -> None:
-    """Note a message a receive skipped: marked in the transcript, quoted in the timeout error if one comes."""
-    record = _transcript()
-    if record is not None:
-        record.skipped(sock)
-    skipped.append(_clip(repr(message), _SHOWN_CHARS))
-
-
-def skipped_only(
-    sock: TestSocket, seconds: float, skip_name: str, skipped: list[str], timed_out: SocketTimeout
-) -> SocketTimeout:
-    """The error of a skipping receive that saw only messages to skip: it lists them."""
-    shown = ", ".join(skipped[:_SHOWN_SKIPPED])
-    more = f" and {len(skipped) - _SHOWN_SKIPPED} more" if len(skipped) > _SHOWN_SKIPPED else ""
-    error = SocketTimeout(
-        f"recv on {sock.describe()}: no message but skipped ones within {seconds:g} s (skip={skip_name}); "
-        f"{len(skipped)} skipped: {shown}{more}" + describe_watched(_current_watched()),
-        operation="recv_multipart",
-        timeout=seconds,
-    )
-    error.context.extend(timed_out.context)
-    return error
-
-
-def nothing_arrives(sock: TestSocket, seconds: float, look: Look) -> None:
-    """Return once ``seconds`` have passed without a message on ``sock`` that ``look`` keeps; else raise.
-
-    A kept message raises :class:`~zmqtest.events.UnexpectedMessage` showing it (as
-    ``look`` made it) and when it came; skipped ones are marked so in the transcript. A
-    watched process that dies meanwhile raises its exit error at once.
-    """
-    processes = _current_watched()
-    began = _monotonic()
-    deadline = began + seconds
-    queued = ready_now(sock, zmq.POLLIN)  # a message there already came before the silence began
-
-    def waiting_for() -> str:
-        return f"expecting nothing on {sock.describe()} (expect_nothing)"
-
-    while race(sock, deadline, processes, waiting_for, event=zmq.POLLIN, report=failed_wait):
-        try:
-            frames = sock.recv_multipart(zmq.NOBLOCK)  # recorded in the transcript as any receive
-        except zmq.Again:
-            continue
-        message, skip = look(frames)
-        if skip:
-            record = _transcript()
-            if record is not None:
-                record.skipped(sock)
-            queued = False
-            continue
-        raise failed_wait(unexpected(sock, seconds, message, queued, began))
-    silence_kept(sock, seconds)
-
-
-def unexpected(sock: TestSocket, seconds: float, message: Any, queued: bool, began: float) -> Exception:
-    """The error of an ``expect_nothing`` that got ``message`` (``queued``: it was there before the wait began)."""
-    from zmqtest.events import UnexpectedMessage  # light; here, so that sockets' import order stays as it was
-
-    when = (
-        f"was waiting already when the {seconds:g} s in which nothing was expected began"
-        if queued
-        else f"was received {_monotonic() - began:.3f} s into the {seconds:g} s in which nothing was expected"
-    )
-    return UnexpectedMessage(f"expect_nothing on {sock.describe()}: a message {when}: {_clip(repr(message), 200)}")
-
-
-def silence_kept(sock: TestSocket, seconds: float) -> None:
-    transcript.note(None, f"expect_nothing: nothing arrived on {sock.name or sock.type_name} for {seconds:g} s")
-
-
-_SHOWN_SKIPPED = 3
-_SHOWN_CHARS = 80
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

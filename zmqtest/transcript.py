@@ -158,7 +158,7 @@ class Transcript:
     def message(self, sock: TestSocket, kind: str, frames: Sequence[Any], at: float | None = None) -> None:
         """Record the frames ``sock`` sent (``kind`` ``"send"``) or received (``"recv"``) at ``at`` (default: now)."""
         if self.recording:
-            who = sock.__dict__["_who"] or self._mimic(sock)
+            who = sock.__dict__["_who"] or self.mimic(sock)
             if at is None:
                 at = _perf_counter()
             if len(frames) == 1:  # the common case, inlined: one short bytes frame, immutable, kept as it is
@@ -175,14 +175,15 @@ class Transcript:
                     self._budget -= len(frame)
             self._append((at, who, kind, stored))
 
-    def _mimic(self, sock: TestSocket) -> Mimic:
+    def mimic(self, sock: TestSocket) -> Mimic:
+        """The participant that ``sock`` is (made when it first sends or receives)."""
         who = sock.__dict__["_who"] = Mimic(sock)
         return who
 
     def error(self, sock: TestSocket, text: str) -> None:
         """Record a send or receive of ``sock`` that failed (a timeout, a death, a ZMQ error)."""
         if self.recording:
-            self.events.append((perf_counter(), sock.__dict__["_who"] or self._mimic(sock), "error", text))
+            self.events.append((perf_counter(), sock.__dict__["_who"] or self.mimic(sock), "error", text))
 
     def skipped(self, sock: TestSocket) -> None:
         """Mark the last message ``sock`` received as skipped (``recv(sock, skip=...)`` passed over it)."""
@@ -197,7 +198,7 @@ class Transcript:
     def note_on(self, sock: TestSocket, what: str) -> None:
         """Record an event of mimic ``sock`` other than a message (a REQ that started over on a new connection)."""
         if self.recording:
-            self.events.append((perf_counter(), sock.__dict__["_who"] or self._mimic(sock), "note", what))
+            self.events.append((perf_counter(), sock.__dict__["_who"] or self.mimic(sock), "note", what))
 
     def note(self, who: str | None, what: str, *, at: float | None = None) -> None:
         """Record an event of process ``who`` (``None``: of the test itself) that happened now, or ``at`` then."""

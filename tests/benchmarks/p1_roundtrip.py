@@ -21,6 +21,11 @@ is the median over rounds of (its harness median / its raw median).
   ROUTER proxied to itself in a thread, without the GIL), with the bare echo process still
   watched: nothing but the harness and libzmq's queues, so the row reports the harness's
   cost per round trip in microseconds (median over rounds of harness median - raw median);
+- ``framing``: no socket, the body's framing alone: ProcessTest's codec (``JsonCodec``: encode
+  + decode) against the raw reference's ``json.dumps`` + ``json.loads``. The harness frames
+  faster than those (an encoder built once, json's scanner called directly), which lowers
+  its cost per round trip; the row after ``inproc``'s cost adds that gain back: what the
+  rest of the harness (generator, dispatch, wrappers, transcript) costs;
 - ``article``: the seed article's wrapper (a NOBLOCK try, then a 10 ms sleep, up to 100 tries)
   against the echo process, kept as the baseline.
 """
@@ -193,6 +198,23 @@ def run(scale: float = 1.0) -> Result:
                     with transcript_on():
                         plain_pairs(sock.send_multipart, sock.recv_multipart, raws["testsocket"], count, pair)
 
+                def framing(count: int, pair: Pair) -> None:
+                    """The framing alone: ProcessTest's JsonCodec (encode + decode) against json.dumps + json.loads."""
+                    harness, raws = pair
+                    codec = test.codec
+                    for number in range(count):
+                        body = ["ping", number]
+                        for mine in (number & 1, not number & 1):
+                            began = clock()
+                            if mine:
+                                reply = codec.decode(codec.encode(body))
+                                harness.append(clock() - began)
+                            else:
+                                reply = json.loads(json.dumps(body).encode())
+                                raws.append(clock() - began)
+                            if reply != body:
+                                raise AssertionError(f"framing {number}: got {reply!r}")
+
                 def article_wrapper(count: int, pair: Pair) -> None:
                     plain_pairs(
                         lambda frames: article_send(article, frames),
@@ -209,6 +231,7 @@ def run(scale: float = 1.0) -> Result:
                     "testsocket": testsocket,
                     "pong": processtest(mimics["pong"], raws["pong"], pong=True),
                     "inproc": processtest(inproc_mimic, inproc_raw),
+                    "framing": framing,
                     "article": article_wrapper,
                 }
                 for name, variant in variants.items():  # warm up: connections made, code paths hot
@@ -262,6 +285,16 @@ def run(scale: float = 1.0) -> Result:
     cost.target = f"≤ {TARGET_INPROC_US:g} us"
     cost.met = cost.median <= TARGET_INPROC_US
     rows.insert(rows.index(next(r for r in rows if r.key == "raw inproc")) + 1, cost)
+    framing_row = row("framing", "JsonCodec encode + decode of the body (vs json.dumps + json.loads)", "framing")
+    gains = [statistics.median(samples["framing raw"]) - statistics.median(samples["framing"]) for samples in rounds]
+    aside = Row(
+        "P1",
+        "harness cost per inproc round trip with JsonCodec's gain over json.dumps + json.loads added back",
+        "us",
+        [spent + gained for spent, gained in zip(costs, gains, strict=True)],
+        key="inproc cost,\nframing aside",
+    )
+    rows[rows.index(cost) + 1 : rows.index(cost) + 1] = [framing_row, aside]
     notes = [
         f"{rounds_count} rounds of {block} interleaved pairs (one harness, one raw round trip) per variant "
         f"({article_block} for the article's wrapper) after {warmup} warm-up; one EchoProc and one PongProc "
