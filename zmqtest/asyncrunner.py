@@ -256,7 +256,8 @@ def _option_error(action: str, problem: str) -> EventError:
 
 def _at_yield(exc: Exception, event: AnyEvent, conversation: AsyncGenerator[AnyEvent, Any]) -> Exception:
     """Name the event and the yield line in ``exc``; zmqtest's and pyzmq's errors lose their traceback."""
-    from zmqtest.runner import _relative, _short
+    from zmqtest.events import short as _short
+    from zmqtest.runner import _relative
 
     frame = conversation.ag_frame  # type: ignore[attr-defined]
     where = (

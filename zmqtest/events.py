@@ -162,7 +162,7 @@ def undecodable(codec: Codec, frames: list[Any], index: int, sock: Any, frame: A
     problem = "is not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"is not valid ({exc})"
     return MessageError(
         f"frame {index} of the message on {_where(sock)} {problem} for {codec_name(codec)}: "
-        f"{_preview(frame)}; whole message: {_frames_preview(frames)} "
+        f"{preview(frame)}; whole message: {_frames_preview(frames)} "
         "(pass json_load_index=None to get raw frames, or give the test class a codec that reads them: RawCodec())"
     )
 
@@ -172,12 +172,13 @@ def _where(sock: Any) -> str:
     return str(describe()) if callable(describe) else repr(sock)
 
 
-def _preview(frame: bytes, limit: int = 40) -> str:
+def preview(frame: bytes, limit: int = 40) -> str:
+    """The head of a frame for an error message, with its size when cut."""
     return repr(frame[:limit]) + (f"... ({len(frame)} bytes)" if len(frame) > limit else "")
 
 
 def _frames_preview(frames: list[Any], limit: int = 4) -> str:
-    shown = [_preview(f) if isinstance(f, bytes) else _clip(repr(f), 60) for f in frames[:limit]]
+    shown = [preview(f) if isinstance(f, bytes) else _clip(repr(f), 60) for f in frames[:limit]]
     if len(frames) > limit:
         shown.append(f"... {len(frames) - limit} more")
     return "[" + ", ".join(shown) + "]"
@@ -251,7 +252,7 @@ def arity_problem(action: Callable[..., Any], event: AnyEvent, exc: TypeError) -
     try:
         signature = inspect.signature(action)
     except ValueError:
-        return f"event {_short(event)} does not fit action {name!r}: {exc}"
+        return f"event {short(event)} does not fit action {name!r}: {exc}"
     plain = signature.replace(
         parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
         return_annotation=signature.empty,
@@ -260,7 +261,7 @@ def arity_problem(action: Callable[..., Any], event: AnyEvent, exc: TypeError) -
         signature.bind(*args, **options)
     except TypeError as problem:
         exc = problem
-    text = f"event {_short(event)} does not fit {name}{plain}: {exc}"
+    text = f"event {short(event)} does not fit {name}{plain}: {exc}"
     if options:
         text += f"; the options of {name} are {options_of(signature)}"
     return text
@@ -278,6 +279,7 @@ def _is_helper(value: object) -> bool:
     return any(value is helper for helper in HELPERS)
 
 
-def _short(value: object, limit: int = 160) -> str:
+def short(value: object, limit: int = 160) -> str:
+    """``repr(value)``, cut to ``limit`` characters for an error message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

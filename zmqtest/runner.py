@@ -41,6 +41,8 @@ from zmqtest.events import (
     codec_in_force,
     decode_frame,
     options_of,
+    preview,
+    short,
     undecodable,
 )
 from zmqtest.logcollector import LogCollector, LogEntry, LogLevel, LogText, current_collector, wait_arguments
@@ -93,10 +95,7 @@ class ProcessTest:
         *,
         timeout: float | None = None,
     ) -> None:
-        """Send ``header + [encoded body] + extra_frames`` as one multipart message on ``sock``.
-
-        ``timeout``: seconds this send may wait (default: the socket's).
-        """
+        """Send ``header + [encoded body] + extra_frames`` on ``sock`` (``timeout``: seconds it may wait)."""
         if type(header) is list and not header and extra_frames is _NO_FRAMES and isinstance(sock, TestSocket):
             frames = [self.codec.encode(body)]  # the common case of _frames(), inline
         else:
@@ -115,9 +114,9 @@ class ProcessTest:
         if not isinstance(sock, TestSocket):
             raise _not_a_socket(sock, "send")
         if not isinstance(header, (list, tuple)):
-            raise EventError(f"the header of a send must be a list of frames, got {_short(header)}; use [] for none")
+            raise EventError(f"the header of a send must be a list of frames, got {short(header)}; use [] for none")
         if not isinstance(extra_frames, (list, tuple)):
-            raise EventError(f"extra_frames of a send must be a list of frames, got {_short(extra_frames)}")
+            raise EventError(f"extra_frames of a send must be a list of frames, got {short(extra_frames)}")
         frames = [*header, self.codec.encode(body), *extra_frames]
         if header or extra_frames:
             frames = [frame.encode() if isinstance(frame, str) else frame for frame in frames]
@@ -160,7 +159,7 @@ class ProcessTest:
             frames = sock.recv_multipart(timeout=seconds)  # type: ignore[call-overload]
             return frames if json_load_index is None else decode_frame(self.codec, frames, json_load_index, sock)
         if not callable(skip):
-            raise _option_error("recv", f"skip= takes a predicate of the message (a callable), got {_short(skip)}")
+            raise _option_error("recv", f"skip= takes a predicate of the message (a callable), got {short(skip)}")
         look = self._looking(sock, json_load_index, skip)
         return receive_skipping(sock, current_timeout() if seconds is None else seconds, look, name_of(skip))  # type: ignore[no-any-return]
 
@@ -177,7 +176,7 @@ class ProcessTest:
             raise _not_a_socket(sock, "expect_nothing")
         if skip is not None and not callable(skip):
             raise _option_error(
-                "expect_nothing", f"skip= takes a predicate of the message (a callable), got {_short(skip)}"
+                "expect_nothing", f"skip= takes a predicate of the message (a callable), got {short(skip)}"
             )
         wait = _option_seconds(seconds, "expect_nothing", "seconds")
         nothing_arrives(sock, wait, self._looking(sock, -1, skip, lenient=True))
@@ -300,7 +299,7 @@ class ProcessTest:
         if own is None:
             return current_collector()
         if not isinstance(own, LogCollector):
-            raise EventError(f"self.logs must be a zmqtest.LogCollector (or None), got {_short(own)}")
+            raise EventError(f"self.logs must be a zmqtest.LogCollector (or None), got {short(own)}")
         return own
 
     def run(self, testfunc: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
@@ -346,7 +345,7 @@ class ProcessTest:
                     code = gen.gi_code
                     raise EventError(
                         f"test generator {gen.__qualname__} ({_relative(code.co_filename)}:{code.co_firstlineno}) "
-                        f"returned {_short(stop.value)}: "
+                        f"returned {short(stop.value)}: "
                         "a ProcessTest test ends without a value (assert on what it received instead)"
                     ) from None
                 return
@@ -395,7 +394,7 @@ class ProcessTest:
                 f"yielded the generator {name}(), which is not an event: to run a helper that yields events, "
                 f"write 'yield from {name}(...)'"
             )
-        return f"yielded {_short(event)}, which is not an event: {EVENT_FORMS}"
+        return f"yielded {short(event)}, which is not an event: {EVENT_FORMS}"
 
     def _unknown_action(self, name: object) -> str:
         known = sorted(_actions(type(self)))
@@ -445,7 +444,7 @@ def _at_yield(exc: Exception, event: AnyEvent, gen: types.GeneratorType[AnyEvent
         gen = gen.gi_yieldfrom
     frame = gen.gi_frame
     where = f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}" if frame is not None else gen.__qualname__
-    add_context(exc, f"  event: {_short(event)} at {where}")
+    add_context(exc, f"  event: {short(event)} at {where}")
     if isinstance(exc, (ZmqTestError, zmq.ZMQError)):
         exc = exc.with_traceback(None)
     return exc
@@ -466,18 +465,18 @@ def _check_receive(sock: object, json_load_index: object) -> None:
     if json_load_index is not None and (isinstance(json_load_index, bool) or not isinstance(json_load_index, int)):
         raise EventError(
             f"json_load_index of a recv must be the index of the frame to decode (an int, -1: the last) or None "
-            f"for raw frames, got {_short(json_load_index)}"
+            f"for raw frames, got {short(json_load_index)}"
         )
 
 
 def _unreachable(exc: zmq.ZMQError, frames: list[Any], sock: TestSocket) -> None:
     """Say which identity a ROUTER (mandatory) could not reach: the first frame names a peer it does not have."""
     if exc.errno == zmq.EHOSTUNREACH:
-        add_context(exc, f"  no peer with identity {_preview(bytes(frames[0]))} is connected to {sock.describe()}")
+        add_context(exc, f"  no peer with identity {preview(bytes(frames[0]))} is connected to {sock.describe()}")
 
 
 def _not_a_socket(sock: object, action: str) -> EventError:
-    kind = "a plain zmq.Socket, which could wait forever" if isinstance(sock, zmq.Socket) else _short(sock)
+    kind = "a plain zmq.Socket, which could wait forever" if isinstance(sock, zmq.Socket) else short(sock)
     return EventError(f"{action} needs a TestSocket (make_sock(...)), got {kind}")
 
 
@@ -486,7 +485,7 @@ def _process(process: object, action: str) -> ManagedProcess:
     if not isinstance(process, ManagedProcess):
         raise EventError(
             f"{action} needs a process under test (what zmq_process_factory or ProcessManager.start returns), "
-            f"got {_short(process)}"
+            f"got {short(process)}"
         )
     return process
 
@@ -497,12 +496,3 @@ def _relative(path: str) -> str:
     except ValueError:
         return path
     return relative if not relative.startswith("..") else path
-
-
-def _short(value: object, limit: int = 160) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _preview(frame: bytes, limit: int = 40) -> str:
-    return repr(frame[:limit]) + (f"... ({len(frame)} bytes)" if len(frame) > limit else "")
