@@ -282,8 +282,6 @@ def run(scale: float = 1.0) -> Result:
     costs = [statistics.median(samples["inproc"]) - statistics.median(samples["inproc raw"]) for samples in rounds]
     cost = Row("P1", "harness cost per inproc round trip (harness median - raw median, per round)", "us", costs)
     cost.key = "inproc cost"
-    cost.target = f"≤ {TARGET_INPROC_US:g} us"
-    cost.met = cost.median <= TARGET_INPROC_US
     rows.insert(rows.index(next(r for r in rows if r.key == "raw inproc")) + 1, cost)
     framing_row = row("framing", "JsonCodec encode + decode of the body (vs json.dumps + json.loads)", "framing")
     gains = [statistics.median(samples["framing raw"]) - statistics.median(samples["framing"]) for samples in rounds]
@@ -294,6 +292,9 @@ def run(scale: float = 1.0) -> Result:
         [spent + gained for spent, gained in zip(costs, gains, strict=True)],
         key="inproc cost,\nframing aside",
     )
+    # the verdict: the harness's own cost, not flattered by a codec faster than the reference's json calls
+    aside.target = f"≤ {TARGET_INPROC_US:g} us"
+    aside.met = aside.median <= TARGET_INPROC_US
     rows[rows.index(cost) + 1 : rows.index(cost) + 1] = [framing_row, aside]
     notes = [
         f"{rounds_count} rounds of {block} interleaved pairs (one harness, one raw round trip) per variant "
