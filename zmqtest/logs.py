@@ -292,7 +292,7 @@ def forward(endpoint: str | None = None, *, level: int | str | None = None) -> L
     previous = {handler for logger in _loggers() for handler in logger.handlers if isinstance(handler, LogForwarder)}
     previous.update(_active)  # one that logging.config took off every logger is still the active one
     for handler in previous:
-        if handler._pid == os.getpid():
+        if handler._pid in (None, os.getpid()):  # ours, or one that never connected (it holds no socket)
             handler.close()
         else:  # inherited through fork: its socket is the parent's; just take it off
             handler._closed = True
