@@ -523,6 +523,53 @@ def test_forward_refuses_something_that_is_not_an_endpoint() -> None:
         forward("localhost:5555")
 
 
+@pytest.mark.parametrize("endpoint", ["tpc://127.0.0.1:5555", "tcp://127.0.0.1", "tcp://127.0.0.1:*", "ipc://"])
+def test_forward_refuses_a_mistyped_endpoint_at_once(endpoint: str) -> None:
+    """It connects only with the first record: a typo is still refused at the call, not in some later record."""
+    with pytest.raises(ValueError, match="forward\\(\\) needs an endpoint like"):
+        forward(endpoint)
+
+
+def threads() -> int:
+    """How many threads this process has (libzmq's name themselves only once running: they are counted by number)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
+def test_the_forwarder_connects_with_its_first_record(
+    collector: LogCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process that never logs pays for no context (its threads, its connection, its flush at exit)."""
+    caplog.set_level(logging.DEBUG, logger="zt")
+    before = threads()
+    handler = forward(collector.endpoint)
+    assert handler is not None
+    try:
+        assert threads() == before
+        logging.getLogger("zt.first").info("the first record")
+        assert threads() == before + 2  # the forwarder's context: an I/O thread, a reaper
+        assert collector.wait_for("the first record").pid == os.getpid()
+    finally:
+        handler.close()
+    assert threads() == before
+
+
+def test_an_address_libzmq_refuses_is_said_once_at_the_first_record(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="zt")
+    handler = forward("tcp://no such host:5555")
+    assert handler is not None
+    try:
+        logging.getLogger("zt.refused").info("first")
+        logging.getLogger("zt.refused").info("second")
+    finally:
+        handler.close()
+    err = capsys.readouterr().err
+    assert err.count("--- Logging error ---") == 1
+    assert "tcp://no such host:5555" in err
+
+
 def test_a_full_queue_drops_records_and_counts_them(
     monkeypatch: pytest.MonkeyPatch, ipc_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

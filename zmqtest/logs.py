@@ -54,6 +54,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -99,6 +100,9 @@ _COLLECTOR_SIDE = frozenset(
 """The test side's names that were imported from here before :mod:`zmqtest.logcollector` existed."""
 
 _FORMATTER = logging.Formatter()
+_ENDPOINT = re.compile(r"tcp://.+:[0-9]+|(ipc|inproc|ws|wss|tipc|vmci|pgm|epgm|udp|norm)://.+")
+"""What forward() takes for an endpoint (tcp: with a port number): it connects only with the first record, and a typo
+is refused here, at the caller's line; an address libzmq still refuses then is said once (logging's handleError)."""
 
 
 _inherited: list[object] = []
@@ -155,12 +159,13 @@ class LogForwarder(logging.Handler):
         self._socket: zmq.Socket[Any] | None = None
         self._finalizer: Any = None
         self._closed = False
-        self._connect()
 
     def _connect(self) -> zmq.Socket[Any] | None:
-        """This process's socket, made on first use in each process: a forked child never uses its parent's.
+        """This process's socket, made with its first record in each process: a forked child never uses its parent's.
 
-        ``None`` once it was closed at exit in this process.
+        ``None`` once it was closed at exit in this process. Not made before a record needs it: a
+        context, its two threads and a connection cost a child about 0.5 ms before it could do
+        its own work (the bind a test waits for), and as much again at exit for a process that logs nothing.
         """
         pid = os.getpid()
         if self._pid == pid:
@@ -168,11 +173,16 @@ class LogForwarder(logging.Handler):
         if self._pid is not None:
             _inherited.extend((self._context, self._socket))
         context: zmq.Context[Any] = zmq.Context()
-        sock: zmq.Socket[Any] = context.socket(zmq.PUSH)
-        sock.setsockopt(zmq.SNDHWM, QUEUED_RECORDS)
-        sock.setsockopt(zmq.LINGER, FLUSH_LINGER_MS)
-        sock.setsockopt(zmq.RECONNECT_IVL, 10)
-        sock.connect(self.endpoint)
+        try:
+            sock: zmq.Socket[Any] = context.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDHWM, QUEUED_RECORDS)
+            sock.setsockopt(zmq.LINGER, FLUSH_LINGER_MS)
+            sock.setsockopt(zmq.RECONNECT_IVL, 10)
+            sock.connect(self.endpoint)
+        except BaseException:  # an endpoint libzmq refuses: said once (logging's handleError), then nothing is sent
+            self._closed = True
+            context.destroy(linger=0)
+            raise
         self._context, self._socket, self._pid = context, sock, pid
         # At exit: logging.shutdown() (atexit) closes every handler, this one too; a multiprocessing child ends
         # with os._exit instead, after running multiprocessing's finalizers: this one runs after the others.
@@ -275,14 +285,14 @@ def forward(endpoint: str | None = None, *, level: int | str | None = None) -> L
         endpoint = os.environ.get(ENDPOINT_ENV) or None
     if endpoint is None:
         return None
-    if not isinstance(endpoint, str) or "://" not in endpoint:
+    if not isinstance(endpoint, str) or not _ENDPOINT.fullmatch(endpoint):
         raise ValueError(f"forward() needs an endpoint like 'ipc:///path' or 'tcp://127.0.0.1:5555', got {endpoint!r}")
     root = logging.getLogger()
     levelno = logging.NOTSET if level is None else parse_level(level, "the level= argument of forward()")
     previous = {handler for logger in _loggers() for handler in logger.handlers if isinstance(handler, LogForwarder)}
     previous.update(_active)  # one that logging.config took off every logger is still the active one
     for handler in previous:
-        if handler._pid == os.getpid():
+        if handler._pid in (None, os.getpid()):  # ours, or one that never connected (it holds no socket)
             handler.close()
         else:  # inherited through fork: its socket is the parent's; just take it off
             handler._closed = True
