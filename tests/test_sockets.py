@@ -137,7 +137,7 @@ def test_mimic_defaults(socks: Sockets) -> None:
     for sock_type in (zmq.REQ, zmq.REP, zmq.DEALER, zmq.ROUTER, zmq.PUSH, zmq.PULL, zmq.PUB, zmq.SUB, zmq.PAIR):
         sock = socks(sock_type)
         assert sock.linger == 0
-        assert sock.reconnect_ivl == 2
+        assert sock.reconnect_ivl == 1
         assert sock.immediate == 0  # a mimic queues for a peer that has not connected, as a plain socket does
         assert sock.timeout is None
 
