@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import struct
 import sys
 import tempfile
 import threading
@@ -35,12 +36,14 @@ from typing import Any
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tap_floor import CRelay, ProcessForwarder, ThreadForwarder
+from tap_floor import Clock, CRelay, ProcessForwarder, ThreadForwarder
 
 from zmqtest.tap import Tap
 from zmqtest.transcript import Transcript
 
 TIMEOUT_MS = 10_000
+COMPUTE = 0.02
+"""Seconds the test's thread computes after each send, in the "while the test computes" figure."""
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -51,12 +54,22 @@ def percentile(values: list[float], fraction: float) -> float:
 class Variant:
     """A pair of sockets of each kind (REQ/REP, PUSH/PULL), direct or through what ``hop(upstream port)`` makes."""
 
-    def __init__(self, context: zmq.Context[Any], name: str, hop: Callable[[int], Any] | None) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], name: str, hop: Callable[[int], Any] | None, clock: Clock | None = None
+    ) -> None:
         self.name = name
         self.hops: list[Any] = []
         self.sockets: list[zmq.Socket[Any]] = []
         self.req, self.rep = self._pair(context, zmq.REQ, zmq.REP, hop)
         self.push, self.pull = self._pair(context, zmq.PUSH, zmq.PULL, hop)
+        self.clock = clock
+        if clock is not None:  # a PUSH to the clock's process, through the hop
+            self.to_clock = context.socket(zmq.PUSH)
+            self.to_clock.linger = 0
+            self.sockets.append(self.to_clock)
+            if hop is not None:
+                self.hops.append(hop(clock.port))
+            self.to_clock.connect(str(self.hops[-1].endpoint) if hop is not None else clock.endpoint)
 
     def _pair(
         self, context: zmq.Context[Any], connecting: int, binding: int, hop: Callable[[int], Any] | None
@@ -96,6 +109,17 @@ class Variant:
         for _ in range(count):
             self.pull.recv(copy=False)
         return count * size / (time.perf_counter() - began)
+
+    def crossings_while_computing(self, count: int, arrivals: zmq.Socket[Any]) -> list[float]:
+        """Seconds a message takes to reach another process while the test's thread computes in Python (20 ms)."""
+        delays = []
+        for _ in range(count):
+            began = time.perf_counter()
+            self.to_clock.send(b"t")
+            while time.perf_counter() < began + COMPUTE:
+                pass
+            delays.append(struct.unpack("d", arrivals.recv())[0] - began)
+        return delays
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -145,40 +169,45 @@ def added(rtts: list[float], direct: list[float]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--no-busy", action="store_true", help="skip the latencies under a computing thread")
+    parser.add_argument("--no-busy", action="store_true", help="skip the figures under a computing thread")
     arguments = parser.parse_args()
     rounds = arguments.rounds
     context: zmq.Context[Any] = zmq.Context()
     transcript = Transcript()
     directory = tempfile.TemporaryDirectory()
     relay = CRelay.build(directory.name)
-    variants = [Variant(context, "direct", None)]
+    arrivals = context.socket(zmq.PULL)
+    arrivals.linger, arrivals.rcvtimeo = 0, TIMEOUT_MS
+    clock = Clock(f"tcp://127.0.0.1:{arrivals.bind_to_random_port('tcp://127.0.0.1')}")
+    hops: list[tuple[str, Callable[[int], Any] | None]] = [("direct", None)]
     if relay is not None:
-        variants.append(Variant(context, "floor: C relay", lambda port: CRelay(port, relay)))
-    variants += [
-        Variant(context, "floor: Py thread", ThreadForwarder),
-        Variant(context, "floor: Py process", ProcessForwarder),
-        Variant(context, "tap", lambda port: Tap(f"tcp://127.0.0.1:{port}", transcript=transcript)),
-        Variant(
-            context,
-            "tap, no transcript",
-            lambda port: Tap(f"tcp://127.0.0.1:{port}", transcript=Transcript(recording=False)),
-        ),
+        hops.append(("floor: C relay", lambda port: CRelay(port, relay)))
+    hops += [
+        ("floor: Py thread", ThreadForwarder),
+        ("floor: Py process", ProcessForwarder),
+        ("tap", lambda port: Tap(f"tcp://127.0.0.1:{port}", transcript=transcript)),
+        ("tap, no transcript", lambda port: Tap(f"tcp://127.0.0.1:{port}", transcript=Transcript(recording=False))),
     ]
+    variants = [Variant(context, name, hop, clock) for name, hop in hops]
+    busy_latency: dict[str, list[list[float]]] = {}
+    computing: dict[str, list[list[float]]] = {}
     try:
         for variant in variants:  # warm up: connections made, code paths hot
             variant.round_trips(200)
             variant.stream(1000, 1024)
+            variant.crossings_while_computing(1, arrivals)
         latency = interleaved(variants, rounds, lambda variant: variant.round_trips(500))
         small = interleaved(variants, rounds, lambda variant: variant.stream(10_000, 1024))
         large = interleaved(variants, max(3, rounds // 3), lambda variant: variant.stream(100, 1 << 20))
-        busy_latency: dict[str, list[list[float]]] = {}
         if not arguments.no_busy:
             with busy():
                 busy_latency = interleaved(variants, rounds, lambda variant: variant.round_trips(100))
+            computing = interleaved(variants, rounds, lambda variant: variant.crossings_while_computing(4, arrivals))
     finally:
         for variant in variants:
             variant.close()
+        arrivals.close()
+        clock.close()
         context.term()
         directory.cleanup()
     direct = [t for block in latency["direct"] for t in block]
@@ -203,7 +232,7 @@ def main() -> None:
             f" {statistics.median(large[variant.name]) / 1e6:7.0f}MB/s {large_ratio:6.2f}"
         )
     if busy_latency:
-        print("while another thread of the test computes in Python:")
+        print("round trips while another thread of the test computes in Python:")
         busy_direct = [t for block in busy_latency["direct"] for t in block]
         for variant in variants:
             rtts = [t for block in busy_latency[variant.name] for t in block]
@@ -212,6 +241,15 @@ def main() -> None:
             print(
                 f"{variant.name:20} {statistics.median(rtts) * 1e6:9.1f}us {percentile(rtts, 0.99) * 1e6:7.1f}us"
                 f" {added_median:15.1f}us {added_p99:12.1f}us   {slow:6.1%} of round trips over 1 ms"
+            )
+    if computing:
+        print(f"a message to another process, sent just before the test's own thread computes in Python for"
+              f" {COMPUTE * 1000:g} ms: when it arrives")  # fmt: skip
+        for variant in variants:
+            delays = [t for block in computing[variant.name] for t in block]
+            print(
+                f"{variant.name:20} median {statistics.median(delays) * 1e6:8.1f}us"
+                f"   90th percentile {percentile(delays, 0.9) * 1e6:8.1f}us   longest {max(delays) * 1e6:8.1f}us"
             )
     print(f"(the tap's transcript holds {len(transcript.events)} events, the last {transcript.events.maxlen} kept)")
 

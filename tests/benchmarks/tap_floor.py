@@ -10,6 +10,8 @@
 All forward whatever they read to the other side with a blocking ``sendall``: enough for a
 benchmark (REQ/REP, PUSH/PULL), not a tap (a peer that stops reading would stop both ways).
 Run as ``python tap_floor.py UPSTREAM_PORT``, a forwarder prints its port and forwards until stdin closes.
+:class:`Clock` is the far end of the benchmark's "while the test computes" figure: a process that says when
+each message reached it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import os
 import selectors
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 
-__all__ = ["CRelay", "ProcessForwarder", "ThreadForwarder"]
+__all__ = ["CRelay", "Clock", "ProcessForwarder", "ThreadForwarder"]
 
 CHUNK = 1 << 20
 
@@ -189,7 +193,32 @@ class CRelay(_Child):
         return binary
 
 
+class Clock(_Child):
+    """A PULL in a process of its own that answers each message with when it arrived (``perf_counter()``, which
+    is the same clock in every process here), on a PUSH to the benchmark's ``arrivals`` PULL."""
+
+    def __init__(self, arrivals: str) -> None:
+        super().__init__([sys.executable, os.path.abspath(__file__), "clock", arrivals])
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
+
+
+def clock(arrivals: str) -> None:
+    import zmq  # only the clock speaks ZeroMQ
+
+    with zmq.Context() as context, context.socket(zmq.PULL) as pull, context.socket(zmq.PUSH) as back:
+        pull.linger = back.linger = 0
+        print(pull.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+        back.connect(arrivals)
+        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+        while True:
+            pull.recv()
+            back.send(struct.pack("d", time.perf_counter()))
+
+
 def main() -> None:
+    if sys.argv[1] == "clock":
+        clock(sys.argv[2])
+        return
     stop_r, stop_w = socket.socketpair()
     listener = socket.create_server(("127.0.0.1", 0))
     print(listener.getsockname()[1], flush=True)
