@@ -477,9 +477,11 @@ class TapFactory:
     def __init__(self) -> None:
         self.taps: list[Tap] = []
 
-    def __call__(self, upstream: str, *, client: str = "client", server: str = "server") -> Tap:
+    def __call__(self, upstream: str, *, client: str = "client", server: str = "server", process: bool = False) -> Tap:
         __tracebackhide__ = True
-        tap = Tap(upstream, client=client, server=server)
+        from zmqtest.tapprocess import ProcessTap
+
+        tap = (ProcessTap if process else Tap)(upstream, client=client, server=server)
         self.taps.append(tap)
         return tap
 

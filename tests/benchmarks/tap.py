@@ -7,7 +7,8 @@ Variants, each its own pair of sockets on one context, measured in interleaved r
 - ``floor: C relay``, ``floor: Py thread``, ``floor: Py process``: the cheapest forwarders of
   the tap's shape (:mod:`tap_floor`): what the extra hop costs, with about no work done on it;
 - ``tap``: through a :class:`~zmqtest.tap.Tap` recording into a transcript (as under pytest);
-- ``tap, no transcript``: through a tap that records nothing (the parser still runs).
+- ``tap, no transcript``: through a tap that records nothing (the parser still runs);
+- ``tap in a process``: through a :class:`~zmqtest.tapprocess.ProcessTap`, recording.
 
 Latency: REQ/REP round trips of a 100-byte body, one in flight; a message crosses the
 tap twice per round trip, so the added latency per message is half the difference of the
@@ -39,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tap_floor import Clock, CRelay, ProcessForwarder, ThreadForwarder
 
 from zmqtest.tap import Tap
+from zmqtest.tapprocess import ProcessTap
 from zmqtest.transcript import Transcript
 
 TIMEOUT_MS = 10_000
@@ -187,6 +189,7 @@ def main() -> None:
         ("floor: Py process", ProcessForwarder),
         ("tap", lambda port: Tap(f"tcp://127.0.0.1:{port}", transcript=transcript)),
         ("tap, no transcript", lambda port: Tap(f"tcp://127.0.0.1:{port}", transcript=Transcript(recording=False))),
+        ("tap in a process", lambda port: ProcessTap(f"tcp://127.0.0.1:{port}", transcript=transcript)),
     ]
     variants = [Variant(context, name, hop, clock) for name, hop in hops]
     busy_latency: dict[str, list[list[float]]] = {}
