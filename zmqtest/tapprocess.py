@@ -81,7 +81,8 @@ class ProcessTap(Tap):
         self._reader = threading.Thread(target=self._listen, args=(recording,), name="zmqtest process tap", daemon=True)
         self._reader.start()
         try:
-            self._channel.send((str(upstream), client, server, recording))
+            whole = recording and self.transcript is not None and self.transcript.whole
+            self._channel.send((str(upstream), client, server, recording, whole))
             self.upstream, self.endpoint = (Endpoint(text) for text in self._answer("start", START_DEADLINE))
         except BaseException:
             self._end()
@@ -212,8 +213,8 @@ class _Relay(ztranscript.Transcript):
     """The child's transcript: records wait here and go to the test's process in batches, before each answer
     and every :data:`BATCH` records (the test's process is not woken for each message); none stays here."""
 
-    def __init__(self, channel: Connection) -> None:
-        super().__init__()
+    def __init__(self, channel: Connection, *, whole: bool) -> None:
+        super().__init__(whole=whole)  # as the test's transcript: a recording to replay keeps frames whole
         self._channel = channel
         self._lock = threading.Lock()
         self._batch: list[tuple[Any, ...]] = []
@@ -252,9 +253,9 @@ def _count(tap: Tap) -> tuple[dict[str, int], int]:
 
 def _serve(channel: Connection) -> None:
     """Run a tap as the test's process asks, until it says close or its end of the channel closes."""
-    relay = _Relay(channel)
+    upstream, client, server, recording, whole = channel.recv()
+    relay = _Relay(channel, whole=whole)
     send = relay.send
-    upstream, client, server, recording = channel.recv()
     try:
         tap = Tap(upstream, client=client, server=server, transcript=relay if recording else None)
     except Exception as error:
