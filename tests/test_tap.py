@@ -27,7 +27,7 @@ from zmqtest.processes import ProcessManager
 from zmqtest.tap import TapFactory
 from zmqtest.transcript import Process, Transcript
 from zmqtest.waiting import wait_until
-from zmqtest.zmtp import greeting_bytes
+from zmqtest.zmtp import encode_frames, greeting_bytes
 
 PINGPONG = Path(__file__).resolve().parent.parent / "examples" / "pingpong"
 DEADLINE = 10.0
@@ -275,6 +275,31 @@ def test_a_failing_test_shows_the_tapped_conversation_in_its_report(pytester: py
             "*|    |<------o   b'' | ?\"pong\", 1?",
         ]
     )
+
+
+def test_a_reader_that_falls_behind_gets_every_byte_in_order(zmq_tap: TapFactory) -> None:
+    # the tap writes what it reads at once; what the reader's side does not take yet waits in the tap, copied
+    # (the tap reads every chunk into the same buffer), and goes on in order when the reader reads again
+    rng = random.Random(5)
+    messages = [[rng.randbytes(rng.choice((10, 300, 70_000, 1 << 20, 1 << 20)))] for _ in range(50)]
+    stream = greeting_bytes() + b"".join(encode_frames(frames) for frames in messages)
+    with socket.create_server(("127.0.0.1", 0)) as upstream:
+        upstream.settimeout(DEADLINE)
+        tap = zmq_tap(f"tcp://127.0.0.1:{upstream.getsockname()[1]}")
+        assert tap.endpoint.port is not None
+        with socket.create_connection(("127.0.0.1", tap.endpoint.port), timeout=DEADLINE) as client:
+            server, _ = upstream.accept()
+            with server:
+                server.settimeout(DEADLINE)
+                sending = threading.Thread(target=client.sendall, args=(stream,), daemon=True)
+                sending.start()
+                wait_until(lambda: sum(link.up.queued for link in tap._links) > 0, what="bytes waiting in the tap")
+                received = bytearray()
+                while len(received) < len(stream):
+                    received += server.recv(1 << 20)
+                sending.join(DEADLINE)
+                assert received == stream
+    assert tap.messages == {"server": len(messages)}
 
 
 def test_close_leaves_no_thread_no_socket_and_no_listener() -> None:

@@ -91,6 +91,24 @@ def test_byte_by_byte_and_whole_read_the_same() -> None:
     assert summary(feed_in_pieces(stream, [])) == expected
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_views_of_one_reused_buffer_read_as_the_bytes_do(seed: int) -> None:
+    # the tap reads each chunk into one buffer and feeds a view of it: nothing the parser keeps may view it
+    rng = random.Random(seed)
+    stream, expected = random_stream(rng)
+    cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randint(1, 200))))
+    buffer = bytearray(len(stream))
+    parser, items = ZmtpParser(keep=rng.choice((None, 300))), []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        buffer[: end - start] = stream[start:end]
+        items += parser.feed(memoryview(buffer)[: end - start])
+        buffer[:] = bytes(len(buffer))  # the next read overwrites it
+    assert summary(items) == summary(feed_in_pieces(stream, cuts, keep=parser.keep))
+    if parser.keep is None:
+        assert summary(items) == expected
+    buffer.extend(b"x")  # a view still held would refuse this (BufferError)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_frames_longer_than_keep_are_kept_as_their_head_and_size(seed: int) -> None:
     rng = random.Random(seed)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from zmqtest.rendering import Clipped
 from zmqtest.zmtp import Item, Message, ZmtpParser
 
-__all__ = ["Cutter", "Fault", "Selector"]
+__all__ = ["Cut", "Cutter", "Fault", "Selector", "release_time"]
 
 Selector = Callable[[list[bytes]], bool]
 """``matching=``: called with a message's frames (those over 64 KiB as their first 256 bytes); True selects it."""
@@ -110,6 +110,32 @@ class Fault:
         return f"{self.kind} messages{where}: {', '.join(which) or 'all'}"
 
 
+def release_time(faults: list[Fault], target: str, now: float) -> float:
+    """When bytes that came ``now``, going to ``target``, may go on: ``inf`` while a hold is in force."""
+    release = now
+    for fault in faults:
+        if fault.kind in ("hold", "delay") and fault.applies(target):
+            release = max(release, float("inf") if fault.kind == "hold" else now + fault.pause())
+    return release
+
+
+class Cut:
+    """What ``tap.cut()`` returns: the cut is done; as a ``with`` block, new connections are refused until exit.
+
+    ``refuse(+1)`` starts refusing (and cuts what came meanwhile), ``refuse(-1)`` ends it.
+    """
+
+    def __init__(self, refuse: Callable[[int], None]) -> None:
+        self._refuse = refuse
+
+    def __enter__(self) -> Cut:
+        self._refuse(+1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._refuse(-1)
+
+
 class Cutter:
     """Cuts one direction of a connection where its messages begin and end, while message faults are in force.
 
@@ -124,7 +150,7 @@ class Cutter:
         """Stream offset of ``tail[0]``; ``None`` when nothing is cut (bytes pass as they come)."""
 
     def cut(
-        self, data: bytes, items: list[Item], parser: ZmtpParser, faults: list[Fault]
+        self, data: bytes | memoryview, items: list[Item], parser: ZmtpParser, faults: list[Fault]
     ) -> list[tuple[Item | None, bytes, int, str]]:
         """``data`` just read, and the ``items`` it completed: ``(item, its bytes, copies, mark)`` to forward, in order.
 

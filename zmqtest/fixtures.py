@@ -252,7 +252,8 @@ def zmq_tap() -> Iterator[TapFactory]:
     Connect the connecting peer to ``tap.endpoint`` instead of ``upstream``: every message
     both ways goes into the test's transcript between ``client`` and ``server``, and
     ``with tap.delay(0.2):``, ``tap.drop(next=1)``, ``tap.duplicate(...)``, ``tap.hold()``,
-    ``tap.slow(bytes_per_second)`` and ``tap.cut()`` disturb the traffic. See docs/tap.md.
+    ``tap.slow(bytes_per_second)`` and ``tap.cut()`` disturb the traffic. ``process=True``: the tap runs in a
+    process of its own (out of reach of the test's GIL). See docs/tap.md.
     """
     from zmqtest.tap import TapFactory
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from zmqtest import transcript as ztranscript
 from zmqtest.endpoints import Endpoint
-from zmqtest.faults import Cutter, Fault, Selector
+from zmqtest.faults import Cut, Cutter, Fault, Selector, release_time
 from zmqtest.transcript import KEPT_BYTES
 from zmqtest.zmtp import Command, Greeting, Message, Unreadable, ZmtpParser
 
@@ -43,6 +43,7 @@ HIGH_WATER = 8 << 20
 QUIET_COMMANDS = frozenset({"PING", "PONG"})
 """Commands not recorded in the transcript: heartbeats would crowd out the conversation."""
 CLOSE_DEADLINE = 5.0
+READ = selectors.EVENT_READ
 
 
 class _Pipe:
@@ -123,6 +124,8 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
         self._selector.register(self._wake_r, selectors.EVENT_READ, lambda mask: self._wake_r.recv(4096))
         self._links: list[_Link] = []
+        self._buffer = memoryview(bytearray(CHUNK))
+        """Where each read lands (the tap's thread only): a chunk forwarded at once is never copied."""
         self._calls: deque[Callable[[], None]] = deque()
         self._refusing = 0
         self._closing = False
@@ -195,13 +198,13 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
             counted = f" ({fault.hits} messages)" if fault.on_messages else ""
             self._note(f"tap {self.endpoint}: {fault.describe()}: off{counted}")
 
-    def cut(self) -> _Cut:
+    def cut(self) -> Cut:
         """Close every connection now: each peer sees a disconnect (and libzmq reconnects through the tap).
 
         As ``with tap.cut():``, connections made inside the block are closed as soon as they come too.
         """
         self._call(lambda: self._cut_all("cut by the test"))
-        return _Cut(self)
+        return Cut(lambda step: self._call(lambda: self._refuse(step)))
 
     # --- life ---------------------------------------------------------------------------------------------------------
 
@@ -225,8 +228,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
     def _run(self) -> None:
         try:
             while not self._closing:
-                timeout = self._timeout()
-                for key, mask in self._selector.select(timeout):
+                for key, mask in self._selector.select(self._timeout()):
                     if key.fileobj in (self._listener, self._wake_r):
                         key.data(mask)
                     elif key.data in self._links:  # not closed by an earlier event of this round
@@ -248,14 +250,8 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
     def _timeout(self) -> float | None:
         """Until the next held-back chunk is due (``None``: none is; a due one waits for its socket to be writable)."""
         now = perf_counter()
-        due = [
-            max(pipe.queue[0][0], pipe.write_at)
-            for link in self._links
-            if link.connected
-            for pipe in (link.up, link.down)
-            if pipe.queue
-        ]
-        later = [when for when in due if now < when < float("inf")]
+        pipes = [pipe for link in self._links if link.connected for pipe in (link.up, link.down) if pipe.queue]
+        later = [due for pipe in pipes if now < (due := max(pipe.queue[0][0], pipe.write_at)) < float("inf")]
         return min(later) - now if later else None
 
     def _accept(self, mask: int) -> None:
@@ -283,7 +279,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         link.masks[upstream] = selectors.EVENT_WRITE
 
     def _serve(self, link: _Link, sock: Any) -> None:
-        """Finish connecting upstream, or read what came (writes happen in :meth:`_flush`, after every round)."""
+        """Finish connecting upstream, or read what came (what cannot be written at once waits for :meth:`_flush`)."""
         if not link.connected:
             code = link.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
@@ -300,47 +296,64 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
 
     def _read(self, pipe: _Pipe) -> None:
         try:
-            data = pipe.src.recv(CHUNK)
+            size = pipe.src.recv_into(self._buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
             self._drop_link(pipe.link, f"{pipe.source} side: {error}")
             return
-        if not data:
+        if not size:
             pipe.eof = True
             held = pipe.cutter.release()  # a message cut short by the close: it goes on as it is
             if held:
-                self._queue(pipe, memoryview(held), perf_counter())
+                self._queue(pipe, held, perf_counter())
             return
         now = perf_counter()
+        data = self._buffer[:size]
         items = pipe.parser.feed(data)
-        faults = [f for f in self.faults if f.on_messages and f.applies(pipe.target)]
+        faults = [f for f in self.faults if f.on_messages and f.applies(pipe.target)] if self.faults else []
         if not faults and pipe.cutter.at is None:  # the common case: record, and forward as it came
             for item in items:
                 self._record(pipe, item, now, "")
-            self._queue(pipe, memoryview(data), now)
+            self._queue(pipe, data, now)
             return
         for cut, piece, copies, mark in pipe.cutter.cut(data, items, pipe.parser, faults):
             if cut is not None:
                 self._record(pipe, cut, now, mark)
             for _ in range(copies if piece else 0):
-                self._queue(pipe, memoryview(piece), now)
+                self._queue(pipe, piece, now)
 
-    def _queue(self, pipe: _Pipe, data: memoryview, now: float) -> None:
-        """Queue ``data`` to be written when the faults in force let it go (never before what was queued earlier)."""
-        release = now
-        for fault in self.faults:
-            if fault.kind in ("hold", "delay") and fault.applies(pipe.target):
-                release = max(release, float("inf") if fault.kind == "hold" else now + fault.pause())
-        pipe.queue.append([release, data])
+    def _queue(self, pipe: _Pipe, data: bytes | memoryview, now: float) -> None:
+        """Forward ``data`` when the faults in force let it go, never before what waits already.
+
+        With no fault in force and nothing waiting, it is written at once: ``dst`` is nearly always
+        writable, and a round of the selector to hear so costs more than the write. What waits is
+        a copy (``data`` may view the read buffer, which the next read overwrites).
+        """
+        if not self.faults and not pipe.queue and pipe.write_at <= now:  # (a slow fault just ended: its pace holds)
+            try:
+                data = data[pipe.dst.send(data) :]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as error:
+                self._drop_link(pipe.link, f"{pipe.target} side: {error}")
+                return
+            if not data:
+                return
+        release = release_time(self.faults, pipe.target, now)
+        pipe.queue.append([release, memoryview(data.tobytes() if isinstance(data, memoryview) else data)])
         pipe.queued += len(data)
 
     def _flush(self, link: _Link) -> None:
         """Write what is due, then say what the selector should wait for on this link's sockets."""
         if not link.connected:
             return
+        up, down, masks = link.up, link.down, link.masks
+        settled = not (up.queue or down.queue or up.eof or down.eof)
+        if settled and masks.get(link.client) == masks.get(link.upstream) == READ:
+            return  # the common case: nothing waits, nothing ended, both sockets only read
         now = perf_counter()
-        for pipe in (link.up, link.down):
+        for pipe in (up, down):
             rate = min((f.rate for f in self.faults if f.kind == "slow" and f.applies(pipe.target)), default=0.0)
             while pipe.queue and pipe.queue[0][0] <= now and pipe.write_at <= now:
                 chunk = pipe.queue[0][1]
@@ -396,10 +409,15 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         for link in list(self._links):
             self._drop_link(link, why)
 
+    def _refuse(self, step: int) -> None:
+        self._refusing += step
+        if step > 0:
+            self._cut_all("cut by the test")
+
     def _end_fault(self, fault: Fault) -> None:
         self.faults.remove(fault)
         now = perf_counter()
-        for link in self._links:
+        for link in list(self._links):  # a write may end one
             for pipe in (link.up, link.down):
                 if fault.kind == "hold" and fault.applies(pipe.target):
                     still = any(f.kind == "hold" and f.applies(pipe.target) for f in self.faults)
@@ -408,7 +426,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
                 if fault.on_messages and not any(f.on_messages and f.applies(pipe.target) for f in self.faults):
                     held = pipe.cutter.release()
                     if held:
-                        self._queue(pipe, memoryview(held), now)
+                        self._queue(pipe, held, now)
 
     # --- plumbing -----------------------------------------------------------------------------------------------------
 
@@ -457,36 +475,17 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
             self._wake_w.send(b"\0")
 
 
-class _Cut:
-    """What :meth:`Tap.cut` returns: the cut is done; as a ``with`` block, new connections are refused until exit."""
-
-    def __init__(self, tap: Tap) -> None:
-        self.tap = tap
-
-    def __enter__(self) -> _Cut:
-        self.tap._call(self._refuse)
-        return self
-
-    def _refuse(self) -> None:
-        self.tap._refusing += 1
-        self.tap._cut_all("cut by the test")
-
-    def __exit__(self, *exc: object) -> None:
-        def allow() -> None:
-            self.tap._refusing -= 1
-
-        self.tap._call(allow)
-
-
 class TapFactory:
     """``taps(upstream, client=..., server=...)``: makes taps and closes them all at :meth:`close` (the fixture's)."""
 
     def __init__(self) -> None:
         self.taps: list[Tap] = []
 
-    def __call__(self, upstream: str, *, client: str = "client", server: str = "server") -> Tap:
+    def __call__(self, upstream: str, *, client: str = "client", server: str = "server", process: bool = False) -> Tap:
         __tracebackhide__ = True
-        tap = Tap(upstream, client=client, server=server)
+        from zmqtest.tapprocess import ProcessTap
+
+        tap = (ProcessTap if process else Tap)(upstream, client=client, server=server)
         self.taps.append(tap)
         return tap
 

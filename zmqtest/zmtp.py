@@ -44,6 +44,7 @@ __all__ = [
 GREETING_SIZE = 64
 MORE, LONG, COMMAND = 0x01, 0x02, 0x04
 """The bits of a frame's flags byte."""
+_long_size = struct.Struct(">Q").unpack_from
 SECURED_COMMANDS = frozenset({"HELLO", "WELCOME", "INITIATE", "READY", "MESSAGE"})
 """Commands whose bodies CURVE encrypts (after their fixed fields)."""
 
@@ -121,7 +122,7 @@ class Unreadable:
 Item = Greeting | Command | Message | Unreadable
 
 
-def _size(data: bytes, at: int) -> int:
+def _size(data: bytes | memoryview, at: int) -> int:
     """The 8-byte size of a long frame whose flags are at ``at``; -1 if ``data`` ends before it does."""
     return int.from_bytes(data[at + 1 : at + 9], "big") if at + 9 <= len(data) else -1
 
@@ -187,18 +188,24 @@ class ZmtpParser:
         return None
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Item]:
-        """Read ``data``, the next bytes of the stream; return the items it completed, in order."""
+        """Read ``data``, the next bytes of the stream; return the items it completed, in order.
+
+        ``data`` may be a view of a buffer the caller reuses: the parser keeps copies of what it keeps, no view.
+        """
         items: list[Item] = []
-        if type(data) is not bytes:
-            data = bytes(data)
         view = memoryview(data)
-        at, end = 0, len(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        at, end = 0, len(view)
         keep = self.keep
         while at < end and not self.stopped:
             if not self._in_body and not self._head and self.greeting is not None and at + 1 < end:
-                # the common case, fast: a whole frame (header and body) in this piece, kept whole
-                flags = data[at]
-                size, header = (data[at + 1], 2) if not flags & LONG else (_size(data, at), 9)
+                at = self._whole_messages(view, at, end, items)
+                if at + 1 >= end:
+                    continue
+                # a command, a CURVE box, or a frame cut short or clipped: one frame at a time
+                flags = view[at]
+                size, header = (view[at + 1], 2) if not flags & LONG else (_size(view, at), 9)
                 stop = at + header + size
                 if (
                     size >= 0
@@ -210,7 +217,7 @@ class ZmtpParser:
                     self._flags, self._size = flags, size
                     if self._message_start is None and not flags & COMMAND:
                         self._message_start = self._frame_start
-                    self._frame_done(self.offset + stop, items, data[at + header : stop])
+                    self._frame_done(self.offset + stop, items, view[at + header : stop].tobytes())
                     at = stop
                     continue
             if self._in_body:
@@ -237,6 +244,37 @@ class ZmtpParser:
                 at = self._read_header(view, at, end, items)
         self.offset += end
         return items
+
+    def _whole_messages(self, view: memoryview, at: int, end: int, items: list[Item]) -> int:
+        """The common case, fast: data frames read whole from ``view`` (header and body there, kept whole).
+
+        Stops before anything else (a command, a CURVE box, a frame cut short or to clip); returns where.
+        """
+        assert self.greeting is not None
+        if self.greeting.mechanism == "CURVE":
+            return at
+        keep, base, frames, start = self.keep, self.offset, self._frames, self._message_start
+        while at + 1 < end:
+            flags = view[at]
+            if not flags & LONG:
+                size, header = view[at + 1], 2
+            elif at + 9 <= end:
+                size, header = _long_size(view, at + 1)[0], 9
+            else:
+                break
+            stop = at + header + size
+            if stop > end or flags & ~(MORE | LONG) or (keep is not None and size > keep):
+                break
+            if start is None:
+                start = base + at
+            frames.append(view[at + header : stop].tobytes())
+            if not flags & MORE:
+                items.append(Message(tuple(frames), start, base + stop))
+                frames.clear()
+                start = None
+            at = stop
+        self._message_start = start
+        return at
 
     def _room(self) -> int:
         """How many bytes of the current frame to keep: whole if it fits ``keep`` (or is a command), else a head."""
