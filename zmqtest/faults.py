@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from zmqtest.rendering import Clipped
 from zmqtest.zmtp import Item, Message, ZmtpParser
 
-__all__ = ["Cut", "Cutter", "Fault", "Selector", "release_time"]
+__all__ = ["Cut", "Cutter", "Fault", "Faults", "Selector", "release_time"]
 
 Selector = Callable[[list[bytes]], bool]
 """``matching=``: called with a message's frames (those over 64 KiB as their first 256 bytes); True selects it."""
@@ -190,3 +191,53 @@ class Cutter:
         self.tail.clear()
         self.at = None
         return held
+
+
+class Faults:
+    """The faults a tap can put on its traffic, each a ``with`` block (the tap records it in the transcript)."""
+
+    def delay(
+        self, seconds: float, *, jitter: float = 0.0, to: str | None = None, seed: int | None = None
+    ) -> AbstractContextManager[Fault]:
+        """``with tap.delay(0.2):`` every chunk is forwarded ``seconds`` (± ``jitter``) after it arrives, in order."""
+        __tracebackhide__ = True
+        return self._fault(Fault("delay", to, seconds=seconds, jitter=jitter, seed=seed))
+
+    def drop(
+        self,
+        *,
+        next: int | None = None,
+        ratio: float | None = None,
+        seed: int | None = None,
+        matching: Selector | None = None,
+        to: str | None = None,
+    ) -> AbstractContextManager[Fault]:
+        """``with tap.drop(next=1, to="client"):`` whole messages vanish (the next N, a ratio, those matching)."""
+        __tracebackhide__ = True
+        return self._fault(Fault("drop", to, next=next, ratio=ratio, seed=seed, matching=matching))
+
+    def duplicate(
+        self,
+        *,
+        next: int | None = None,
+        ratio: float | None = None,
+        seed: int | None = None,
+        matching: Selector | None = None,
+        to: str | None = None,
+    ) -> AbstractContextManager[Fault]:
+        """``with tap.duplicate(next=1):`` whole messages arrive twice."""
+        __tracebackhide__ = True
+        return self._fault(Fault("duplicate", to, next=next, ratio=ratio, seed=seed, matching=matching))
+
+    def hold(self, *, to: str | None = None) -> AbstractContextManager[Fault]:
+        """``with tap.hold():`` a partition: nothing is forwarded (connections stay up); all of it on exit, in order."""
+        __tracebackhide__ = True
+        return self._fault(Fault("hold", to))
+
+    def slow(self, bytes_per_second: float, *, to: str | None = None) -> AbstractContextManager[Fault]:
+        """``with tap.slow(10_000):`` bytes trickle through at this rate."""
+        __tracebackhide__ = True
+        return self._fault(Fault("slow", to, rate=bytes_per_second))
+
+    def _fault(self, fault: Fault) -> AbstractContextManager[Fault]:
+        raise NotImplementedError  # the tap's: put the fault in force for the block

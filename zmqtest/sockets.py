@@ -38,7 +38,7 @@ __all__ = ["DEATH_GRACE_MS", "FIRST_WAIT", "MAX_WAIT_MS", "TestSocket", "make_so
 RECONNECT_IVL_MS = 1
 """libzmq's default (100 ms) would make a mimic that connects before the process has bound wait that long; at 10 ms
 it connected 7-9 ms after the bind (median), at 2 ms 1.0-1.7 ms after (libzmq adds jitter), at 1 ms 0.3-0.6 ms,
-for a refused connect every 1 ms meanwhile. Readiness of a process test waits for it (the option is copied at connect)."""
+for a refused connect every 1 ms meanwhile. A process test's readiness waits for it (copied at connect)."""
 
 _ipc_bound: weakref.WeakValueDictionary[str, TestSocket] = weakref.WeakValueDictionary()
 """The ipc paths that live mimics of this process are bound to, and by which one: libzmq lets a second bind take a

@@ -30,7 +30,7 @@ from typing import Any
 
 from zmqtest import transcript as ztranscript
 from zmqtest.endpoints import Endpoint
-from zmqtest.faults import Cut, Cutter, Fault, Selector, release_time
+from zmqtest.faults import Cut, Cutter, Fault, Faults, release_time
 from zmqtest.transcript import KEPT_BYTES
 from zmqtest.zmtp import Command, Greeting, Message, Unreadable, ZmtpParser
 
@@ -44,6 +44,18 @@ QUIET_COMMANDS = frozenset({"PING", "PONG"})
 """Commands not recorded in the transcript: heartbeats would crowd out the conversation."""
 CLOSE_DEADLINE = 5.0
 READ = selectors.EVENT_READ
+
+
+def upstream_endpoint(upstream: object) -> Endpoint:
+    """Where a tap forwards to: a tcp endpoint with a host and a port, else a ValueError that says so."""
+    problem = ValueError(f"a tap forwards to a tcp endpoint with a host and a port, not {upstream!r}")
+    try:
+        target = Endpoint(str(upstream))
+    except ValueError:
+        raise problem from None
+    if target.transport != "tcp" or target.port is None or target.host in (None, "*"):
+        raise problem
+    return target
 
 
 class _Pipe:
@@ -82,7 +94,7 @@ class _Link:
         self.masks: dict[socket.socket, int] = {}
 
 
-class Tap(contextlib.AbstractContextManager["Tap"]):
+class Tap(Faults, contextlib.AbstractContextManager["Tap"]):
     """A ZMTP-aware proxy on ``127.0.0.1:<free port>`` (``.endpoint``) to ``upstream`` (a tcp endpoint).
 
     ``client`` and ``server`` name the two sides in the transcript (the connecting and the
@@ -99,13 +111,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
         transcript: ztranscript.Transcript | None = None,
     ) -> None:
         __tracebackhide__ = True
-        try:
-            target = Endpoint(str(upstream))
-        except ValueError as error:
-            raise ValueError(f"a tap forwards to a tcp endpoint with a host and a port, not {upstream!r}") from error
-        if target.transport != "tcp" or target.port is None or target.host in (None, "*"):
-            raise ValueError(f"a tap forwards to a tcp endpoint with a host and a port, not {upstream!r}")
-        self.upstream = target
+        self.upstream = upstream_endpoint(upstream)
         self.client, self.server = client, server
         self.transcript = transcript if transcript is not None else ztranscript.current()
         self.connections = 0
@@ -135,50 +141,7 @@ class Tap(contextlib.AbstractContextManager["Tap"]):
     def __repr__(self) -> str:
         return f"<Tap {self.endpoint} -> {self.upstream} ({self.client} -> {self.server})>"
 
-    # --- faults -------------------------------------------------------------------------------------------------------
-
-    def delay(
-        self, seconds: float, *, jitter: float = 0.0, to: str | None = None, seed: int | None = None
-    ) -> AbstractContextManager[Fault]:
-        """``with tap.delay(0.2):`` every chunk is forwarded ``seconds`` (± ``jitter``) after it arrives, in order."""
-        __tracebackhide__ = True
-        return self._fault(Fault("delay", to, seconds=seconds, jitter=jitter, seed=seed))
-
-    def drop(
-        self,
-        *,
-        next: int | None = None,
-        ratio: float | None = None,
-        seed: int | None = None,
-        matching: Selector | None = None,
-        to: str | None = None,
-    ) -> AbstractContextManager[Fault]:
-        """``with tap.drop(next=1, to="client"):`` whole messages vanish (the next N, a ratio, those matching)."""
-        __tracebackhide__ = True
-        return self._fault(Fault("drop", to, next=next, ratio=ratio, seed=seed, matching=matching))
-
-    def duplicate(
-        self,
-        *,
-        next: int | None = None,
-        ratio: float | None = None,
-        seed: int | None = None,
-        matching: Selector | None = None,
-        to: str | None = None,
-    ) -> AbstractContextManager[Fault]:
-        """``with tap.duplicate(next=1):`` whole messages arrive twice."""
-        __tracebackhide__ = True
-        return self._fault(Fault("duplicate", to, next=next, ratio=ratio, seed=seed, matching=matching))
-
-    def hold(self, *, to: str | None = None) -> AbstractContextManager[Fault]:
-        """``with tap.hold():`` a partition: nothing is forwarded (connections stay up); all of it on exit, in order."""
-        __tracebackhide__ = True
-        return self._fault(Fault("hold", to))
-
-    def slow(self, bytes_per_second: float, *, to: str | None = None) -> AbstractContextManager[Fault]:
-        """``with tap.slow(10_000):`` bytes trickle through at this rate."""
-        __tracebackhide__ = True
-        return self._fault(Fault("slow", to, rate=bytes_per_second))
+    # --- faults (the public methods: zmqtest.faults.Faults) ---------------------------------------------------------
 
     def _fault(self, fault: Fault) -> AbstractContextManager[Fault]:
         __tracebackhide__ = True

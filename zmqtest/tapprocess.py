@@ -31,7 +31,7 @@ from typing import Any
 from zmqtest import transcript as ztranscript
 from zmqtest.endpoints import Endpoint
 from zmqtest.faults import Cut, Fault
-from zmqtest.tap import CLOSE_DEADLINE, Tap
+from zmqtest.tap import CLOSE_DEADLINE, Tap, upstream_endpoint
 
 __all__ = ["ProcessTap"]
 
@@ -60,7 +60,8 @@ class ProcessTap(Tap):
         self.transcript = transcript if transcript is not None else ztranscript.current()
         self.faults: list[Fault] = []
         self.failure: BaseException | None = None
-        self.upstream = self.endpoint = Endpoint("tcp://127.0.0.1:0")  # until the child says
+        self.upstream = upstream_endpoint(upstream)  # a bad one is refused here, before a process starts
+        self.endpoint = Endpoint("tcp://127.0.0.1:0")  # until the child says
         recording = self.transcript is not None and self.transcript.recording
         ours, theirs = socket.socketpair()
         package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
