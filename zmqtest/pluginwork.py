@@ -49,7 +49,7 @@ def session_settings(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
     known = config.stash.get(SESSION_SETTINGS, None)
     if known is not None:
         return known
-    from zmqtest import settings as zsettings
+    import zmqtest.settings as zsettings
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -93,7 +93,7 @@ def register_test_hooks(config: pytest.Config) -> None:
     Once per run that may use zmqtest, so that a run that does not pays for none of it.
     """
     if config.pluginmanager.get_plugin(TEST_HOOKS) is None:
-        from zmqtest import testhooks
+        import zmqtest.testhooks as testhooks
 
         config.pluginmanager.register(testhooks, TEST_HOOKS)
         config.pluginmanager.register(testhooks.AsyncioTests(), f"{TEST_HOOKS}-asyncio")
