@@ -1,22 +1,23 @@
-"""zmqtest's pytest fixtures: thin wrappers around objects that also work without pytest.
+"""zmqtest's pytest fixtures: their names, arguments and help; what each does is in :mod:`zmqtest.fixturework`.
 
-Registered by the plugin, which imports this module in every pytest run: so nothing
-here imports pyzmq or the rest of zmqtest until a fixture is used.
+Registered by the plugin, which imports this module in every pytest run: so nothing here imports pyzmq or the rest
+of zmqtest until a fixture is used, and it is short. pytest parses and compiles every module of a plugin's
+distribution at each start where it cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``, a fresh CI job): what
+costs is the code, not the help, so each fixture is one line handing over to :mod:`zmqtest.fixturework`, and the
+annotations are strings (a string is one node of the parsed tree, ``Iterator[zmq.Context[Any]]`` seven).
 
-PYTEST_DONT_REWRITE: it has no asserts, and pytest, which passes every module of a plugin's distribution through
-its assertion rewriter, need not walk it at each start where it cannot cache the result (PYTHONDONTWRITEBYTECODE).
+PYTEST_DONT_REWRITE: it has no asserts, so pytest's rewriter need not walk it.
 """
 
-from __future__ import annotations
-
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any
+
     import zmq
     import zmq.asyncio
 
@@ -28,22 +29,6 @@ if TYPE_CHECKING:
     from zmqtest.replay import Recordings
     from zmqtest.tap import TapFactory
 
-__all__ = [
-    "zmq_async_context",
-    "zmq_async_socket_factory",
-    "zmq_authenticator",
-    "zmq_context",
-    "zmq_endpoint",
-    "zmq_endpoint_factory",
-    "zmq_golden",
-    "zmq_process_factory",
-    "zmq_replay",
-    "zmq_socket_factory",
-    "zmq_tap",
-]
-
-PROCESSES = pytest.StashKey["ProcessManager"]()
-"""Where a test's process manager is kept, so that a failing test's report can show its processes."""
 GOLDEN_WRITTEN = "zmqtest golden file written"
 """The user property that a test's report carries per golden file it wrote (reports travel from xdist workers).
 
@@ -53,7 +38,7 @@ imports this module in every run, and zmqtest.golden imports pyzmq.
 
 
 @pytest.fixture
-def zmq_context(request: pytest.FixtureRequest) -> Iterator[zmq.Context[Any]]:
+def zmq_context(request: "pytest.FixtureRequest") -> "Iterator[zmq.Context[Any]]":
     """A fresh ``zmq.Context`` per test; at teardown its sockets are closed (LINGER 0) and it terminates within 5 s.
 
     Sockets the test left open are closed for it, unsent messages dropped. A socket
@@ -61,14 +46,13 @@ def zmq_context(request: pytest.FixtureRequest) -> Iterator[zmq.Context[Any]]:
     by another thread) fails the teardown by name instead of hanging. Once torn
     down, every port and ipc path the sockets held can be bound again at once.
     """
-    from zmqtest.contexts import TestContext, terminate_context
+    from zmqtest.fixturework import context
 
-    context = TestContext()
-    yield from _owned(context, lambda: terminate_context(context, by=_closer("zmq_context", request)))
+    yield from context(request)
 
 
 @pytest.fixture
-def zmq_socket_factory(request: pytest.FixtureRequest, zmq_context: zmq.Context[Any]) -> Iterator[SocketFactory]:
+def zmq_socket_factory(request: "pytest.FixtureRequest", zmq_context: "zmq.Context[Any]") -> "Iterator[SocketFactory]":
     """``zmq_socket_factory(zmq.REQ, connect=endpoint, name="client")``: a mimic TestSocket, closed at teardown.
 
     The sockets live on ``zmq_context``. ``bind``/``connect`` take an endpoint string
@@ -76,14 +60,13 @@ def zmq_socket_factory(request: pytest.FixtureRequest, zmq_context: zmq.Context[
     (default: the zmqtest timeout); ``name`` appears in errors; other keywords set
     socket options (``subscribe=b""``, ``sndhwm=10``).
     """
-    from zmqtest.contexts import SocketFactory
+    from zmqtest.fixturework import socket_factory
 
-    factory = SocketFactory(zmq_context)
-    yield from _owned(factory, lambda: factory.close(by=_closer("zmq_socket_factory", request)))
+    yield from socket_factory(request, zmq_context)
 
 
 @pytest.fixture
-def zmq_endpoint_factory() -> Iterator[EndpointFactory]:
+def zmq_endpoint_factory() -> "Iterator[EndpointFactory]":
     """``.tcp()``, ``.ipc()`` (or ``("tcp")``, ``("ipc")``): endpoints no other test or program will take.
 
     - ``.tcp()``: ``tcp://127.0.0.1:PORT`` with a reserved port that any process can
@@ -93,22 +76,21 @@ def zmq_endpoint_factory() -> Iterator[EndpointFactory]:
     - ``.tcp_any()``: ``tcp://127.0.0.1:*``, for a socket that binds to any free port
       (read it back with ``sock.endpoint``).
     """
-    from zmqtest.endpoints import EndpointFactory
+    from zmqtest.fixturework import endpoint_factory
 
-    factory = EndpointFactory()
-    yield from _owned(factory, factory.close)
+    yield from endpoint_factory()
 
 
 @pytest.fixture
-def zmq_endpoint(zmq_endpoint_factory: EndpointFactory) -> Endpoint:
+def zmq_endpoint(zmq_endpoint_factory: "EndpointFactory") -> "Endpoint":
     """One ``tcp://127.0.0.1:PORT`` endpoint with a reserved port, for the process under test or a mimic to bind."""
     return zmq_endpoint_factory.tcp()
 
 
 @pytest.fixture
 def zmq_process_factory(
-    request: pytest.FixtureRequest, tmp_path: Path, zmq_socket_factory: SocketFactory
-) -> Iterator[ProcessManager]:
+    request: "pytest.FixtureRequest", tmp_path: "Path", zmq_socket_factory: "SocketFactory"
+) -> "Iterator[ProcessManager]":
     """``zmq_process_factory(PongProc(endpoint), ready=..., stop=...)``: start a process under test.
 
     Takes a ``multiprocessing.Process`` instance or a command line (``[sys.executable,
@@ -123,22 +105,14 @@ def zmq_process_factory(
     grace come from zmqtest's settings (marker > command line > ini). Processes stop
     before the mimic sockets close, so a ``stop`` action may use them.
     """
-    from zmqtest.processes import ProcessManager
-
     __tracebackhide__ = True  # an unexpected exit at teardown is reported without this fixture's source
-    try:
-        manager = ProcessManager(tmp_path / "zmqtest-processes", context=zmq_socket_factory.context)
-        request.node.stash[PROCESSES] = manager
-        yield from _owned(manager, manager.close)
-    except KeyboardInterrupt:
-        # A Ctrl-C held back while the processes stopped, raised once they all have. In a session that a Ctrl-C
-        # ends already, it adds nothing, and raised it would cut the other fixtures' teardown (and the summary) short.
-        if request.session.exitstatus != pytest.ExitCode.INTERRUPTED:
-            raise
+    from zmqtest.fixturework import process_factory
+
+    yield from process_factory(request, tmp_path, zmq_socket_factory)
 
 
 @pytest.fixture
-def zmq_golden(request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> GoldenFiles:
+def zmq_golden(request: "pytest.FixtureRequest") -> "GoldenFiles":
     """``zmq_golden.check(zmq_golden.run([sys.executable, "-m", "app"]))``: a system test against a golden file.
 
     ``run(argv, stdin=, env=, cwd=, timeout=)`` runs a command line with a deadline
@@ -158,7 +132,7 @@ def zmq_golden(request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory:
 
 
 @pytest.fixture
-def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
+def zmq_authenticator(zmq_context: "zmq.Context[Any]") -> "Iterator[Authenticator]":
     """pyzmq's ZAP handler on ``zmq_context``: which clients the test's CURVE and PLAIN server mimics let in.
 
     ``zmq_authenticator.allow_curve(client_keys)`` (a ``CurveKeys`` or a public key) and
@@ -166,40 +140,36 @@ def zmq_authenticator(zmq_context: zmq.Context[Any]) -> Iterator[Authenticator]:
     is rejected (its handshake fails with ``HANDSHAKE_FAILED_AUTH``). ``requests`` lists
     each decision. Its thread stops at teardown, before the context terminates.
     """
-    from zmqtest.authenticator import Authenticator
+    from zmqtest.fixturework import authenticator
 
-    authenticator = Authenticator(zmq_context)
-    yield from _owned(authenticator, authenticator.close)
+    yield from authenticator(zmq_context)
 
 
 @pytest.fixture
-def zmq_async_context(request: pytest.FixtureRequest) -> Iterator[zmq.asyncio.Context]:
+def zmq_async_context(request: "pytest.FixtureRequest") -> "Iterator[zmq.asyncio.Context]":
     """``zmq_context`` for asyncio tests: a ``zmq.asyncio.Context`` on which mimics are AsyncTestSockets.
 
     ``TestSocket(zmq_async_context, zmq.REQ)`` and ``make_sock(zmq_async_context, ...)``
     make mimics whose sends and receives are awaited (:mod:`zmqtest.asyncio`). Torn down
     as ``zmq_context`` is: its sockets closed, terminated within 5 s.
     """
-    from zmqtest.asyncio import AsyncTestContext
-    from zmqtest.contexts import terminate_context
+    from zmqtest.fixturework import async_context
 
-    context = AsyncTestContext()
-    yield from _owned(context, lambda: terminate_context(context, by=_closer("zmq_async_context", request)))
+    yield from async_context(request)
 
 
 @pytest.fixture
 def zmq_async_socket_factory(
-    request: pytest.FixtureRequest, zmq_async_context: zmq.asyncio.Context
-) -> Iterator[SocketFactory]:
+    request: "pytest.FixtureRequest", zmq_async_context: "zmq.asyncio.Context"
+) -> "Iterator[SocketFactory]":
     """``zmq_socket_factory`` for asyncio tests: its mimics are AsyncTestSockets on ``zmq_async_context``."""
-    from zmqtest.contexts import SocketFactory
+    from zmqtest.fixturework import async_socket_factory
 
-    factory = SocketFactory(zmq_async_context)
-    yield from _owned(factory, lambda: factory.close(by=_closer("zmq_async_socket_factory", request)))
+    yield from async_socket_factory(request, zmq_async_context)
 
 
 @pytest.fixture
-def zmq_replay(request: pytest.FixtureRequest) -> Recordings:
+def zmq_replay(request: "pytest.FixtureRequest") -> "Recordings":
     """Recorded conversations next to the test file (``golden/<name>.jsonl``), replayed as regression tests.
 
     ``zmq_replay("greeting", client, substitutions=[...])`` replays the recording with the
@@ -207,46 +177,13 @@ def zmq_replay(request: pytest.FixtureRequest) -> Recordings:
     ``with zmq_replay.record("greeting"):`` records one. ``zmq_replay.updating`` is true under
     ``--zmqtest-update-golden``: record then, replay otherwise.
     """
-    from zmqtest.replay import Recordings
-    from zmqtest.settings import current
+    from zmqtest.fixturework import replay
 
-    return Recordings(request.path.parent / "golden", updating=current().update_golden, test=request.node.nodeid)
-
-
-T = TypeVar("T")
-
-
-def _closer(fixture: str, request: pytest.FixtureRequest) -> str:
-    """Name a fixture that closes sockets at the end of a test, for the error a socket kept longer raises."""
-    return (
-        f"the {fixture} fixture at the end of {request.node.nodeid} (a fixture's sockets last one test: ask for the "
-        "fixture in each test that uses them, rather than keep a socket in a global or a class attribute)"
-    )
-
-
-_left_to_the_test: list[object] = []
-"""In a fork of a test, what the test's fixtures made: kept, never closed nor collected (a socket's close reads)."""
-
-
-def _owned(resource: T, close: Callable[[], object]) -> Iterator[T]:
-    """Yield ``resource``, then ``close()`` it, but not in a fork of this process.
-
-    A test that forks itself tears down in its fork too (a ``return`` or ``sys.exit`` there goes through pytest):
-    the sockets, threads and files are the test's, and a zmq read in a fork retries for ever. Its fork leaves them be.
-    """
-    __tracebackhide__ = True  # a teardown error is reported at the fixture, not here
-    pid = os.getpid()
-    try:
-        yield resource
-    finally:
-        if os.getpid() == pid:
-            close()
-        else:
-            _left_to_the_test.append(resource)
+    return replay(request)
 
 
 @pytest.fixture
-def zmq_tap() -> Iterator[TapFactory]:
+def zmq_tap() -> "Iterator[TapFactory]":
     """``zmq_tap(upstream, client="client", server="broker")``: a ZMTP-aware proxy to ``upstream``, closed at teardown.
 
     Connect the connecting peer to ``tap.endpoint`` instead of ``upstream``: every message
@@ -255,7 +192,6 @@ def zmq_tap() -> Iterator[TapFactory]:
     ``tap.slow(bytes_per_second)`` and ``tap.cut()`` disturb the traffic. ``process=True``: the tap runs in a
     process of its own (out of reach of the test's GIL). See docs/tap.md.
     """
-    from zmqtest.tap import TapFactory
+    from zmqtest.fixturework import tap
 
-    factory = TapFactory()
-    yield from _owned(factory, factory.close)
+    yield from tap()

@@ -10,14 +10,10 @@ PYTEST_DONT_REWRITE: it has no asserts, and pytest, which passes every module of
 its assertion rewriter, need not walk it at each start where it cannot cache the result (PYTHONDONTWRITEBYTECODE).
 """
 
-from __future__ import annotations
-
-__all__ = ["FLAG", "OPTIONS"]
-
 FLAG = ""
 """The metavar of an on/off setting: its command-line option takes no value and turns it on."""
 
-OPTIONS: dict[str, tuple[str, str]] = {
+OPTIONS: "dict[str, tuple[str, str]]" = {
     "timeout": ("SECONDS", "Seconds a mimic socket waits for a send or receive (default: 1)"),
     "start_method": ("METHOD", "How multiprocessing children start: fork, forkserver, spawn (default: forkserver)"),
     "startup_timeout": ("SECONDS", "Seconds a process under test may take to become ready (default: 10)"),

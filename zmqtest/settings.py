@@ -6,6 +6,9 @@ options in every project without importing pyzmq.
 The settings in force live in a :class:`contextvars.ContextVar`: the pytest plugin
 sets them for each test (marker > command line > ini > default), and code that runs
 without pytest can use :func:`using` or :func:`default_timeout`.
+
+PYTEST_DONT_REWRITE: it has no asserts, so pytest's assertion rewriter, which passes every module of a plugin's
+distribution through it, need not walk it where it cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ messages once it has run) and its deadline (setting ``deadline``, :mod:`zmqtest.
 it stands aside for a test that pytest-timeout times, through that plugin's
 ``pytest_timeout_set_timer`` hook, implemented here as an optional hook); a ProcessTest
 generator test is driven through :meth:`ProcessTest.run <zmqtest.runner.ProcessTest.run>`.
+
+PYTEST_DONT_REWRITE: it has no asserts, so pytest's assertion rewriter, which passes every module of a plugin's
+distribution through it, need not walk it where it cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from zmqtest.fixtures import PROCESSES
-from zmqtest.plugin import REAPER_PROBLEM, _is_process_test, _reaper_problem, _session_settings
+from zmqtest.fixturework import PROCESSES
+from zmqtest.plugin import REAPER_PROBLEM, _is_process_test
+from zmqtest.pluginwork import reaper_problem as _reaper_problem
+from zmqtest.pluginwork import session_settings as _session_settings
 
 if TYPE_CHECKING:
     from zmqtest.deadline import Deadline

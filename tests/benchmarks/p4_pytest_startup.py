@@ -10,7 +10,10 @@ both environments with Python's bytecode cache on (as on a usual machine) and bo
 of zmqtest's modules that pytest cached in earlier runs are removed before each such run), in
 rotating order; a ratio is the
 median over rounds of zmqtest / plain under the same condition. CPU time (user + system,
-from ``getrusage``) is reported next to wall time.
+from ``getrusage``) has rows of its own next to wall time, in both settings; where valgrind is
+installed, one run of each variant under ``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``) gives
+instruction counts, which other programs' load does not change, and the verdict on the target
+(else CPU time gives it).
 
 The environments take a minute or so to build. ``--venv-cache DIR`` keeps them between
 runs (rebuilt when zmqtest's sources change); without it they are made in a temporary
@@ -22,9 +25,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +43,7 @@ SOURCES = ("zmqtest", "setup.cfg", "pyproject.toml", "README.md", "LICENSE")
 INSTALL_TIMEOUT = 600.0
 RUN_TIMEOUT = 60.0
 TRIVIAL_TEST = "def test_nothing_to_do_with_zmq():\n    assert 1 + 1 == 2\n"
+PYTEST = ("-m", "pytest", "-q", "-p", "no:cacheprovider")
 
 
 def clean_env() -> dict[str, str]:
@@ -138,6 +142,23 @@ def forget_rewritten(python: Path) -> None:
         cached.unlink()
 
 
+def instructions(python: Path, project: str, env: dict[str, str], no_bytecode: bool) -> int | None:
+    """Instructions that one pytest run of ``project`` executes (callgrind), or None without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    if no_bytecode:
+        forget_rewritten(python)
+    else:  # the rewritten copies cached, as the rounds found them
+        check([str(python), *PYTEST], f"pytest ({python})", RUN_TIMEOUT, project, env)
+    with tempfile.TemporaryDirectory(prefix="zmqtest-bench-p4-cg-") as where:
+        out = Path(where, "callgrind.out")
+        command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", str(python), *PYTEST]
+        check(command, f"callgrind of pytest ({python})", RUN_TIMEOUT * 10, project, {**env, "PYTHONHASHSEED": "0"})
+        found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
 def run(scale: float = 1.0, cache: Path | None = None) -> Result:
     rounds_count = scaled(40, scale, 3)
     notes: list[str] = []
@@ -149,7 +170,7 @@ def run(scale: float = 1.0, cache: Path | None = None) -> Result:
         help_text = check([str(with_zmqtest), "-m", "pytest", "--help"], "pytest --help with zmqtest", RUN_TIMEOUT)
         if "--zmqtest-timeout" not in help_text:
             raise RuntimeError("the zmqtest venv's pytest does not load the zmqtest plugin (no --zmqtest-timeout)")
-        command = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        command = list(PYTEST)
         cached_env = clean_env()
         cached_env.pop("PYTHONDONTWRITEBYTECODE", None)
         variants = {  # name: (python, environment)
@@ -187,9 +208,15 @@ def run(scale: float = 1.0, cache: Path | None = None) -> Result:
                 wall[name], cpu[name] = [figures[0]], [figures[1]]
             rounds.append(wall)
             cpu_rounds.append(cpu)
+        counted = {
+            name: instructions(python, project, env, "no bytecode" in name) for name, (python, env) in variants.items()
+        }
 
     def samples(name: str) -> list[float]:
         return [wall[name][0] for wall in rounds]
+
+    def cpu_samples(name: str) -> list[float]:
+        return [cpu[name][0] for cpu in cpu_rounds]
 
     rows = [
         Row("P4", "pytest start-up, pytest only (reference)", "ms", samples("plain"), key="pytest only"),
@@ -221,20 +248,57 @@ def run(scale: float = 1.0, cache: Path | None = None) -> Result:
             **ratio_fields(round_ratios(rounds, "zmqtest, no bytecode", "plain, no bytecode")),
         ),
     ]
-    rows[1].met = rows[1].ratio is not None and rows[1].ratio <= TARGET
-    rows[3].met = rows[3].ratio is not None and rows[3].ratio <= TARGET
-    cpu_ratio = statistics.median(round_ratios(cpu_rounds, "zmqtest", "plain"))
-    cpu_ratio_no_bytecode = statistics.median(round_ratios(cpu_rounds, "zmqtest, no bytecode", "plain, no bytecode"))
+    for name, reference in (("zmqtest", "plain"), ("zmqtest, no bytecode", "plain, no bytecode")):
+        bytecode, short = ("", "") if name == "zmqtest" else (", PYTHONDONTWRITEBYTECODE=1", "\nno bytecode cache")
+        reference_row = Row(
+            "P4",
+            f"CPU time{bytecode}: pytest only (reference)",
+            "ms",
+            cpu_samples(reference),
+            key=f"CPU, pytest{short}",
+        )
+        rows.append(reference_row)
+        rows.append(
+            Row(
+                "P4",
+                f"CPU time{bytecode}: zmqtest installed",
+                "ms",
+                cpu_samples(name),
+                reference=f"CPU time{bytecode}, pytest only",
+                target=f"≤ {TARGET:.2f}x",
+                key=f"CPU, zmqtest{short}",
+                **ratio_fields(round_ratios(cpu_rounds, name, reference)),
+            )
+        )
+    cpu_ratio = rows[5].ratio
+    cpu_ratio_no_bytecode = rows[7].ratio
+    counts = {name: count for name, count in counted.items() if count is not None}
+    by_instructions = len(counts) == len(counted)
+    for wall_row, cpu_row, name, reference in (
+        (rows[1], rows[5], "zmqtest", "plain"),
+        (rows[3], rows[7], "zmqtest, no bytecode", "plain, no bytecode"),
+    ):
+        verdict = counts[name] / counts[reference] if by_instructions else cpu_row.ratio
+        wall_row.met = cpu_row.met = verdict is not None and verdict <= TARGET
     where = f"cached in {cache}" if cache is not None else "temporary"
     notes += [
         f"{rounds_count} rounds of `python -m pytest -q -p no:cacheprovider`, one run per variant in rotating order, "
         f"after 2 warm-up runs each; environments {where} (ready in {built:.0f} s).",
-        "The first two rows run as on a usual machine, with Python's bytecode cache on (PYTHONDONTWRITEBYTECODE "
-        "unset), so that pytest can cache its assertion-rewritten copies of the plugin's modules (it rewrites every "
-        "module of an entry-point plugin's distribution). The last two run with PYTHONDONTWRITEBYTECODE=1 as in a "
+        "The rows without PYTHONDONTWRITEBYTECODE run as on a usual machine, with Python's bytecode cache on, so "
+        "that pytest can cache its assertion-rewritten copies of the plugin's modules (it rewrites every "
+        "module of an entry-point plugin's distribution). The others run with PYTHONDONTWRITEBYTECODE=1 as in a "
         "fresh container or CI job: the rewritten copies cached by earlier runs are removed before each, so pytest "
         "parses and compiles the plugin's modules again at every start.",
         f"CPU time (user + system) ratio, median over rounds: {cpu_ratio:.3f}x with the bytecode cache, "
         f"{cpu_ratio_no_bytecode:.3f}x without (less sensitive to other programs' load than wall time).",
     ]
+    if by_instructions:
+        notes.append(
+            "Instructions of one run each (`valgrind --tool=callgrind`, PYTHONHASHSEED=0; they decide the targets): "
+            + ", ".join(f"{name} {count / 1e6:.1f} M" for name, count in counts.items())
+            + f"; zmqtest / plain {counts['zmqtest'] / counts['plain']:.3f}x with the bytecode cache, "
+            f"{counts['zmqtest, no bytecode'] / counts['plain, no bytecode']:.3f}x without."
+        )
+    else:
+        notes.append("valgrind is not installed: CPU time decides the targets (no instruction counts).")
     return Result("P4", "pytest start-up without and with zmqtest installed", rows, notes)
