@@ -46,6 +46,8 @@ class Row:
     target: str = ""
     met: bool | None = None
     """None: no target on this row."""
+    decided_by: str = ""
+    """What decided ``met`` when it is not this row's ratio (``1.042x in instructions``)."""
     key: str = ""
     """A short name for the plot."""
 

@@ -133,7 +133,8 @@ def ratio_text(row: Row) -> str:
 
 
 def met_text(row: Row) -> str:
-    return "" if row.met is None else ("yes" if row.met else "**no**")
+    verdict = "" if row.met is None else ("yes" if row.met else "**no**")
+    return f"{verdict}: {row.decided_by}" if verdict and row.decided_by else verdict
 
 
 def table_rows(results: Sequence[Result]) -> list[list[str]]:
@@ -243,6 +244,7 @@ def markdown(results: Sequence[Result], info: dict[str, Any]) -> str:
 def target_line(row: Row) -> str:
     figure = ratio_text(row).split(" (")[0] or f"{fmt(row.median)} {row.unit}"
     where = row.key.replace("\n", " ")
+    figure = row.decided_by.split(" ")[0] if row.decided_by else figure
     return f"{row.bench} {'met   ' if row.met else 'MISSED'} {figure:>9}  target {row.target:<16} {where}"
 
 

@@ -280,6 +280,8 @@ def run(scale: float = 1.0, cache: Path | None = None) -> Result:
     ):
         verdict = counts[name] / counts[reference] if by_instructions else cpu_row.ratio
         wall_row.met = cpu_row.met = verdict is not None and verdict <= TARGET
+        if by_instructions:
+            wall_row.decided_by = cpu_row.decided_by = f"{verdict:.3f}x in instructions"
     where = f"cached in {cache}" if cache is not None else "temporary"
     notes += [
         f"{rounds_count} rounds of `python -m pytest -q -p no:cacheprovider`, one run per variant in rotating order, "
