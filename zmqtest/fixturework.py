@@ -7,8 +7,7 @@ copy (``PYTHONDONTWRITEBYTECODE``), and this one need not be parsed in a run tha
 Each generator here is driven by the fixture of the same name (``yield from``); ``__tracebackhide__`` keeps a
 teardown error reported at the fixture.
 
-PYTEST_DONT_REWRITE: it has no asserts, so pytest's assertion rewriter, which passes every module of a plugin's
-distribution through it, need not walk it where it cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``).
+PYTEST_DONT_REWRITE: it has no asserts, so that rewriter need not walk it.
 """
 
 from __future__ import annotations

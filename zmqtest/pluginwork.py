@@ -7,8 +7,7 @@ summary's sections. Apart so that pytest does not parse and compile it at each s
 copy of the plugin (``PYTHONDONTWRITEBYTECODE``: pytest passes every module of a plugin's distribution through its
 assertion rewriter).
 
-PYTEST_DONT_REWRITE: it has no asserts, so pytest's assertion rewriter, which passes every module of a plugin's
-distribution through it, need not walk it where it cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``).
+PYTEST_DONT_REWRITE: it has no asserts, so that rewriter need not walk it.
 """
 
 from __future__ import annotations
