@@ -5,8 +5,7 @@ version: pytest parses and compiles each module of a plugin's distribution at ev
 cached copy (``PYTHONDONTWRITEBYTECODE``). Type checkers read the same names from ``zmqtest/__init__.pyi``
 (tests/test_exports.py checks that the two agree).
 
-PYTEST_DONT_REWRITE: it has no asserts, so pytest's assertion rewriter, which passes every module of a plugin's
-distribution through it, need not walk it where it cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``).
+PYTEST_DONT_REWRITE: it has no asserts, so pytest's assertion rewriter need not walk it.
 """
 
 from __future__ import annotations
