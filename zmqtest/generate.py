@@ -252,13 +252,10 @@ class _Module:
 
 
 def _whole(event: Event) -> list[bytes]:
-    frames = [frame for frame in event.frames if isinstance(frame, bytes)]
-    if len(frames) < len(event.frames):
-        raise ValueError(
-            f"the recorded message {event.text!r} of {event.who} at {event.at:.6f} s was not kept whole: "
-            "record with zmqtest.replay.record(), which keeps every frame"
-        )
-    return frames
+    try:
+        return event.whole_frames()
+    except ValueError as problem:
+        raise ValueError(f"{problem}: record with zmqtest.replay.record(), which keeps every frame") from None
 
 
 class _Code(str):

@@ -339,12 +339,7 @@ class _Player:
 
 
 def _whole(event: Event) -> list[bytes]:
-    frames = []
-    for frame in event.frames:
-        if not isinstance(frame, bytes):
-            raise ReplayError(
-                f"the recorded message {event.text!r} of {event.who} at {event.at:.6f} s was not kept whole "
-                f"({frame!r}): record with zmqtest.replay.record(), which keeps every frame"
-            )
-        frames.append(frame)
-    return frames
+    try:
+        return event.whole_frames()
+    except ValueError as problem:
+        raise ReplayError(f"{problem}: record with zmqtest.replay.record(), which keeps every frame") from None

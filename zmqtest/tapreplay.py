@@ -185,14 +185,13 @@ class _Side:
         return PlayedSide(self.peer, kind, self.connects, self.routing_id, tuple(self.subscriptions), played)
 
     def _event(self, event: Event, kind: str, connection: int) -> Event | None:
-        frames = []
-        for frame in event.frames:
-            if not isinstance(frame, bytes):
-                raise TapReplayError(
-                    f"{self.where}: the message {event.text!r} from {event.who} at {event.at:.6f} s was not kept "
-                    f"whole ({frame!r}): record through the tap inside zmqtest.replay.record(), which keeps every frame"
-                )
-            frames.append(frame)
+        try:
+            frames = event.whole_frames()
+        except ValueError as problem:
+            raise TapReplayError(
+                f"{self.where}: {problem}: record through the tap inside zmqtest.replay.record(), which keeps "
+                "every frame"
+            ) from None
         socket_type = self.socket_type
         if socket_type == "SUB" and kind == "send" and len(frames) == 1 and frames[0][:1] in (b"\x01", b"\x00"):
             if frames[0][:1] == b"\x01":  # a subscription, as ZMTP 3.0 sends it

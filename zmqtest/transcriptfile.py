@@ -90,6 +90,17 @@ class Event:
         """``out`` for a message the mimic sent, ``in`` for one it received; ``None`` for other events."""
         return {"send": "out", "recv": "in", "skipped": "in"}.get(self.kind)
 
+    def whole_frames(self) -> list[bytes]:
+        """The message's frames, each as sent; a ValueError if the transcript kept one only in part (a recording
+        to replay keeps every frame whole: :func:`zmqtest.replay.record`)."""
+        for frame in self.frames:
+            if type(frame) is not bytes:
+                raise ValueError(
+                    f"the recorded message {self.text!r} of {self.who} at {self.at:.6f} s "
+                    f"was not kept whole ({frame!r})"
+                )
+        return list(self.frames)  # type: ignore[arg-type]  # all bytes, checked above
+
 
 @dataclasses.dataclass(frozen=True)
 class Recorded:
