@@ -168,7 +168,7 @@ def test_without_the_zmqtest_plugin_generator_tests_are_a_collection_error(doubl
 
 def test_the_plugin_is_registered_through_its_pytest11_entry_point() -> None:
     entry_points = importlib.metadata.entry_points(group="pytest11")
-    assert [entry.value for entry in entry_points if entry.name == "zmqtest"] == ["zmqtest.plugin"]
+    assert [entry.value for entry in entry_points if entry.name == "zmqtest"] == ["zmqtest.entrypoint:plugin"]
 
 
 def test_parametrize_with_ids_and_marks_works_on_generator_tests(doubler: pytest.Pytester) -> None:

@@ -30,7 +30,8 @@ def test_a_run_that_does_not_use_zmqtest_loads_only_the_plugin_its_fixtures_and_
     pytester.makepyfile(test_plain=WHAT_IS_LOADED)
     result = pytester.runpytest_subprocess(*INNER, "-s", timeout=SUBPROCESS_DEADLINE)
     result.assert_outcomes(passed=1)
-    assert "LOADED ['zmqtest', 'zmqtest.fixtures', 'zmqtest.options', 'zmqtest.plugin']" in result.stdout.str()
+    loaded = ["zmqtest", "zmqtest.entrypoint", "zmqtest.fixtures", "zmqtest.options", "zmqtest.plugin"]
+    assert f"LOADED {loaded}" in result.stdout.str()
 
 
 def test_a_bad_option_is_still_a_usage_error_at_start(pytester: pytest.Pytester) -> None:
@@ -86,3 +87,36 @@ def test_every_setting_has_its_option_and_the_help_names_its_real_default() -> N
             continue
         real = getattr(defaults, name)
         assert said.group(1) == ("off" if real is None else format(real, "g") if isinstance(real, float) else real)
+
+
+LOADERS = """
+import sys
+
+def test_which_loader():
+    for name in ("zmqtest.options", "zmqtest.fixtures", "zmqtest.plugin"):
+        print("LOADER", name, type(sys.modules[name].__loader__).__name__)
+"""
+
+
+def test_the_entry_point_imports_the_plugin_without_the_assertion_rewriter(pytester: pytest.Pytester) -> None:
+    """pytest would parse and compile them at each start where it cannot cache its rewritten copies.
+
+    pytest marks an installed plugin's package for rewriting (an editable install may escape that: this one is
+    marked by a plugin of the test's own, loaded before the entry points).
+    """
+    pytester.makepyfile(test_loaders=LOADERS, mark_zmqtest="import pytest\npytest.register_assert_rewrite('zmqtest')\n")
+    result = pytester.runpytest_subprocess(*INNER, "-p", "mark_zmqtest", "-s", timeout=SUBPROCESS_DEADLINE)
+    result.assert_outcomes(passed=1)
+    for name in ("zmqtest.options", "zmqtest.fixtures", "zmqtest.plugin"):
+        result.stdout.fnmatch_lines([f"*LOADER {name} SourceFileLoader"])
+
+
+def test_the_plugin_named_with_p_works_without_the_entry_point(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 pytest -p zmqtest.plugin``: pytest imports it through its rewriter then."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(test_loaders=LOADERS + "\n\ndef test_fixture(zmq_endpoint):\n    assert zmq_endpoint\n")
+    result = pytester.runpytest_subprocess(*INNER, "-p", "zmqtest.plugin", "-s", timeout=SUBPROCESS_DEADLINE)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*LOADER zmqtest.plugin AssertionRewritingHook"])

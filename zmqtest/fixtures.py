@@ -1,10 +1,8 @@
 """zmqtest's pytest fixtures: their names, arguments and help; what each does is in :mod:`zmqtest.fixturework`.
 
-Registered by the plugin, which imports this module in every pytest run: so nothing here imports pyzmq or the rest
-of zmqtest until a fixture is used, and it is short. pytest parses and compiles every module of a plugin's
-distribution at each start where it cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``, a fresh CI job): what
-costs is the code, not the help, so each fixture is one line handing over to :mod:`zmqtest.fixturework`, and the
-annotations are strings (a string is one node of the parsed tree, ``Iterator[zmq.Context[Any]]`` seven).
+Registered by the plugin, which imports this module in every pytest run (through :mod:`zmqtest.entrypoint`): so
+nothing here imports pyzmq or the rest of zmqtest until a fixture is used, and each fixture is one line handing over
+to :mod:`zmqtest.fixturework`, with its annotations as strings.
 
 PYTEST_DONT_REWRITE: it has no asserts, so pytest's rewriter need not walk it.
 """

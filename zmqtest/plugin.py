@@ -21,11 +21,9 @@ were not installed. The hooks recognise ProcessTest subclasses by the name of th
 through ``sys.modules``, which may have dropped ``zmqtest.runner`` while its classes live on (pytester's in-process
 runs restore ``sys.modules`` after each run).
 
-Short at start: pytest passes every module of a plugin's distribution through its assertion rewriter, which, where it
-cannot use a cached copy (``PYTHONDONTWRITEBYTECODE``, a fresh CI job), parses and compiles it at every start, at a
-cost that grows with the code (not with the docstrings). So each hook here makes only its cheap check and hands
-the work to :mod:`zmqtest.pluginwork`, loaded in a run that uses zmqtest; the annotations are strings (one node of
-the parsed tree each).
+Short at start: pytest imports this module in every project where zmqtest is installed, through
+:mod:`zmqtest.entrypoint` (which spares it pytest's assertion rewriter). So each hook here makes only its cheap
+check and hands the work to :mod:`zmqtest.pluginwork`, loaded in a run that uses zmqtest.
 
 PYTEST_DONT_REWRITE: it has no asserts, so the rewriter need not walk it.
 """
