@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import zmq
 from apps.behave import Behave
-from apps.log_app import LogApp, term_interrupted
+from apps.log_app import LogApp, flush_interrupted
 
 import zmqtest.logs
 from zmqtest import (
@@ -536,18 +536,19 @@ def threads() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
-def test_the_forwarder_connects_with_its_first_record(
+def test_the_forwarder_connects_with_its_first_record_and_starts_no_thread(
     collector: LogCollector, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A process that never logs pays for no context (its threads, its connection, its flush at exit)."""
+    """A process that never logs pays for no connection (nor a flush at exit); one that logs gets no thread of ours."""
     caplog.set_level(logging.DEBUG, logger="zt")
     before = threads()
     handler = forward(collector.endpoint)
     assert handler is not None
     try:
-        assert threads() == before
+        assert handler._push is None
         logging.getLogger("zt.first").info("the first record")
-        assert threads() == before + 2  # the forwarder's context: an I/O thread, a reaper
+        assert handler._push is not None
+        assert threads() == before  # a plain socket: no zmq context, no I/O thread, no reaper
         assert collector.wait_for("the first record").pid == os.getpid()
     finally:
         handler.close()
@@ -707,7 +708,7 @@ def test_a_query_reads_well() -> None:
 def test_forwarding_imports_no_heavy_part_of_zmqtest() -> None:
     code = "import sys, zmqtest.logs; print(sorted(m for m in sys.modules if m.startswith('zmqtest')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "['zmqtest', 'zmqtest.logs']"
+    assert result.stdout.strip() == "['zmqtest', 'zmqtest.logs', 'zmqtest.plainpush']"
 
 
 def test_the_collectors_names_still_come_from_zmqtest_logs() -> None:
@@ -724,7 +725,7 @@ def test_the_collectors_names_still_come_from_zmqtest_logs() -> None:
 
 INNER_TESTS = """
 import zmq
-from apps.log_app import LogApp, term_interrupted
+from apps.log_app import LogApp, flush_interrupted
 
 from zmqtest import ProcessTest
 
@@ -803,7 +804,7 @@ def test_a_sigint_that_lands_in_the_flush_at_exit_ends_the_process_as_a_stop_not
         LogApp(exit_after=3),
         start_method=kind,
         expect_exit=True,
-        patches={"zmq.Context.term": term_interrupted},  # the SIGINT comes while the flush terminates its context
+        patches={"zmqtest.plainpush.PlainPush.close": flush_interrupted},  # the SIGINT comes during the flush
     )
     assert app.wait(EXIT_TIMEOUT) == 128 + signal.SIGINT
     assert "KeyboardInterrupt" not in app.stderr_path.read_text()

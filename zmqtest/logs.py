@@ -1,7 +1,7 @@
 """Log records of the process under test, sent to the test over ZeroMQ: the sender's side.
 
-This module runs **in the process under test**, so it stays light (pyzmq and the standard
-library; nothing else of zmqtest). One call: :func:`forward` reads the collector's endpoint
+This module runs **in the process under test**, so it stays light (the standard library and
+:mod:`zmqtest.plainpush`; not even pyzmq). One call: :func:`forward` reads the collector's endpoint
 from the environment variable ``ZMQTEST_LOG_ENDPOINT`` (or takes it as an argument) and puts
 a :class:`LogForwarder` on the root logger, which sends every record it sees, and on every logger
 that does not propagate (``propagate = False``), now or later. Without an endpoint it does nothing
@@ -34,19 +34,24 @@ Why it works the way it does:
   :meth:`LogForwarder.close` takes it away. Each record still reaches one forwarder only:
   the one on the last logger of its chain.
 
-- **Fork-safe.** The forwarder makes its own zmq context in the process that sends:
-  a child forked from a forwarding process (say the process under test starts
-  workers) gets a context and socket of its own with its first record, and never
-  touches its parent's, whose I/O threads it does not have.
-- **Logging never blocks the application.** A send that finds the queue full
-  (``QUEUED_RECORDS`` records waiting, in the process and unread in the test) drops the
-  record and counts it; the test sees the count with the next record that goes through.
-- **Records logged just before a normal exit arrive.** At exit (``logging.shutdown()``,
-  which ``atexit`` runs, or multiprocessing's exit finalizers, because a multiprocessing
-  child ends with ``os._exit`` and skips ``atexit``) the socket is closed with a linger
-  of ``FLUSH_LINGER_MS``: what is queued is sent first. A process that ends by
-  ``os._exit``, SIGKILL or a signal it does not handle (SIGTERM by default) skips
-  that: records still queued then (typically those of its last millisecond) are lost.
+- **No thread, no zmq context in the process under test.** Records go to the collector's PULL
+  socket through a plain socket speaking ZMTP (:mod:`zmqtest.plainpush`): the process under
+  test is not changed by forwarding its logs (a context would add two threads, and about a
+  millisecond to its start and to its exit).
+- **Fork-safe.** The connection is made with the first record in the process that sends: a
+  child forked from a forwarding process (say the process under test starts workers) opens its
+  own, and never writes to its parent's.
+- **Logging never blocks the application for long.** The first record waits for the
+  collector's handshake (a round trip on loopback; at most ``plainpush.HANDSHAKE_SECONDS``).
+  After that a send that finds ``QUEUED_RECORDS`` records waiting (the kernel's buffers full:
+  the test is not reading) drops the record and counts it; the test sees the count with the
+  next record that goes through.
+- **A record is safe once logged.** Its bytes are in the kernel when the logging call returns,
+  so they reach the collector even if the process is killed (SIGKILL, ``os._exit``) right
+  after; only records still waiting for full kernel buffers are lost then. At a normal exit
+  (``logging.shutdown()``, which ``atexit`` runs, or multiprocessing's exit finalizers, because
+  a multiprocessing child ends with ``os._exit`` and skips ``atexit``) what waits is sent, for
+  at most ``FLUSH_LINGER_MS``, and the connection is closed once the collector has read it all.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-import zmq
+from zmqtest.plainpush import PlainPush
 
 if TYPE_CHECKING:  # the test's side, importable from here as before it had a module of its own
     from zmqtest.logcollector import DEATH_GRACE as DEATH_GRACE
@@ -100,13 +105,13 @@ _COLLECTOR_SIDE = frozenset(
 """The test side's names that were imported from here before :mod:`zmqtest.logcollector` existed."""
 
 _FORMATTER = logging.Formatter()
-_ENDPOINT = re.compile(r"tcp://.+:[0-9]+|(ipc|inproc|ws|wss|tipc|vmci|pgm|epgm|udp|norm)://.+")
+_ENDPOINT = re.compile(r"tcp://.+:[0-9]+|ipc://.+")
 """What forward() takes for an endpoint (tcp: with a port number): it connects only with the first record, and a typo
-is refused here, at the caller's line; an address libzmq still refuses then is said once (logging's handleError)."""
+is refused here, at the caller's line; a host name that does not resolve is said once then (logging's handleError)."""
 
 
 _inherited: list[object] = []
-"""Contexts and sockets a forked child inherited from its parent: kept, never closed nor collected, never used."""
+"""Connections a forked child inherited from its parent: kept, never written to, shut down nor collected."""
 _active: list[LogForwarder] = []
 """The forwarder of this process, while it forwards (a list: set and cleared without ``global``)."""
 
@@ -155,69 +160,59 @@ class LogForwarder(logging.Handler):
         self.endpoint = endpoint
         self.dropped = 0
         self._pid: int | None = None
-        self._context: zmq.Context[Any] | None = None
-        self._socket: zmq.Socket[Any] | None = None
+        self._push: PlainPush | None = None
         self._finalizer: Any = None
         self._closed = False
 
-    def _connect(self) -> zmq.Socket[Any] | None:
-        """This process's socket, made with its first record in each process: a forked child never uses its parent's.
+    def _connect(self) -> PlainPush:
+        """This process's connection, made with its first record in each process (never a parent's).
 
-        ``None`` once it was closed at exit in this process. Not made before a record needs it: a
-        context, its two threads and a connection cost a child about 0.5 ms before it could do
-        its own work (the bind a test waits for), and as much again at exit for a process that logs nothing.
+        Not made before a record needs it: a process that never logs pays nothing, neither at its start nor at its
+        exit. No zmq context either (:mod:`zmqtest.plainpush`): the process under test gets no thread of ours.
         """
         pid = os.getpid()
-        if self._pid == pid:
-            return self._socket
-        if self._pid is not None:
-            _inherited.extend((self._context, self._socket))
-        context: zmq.Context[Any] = zmq.Context()
+        if self._pid == pid and self._push is not None:
+            return self._push
+        if self._push is not None:
+            _inherited.append(self._push)  # the parent's: never written to nor shut down here
         try:
-            sock: zmq.Socket[Any] = context.socket(zmq.PUSH)
-            sock.setsockopt(zmq.SNDHWM, QUEUED_RECORDS)
-            sock.setsockopt(zmq.LINGER, FLUSH_LINGER_MS)
-            sock.setsockopt(zmq.RECONNECT_IVL, 10)
-            sock.connect(self.endpoint)
-        except BaseException:  # an endpoint libzmq refuses: said once (logging's handleError), then nothing is sent
+            push = PlainPush(self.endpoint, queued=QUEUED_RECORDS)
+        except (OSError, ValueError):  # an address that does not resolve: said once (logging's handleError)
             self._closed = True
-            context.destroy(linger=0)
             raise
-        self._context, self._socket, self._pid = context, sock, pid
+        self._push, self._pid = push, pid
         # At exit: logging.shutdown() (atexit) closes every handler, this one too; a multiprocessing child ends
         # with os._exit instead, after running multiprocessing's finalizers: this one runs after the others.
         mp_util = sys.modules.get("multiprocessing.util")
         if mp_util is not None:
             self._finalizer = mp_util.Finalize(self, self._flush_at_exit, exitpriority=-100)
-        return sock
+        return push
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._closed:
             return
         try:
             data = encode(record, self.dropped)
-            sock = self._connect()
-            if sock is None:
-                return
-            try:
-                sock.send(data, zmq.NOBLOCK)
-            except zmq.Again:
-                self.dropped += 1
-            else:
+            push = self._connect()
+            if push.send(data):
                 self.dropped = 0
+            elif push.gave_up is not None:
+                self._closed = True
+                raise ConnectionError(f"zmqtest's log forwarder stops: {push.gave_up}")
+            else:
+                self.dropped += 1
         except Exception:
             self.handleError(record)
 
     def _flush(self) -> None:
-        """Send what is queued (at most FLUSH_LINGER_MS), then close this process's socket and context."""
+        """Send what waits (for at most FLUSH_LINGER_MS), then close this process's connection."""
         self.acquire()
         try:
-            context, sock = self._context, self._socket
-            if sock is None or context is None or self._pid != os.getpid():
+            push = self._push
+            if push is None or self._pid != os.getpid():
                 return
-            self._socket = self._context = None
-            sock.close(linger=FLUSH_LINGER_MS)
-            context.term()
+            self._push = None
+            push.close(FLUSH_LINGER_MS / 1000)
         finally:
             self.release()
 

@@ -36,15 +36,16 @@ from typing import Any
 import zmq
 
 from zmqtest.logs import forward
+from zmqtest.plainpush import PlainPush
 
 log = logging.getLogger("app")
-_term = zmq.Context.term
+_close = PlainPush.close
 
 
-def term_interrupted(context: zmq.Context[Any]) -> None:
-    """``Context.term`` as it is when the test's SIGINT lands in it (patched into a child by the tests)."""
+def flush_interrupted(push: PlainPush, timeout: float) -> None:
+    """The forwarder's flush at exit as it is when the test's SIGINT lands in it (patched into a child by the tests)."""
     os.kill(os.getpid(), signal.SIGINT)
-    _term(context)
+    _close(push, timeout)
 
 
 def serve(log_endpoint: str | None = None, exit_after: int | None = None, quiet: list[str] | None = None) -> int:

@@ -4,8 +4,10 @@ Per kind (multiprocessing fork, forkserver, spawn, and the command line
 ``python -m pingpong serve``), timed from the first setup step to the end of teardown:
 
 - ``zmqtest``: what the fixtures do for a test, without pytest: a TestContext, a
-  SocketFactory, an EndpointFactory and a ProcessManager (its log collector on the
-  test's context, as ``zmq_process_factory`` makes it); the REQ mimic connects to a
+  SocketFactory, an EndpointFactory and a ProcessManager writing to
+  ``<a new temporary directory>/zmqtest-processes`` (as ``zmq_process_factory`` makes it
+  in ``tmp_path``, which pytest removes in a later session, not at each test; here the
+  directories go at the end of the run), its log collector on the test's context; the REQ mimic connects to a
   reserved port, ``procs.start(PongProc(endpoint), ready=client, start_method=kind)``
   (command line: ``ready=r"listening on (?P<endpoint>\\S+)"``), one ``yield send`` +
   ``yield recv`` through ``ProcessTest.run``, then teardown in the fixtures' order
@@ -28,11 +30,14 @@ import multiprocessing
 import os
 import re
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -116,8 +121,8 @@ def ping(endpoint: str) -> None:
         context.term()
 
 
-def zmqtest_test(kind: str) -> None:
-    """One process test as zmqtest's fixtures run it."""
+def zmqtest_test(kind: str, tmp_root: str) -> None:
+    """One process test as zmqtest's fixtures run it (``tmp_root``: where its ``tmp_path`` is made)."""
     from pingpong.pong import PongProc
 
     from zmqtest.contexts import SocketFactory, TestContext, terminate_context
@@ -134,7 +139,8 @@ def zmqtest_test(kind: str) -> None:
     with EndpointFactory() as endpoints:
         context = TestContext()
         try:
-            with SocketFactory(context) as sockets, ProcessManager(context=context) as procs:
+            output = Path(tempfile.mkdtemp(dir=tmp_root), "zmqtest-processes")  # tmp_path / "zmqtest-processes"
+            with SocketFactory(context) as sockets, ProcessManager(output, context=context) as procs:
                 if kind == "command":
                     pong = procs.start(SERVE, cwd=PINGPONG_DIR, ready=r"listening on (?P<endpoint>\S+)")
                     assert pong.endpoint is not None
@@ -150,8 +156,9 @@ def zmqtest_test(kind: str) -> None:
 
 def run(scale: float = 1.0) -> Result:
     rounds_count = scaled(15, scale, 2)
+    tmp_root = tempfile.mkdtemp(prefix="zmqtest-bench-p3-")
     variants: dict[str, Callable[[str], None]] = {
-        "zmqtest": zmqtest_test,
+        "zmqtest": lambda kind: zmqtest_test(kind, tmp_root),
         "bare": lambda kind: bare_command() if kind == "command" else bare_process(kind),
     }
     for kind in KINDS:  # warm up: forkserver started, modules cached, reaper running
@@ -167,6 +174,7 @@ def run(scale: float = 1.0) -> Result:
                 variants[name](kind)
                 samples[name] = [(time.perf_counter() - began) * 1000]
             rounds[kind].append(samples)
+    shutil.rmtree(tmp_root, ignore_errors=True)
 
     rows = []
     for kind in KINDS:
