@@ -258,7 +258,7 @@ def plot(results: Sequence[Result], info: dict[str, Any], path: Path) -> None:
     lines = (len(panels) + columns - 1) // columns
     figure, axes = plt.subplots(lines, columns, figsize=(6.2 * columns, 4.6 * lines), squeeze=False)
     for ax, result in zip(axes.flat, panels, strict=False):
-        rows = result.rows
+        rows = [row for row in result.rows if row.unit == result.rows[0].unit]  # one axis, one unit (the table has all)
         labels = [row.key or row.what for row in rows]
         medians = [row.median for row in rows]
         low = [max(row.median - row.p10, 0) for row in rows]
