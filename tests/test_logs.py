@@ -207,6 +207,9 @@ class TestLogAction(ProcessTest):
         record = yield ("log", "from the worker")
         assert (record.process, record.pid, record.level) == ("Worker", worker_pid, "WARNING")
         assert worker_pid != app.pid
+        yield ("send", client, [], ["log", "INFO", "app", "the parent goes on"])  # the child let go of its copy only
+        yield ("recv", client)
+        assert (yield ("log", "the parent goes on")).pid == app.pid
 
     @pytest.mark.parametrize("kind", ["fork", "command"])
     def test_loggers_that_do_not_propagate_are_forwarded_too(

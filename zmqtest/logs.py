@@ -110,8 +110,6 @@ _ENDPOINT = re.compile(r"tcp://.+:[0-9]+|ipc://.+")
 is refused here, at the caller's line; a host name that does not resolve is said once then (logging's handleError)."""
 
 
-_inherited: list[object] = []
-"""Connections a forked child inherited from its parent: kept, never written to, shut down nor collected."""
 _active: list[LogForwarder] = []
 """The forwarder of this process, while it forwards (a list: set and cleared without ``global``)."""
 
@@ -174,7 +172,7 @@ class LogForwarder(logging.Handler):
         if self._pid == pid and self._push is not None:
             return self._push
         if self._push is not None:
-            _inherited.append(self._push)  # the parent's: never written to nor shut down here
+            self._push.forget()  # the parent's connection: this process lets go of its copy, the parent keeps it
         try:
             push = PlainPush(self.endpoint, queued=QUEUED_RECORDS)
         except (OSError, ValueError):  # an address that does not resolve: said once (logging's handleError)

@@ -126,6 +126,17 @@ class PlainPush:
         finally:
             sock.close()
 
+    def forget(self) -> None:
+        """In a forked child: drop this copy of the parent's connection (its descriptor), which goes on in the parent.
+
+        Closing a descriptor ends nothing while another process holds the connection; nothing is sent, nor shut down.
+        """
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._out.clear()
+        self._written = 0
+
     def _push(self) -> None:
         """Write what the kernel takes now; connect first if there is no connection and it is time to try."""
         sock = self._sock if self._sock is not None else self._connect()
