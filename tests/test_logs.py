@@ -558,6 +558,23 @@ def test_the_forwarder_connects_with_its_first_record_and_starts_no_thread(
     assert threads() == before
 
 
+def test_the_flush_at_exit_closes_the_connection_for_good(
+    collector: LogCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record logged after it (the interpreter's teardown logs too) opens no new connection at exit."""
+    caplog.set_level(logging.DEBUG, logger="zt")
+    handler = forward(collector.endpoint)
+    assert handler is not None
+    try:
+        logging.getLogger("zt.late").info("before the flush")
+        handler._flush_at_exit()
+        logging.getLogger("zt.late").info("after the flush")
+        assert handler._push is None
+        assert collector.wait_for("before the flush").message == "before the flush"
+    finally:
+        handler.close()
+
+
 def test_an_address_libzmq_refuses_is_said_once_at_the_first_record(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

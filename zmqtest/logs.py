@@ -51,7 +51,7 @@ Why it works the way it does:
   after; only records still waiting for full kernel buffers are lost then. At a normal exit
   (``logging.shutdown()``, which ``atexit`` runs, or multiprocessing's exit finalizers, because
   a multiprocessing child ends with ``os._exit`` and skips ``atexit``) what waits is sent, for
-  at most ``FLUSH_LINGER_MS``, and the connection is closed once the collector has read it all.
+  at most ``FLUSH_LINGER_MS``, and the connection is closed.
 """
 
 from __future__ import annotations
@@ -162,14 +162,15 @@ class LogForwarder(logging.Handler):
         self._finalizer: Any = None
         self._closed = False
 
-    def _connect(self) -> PlainPush:
+    def _connect(self) -> PlainPush | None:
         """This process's connection, made with its first record in each process (never a parent's).
 
-        Not made before a record needs it: a process that never logs pays nothing, neither at its start nor at its
-        exit. No zmq context either (:mod:`zmqtest.plainpush`): the process under test gets no thread of ours.
+        ``None`` once it was closed at exit in this process. Not made before a record needs it: a process that
+        never logs pays nothing, neither at its start nor at its exit. No zmq context either
+        (:mod:`zmqtest.plainpush`): the process under test gets no thread of ours.
         """
         pid = os.getpid()
-        if self._pid == pid and self._push is not None:
+        if self._pid == pid:
             return self._push
         if self._push is not None:
             self._push.forget()  # the parent's connection: this process lets go of its copy, the parent keeps it
@@ -192,6 +193,8 @@ class LogForwarder(logging.Handler):
         try:
             data = encode(record, self.dropped)
             push = self._connect()
+            if push is None:
+                return
             if push.send(data):
                 self.dropped = 0
             elif push.gave_up is not None:
