@@ -534,7 +534,7 @@ def test_forward_refuses_a_mistyped_endpoint_at_once(endpoint: str) -> None:
 
 
 def threads() -> int:
-    """How many threads this process has (libzmq's name themselves only once running: they are counted by number)."""
+    """How many threads this process has (counted by number: not every thread names itself)."""
     return len(os.listdir("/proc/self/task"))
 
 
@@ -575,7 +575,7 @@ def test_the_flush_at_exit_closes_the_connection_for_good(
         handler.close()
 
 
-def test_an_address_libzmq_refuses_is_said_once_at_the_first_record(
+def test_a_host_that_does_not_resolve_is_said_once_at_the_first_record(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="zt")
