@@ -72,6 +72,17 @@ def test_a_delay_holds_every_chunk_back_and_keeps_the_order(pipeline: tuple[Any,
     assert any(note.endswith("delay by 20 ms ± 20 ms: off") for note in notes())
 
 
+def test_a_chunk_that_comes_due_while_the_tap_is_busy_still_goes(pipeline: tuple[Any, Tap, Any]) -> None:
+    # the tap's loop decides what to write at one instant and how long to sleep a moment later: a chunk
+    # that comes due in between must count, or the loop sleeps until some other event (here: none)
+    push, tap, pull = pipeline
+    with tap.delay(0.0003, jitter=0.0003, seed=5):
+        for burst in range(300):
+            for number in range(3):
+                push.send(b"%d.%d" % (burst, number))
+            assert [pull.recv() for _ in range(3)] == [b"%d.%d" % (burst, number) for number in range(3)]
+
+
 def test_drop_next_drops_exactly_that_many_whole_messages(pipeline: tuple[Any, Tap, Any]) -> None:
     push, tap, pull = pipeline
     with tap.drop(next=2) as fault:

@@ -211,11 +211,21 @@ class Tap(Faults, contextlib.AbstractContextManager["Tap"]):
                 sock.close()
 
     def _timeout(self) -> float | None:
-        """Until the next held-back chunk is due (``None``: none is; a due one waits for its socket to be writable)."""
+        """Until the next held-back chunk is due (``None``: none is).
+
+        A chunk :meth:`_flush` found due waits for its socket to be writable; one that was not due
+        then counts, even if it has come due since (0: at once), or nothing would ever write it.
+        """
         now = perf_counter()
-        pipes = [pipe for link in self._links if link.connected for pipe in (link.up, link.down) if pipe.queue]
-        later = [due for pipe in pipes if now < (due := max(pipe.queue[0][0], pipe.write_at)) < float("inf")]
-        return min(later) - now if later else None
+        dues = [
+            max(pipe.queue[0][0], pipe.write_at)
+            for link in self._links
+            if link.connected
+            for pipe in (link.up, link.down)
+            if pipe.queue and not link.masks.get(pipe.dst, 0) & selectors.EVENT_WRITE
+        ]
+        soonest = min(dues, default=float("inf"))
+        return None if soonest == float("inf") else max(0.0, soonest - now)
 
     def _accept(self, mask: int) -> None:
         try:
