@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import zmq
+from helpers import port_of
 
 import zmqtest
 from zmqtest.endpoints import IPC_PREFIX, Endpoint, EndpointFactory, as_endpoint, reserve_tcp_port
@@ -45,10 +46,6 @@ CHILD_DEADLINE = 30.0
 def endpoints() -> Iterator[EndpointFactory]:
     with EndpointFactory() as factory:
         yield factory
-
-
-def port_of(endpoint: str) -> int:
-    return int(endpoint.rsplit(":", 1)[1])
 
 
 # --- tcp --------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import helpers
 import pytest
 import zmq
 from apps.heartbeats import Chatter
@@ -247,8 +248,7 @@ class Loop(ProcessTest):
 
 @pytest.fixture
 def pair(socks: Sockets) -> tuple[TestSocket, TestSocket]:
-    server = socks(zmq.PAIR, bind=("", 0), name="server")
-    return server, socks(zmq.PAIR, connect=server.endpoint, name="client")
+    return helpers.pair(socks)
 
 
 def thrown(test: ProcessTest, make: Any) -> BaseException:

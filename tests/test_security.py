@@ -30,6 +30,7 @@ from unittest import mock
 import psutil
 import pytest
 import zmq
+from helpers import port_of
 
 from zmqtest import MessageError, ProcessTest, RawCodec, SocketTimeout, TestSocket
 
@@ -51,10 +52,6 @@ def own_listeners() -> set[tuple[str, int]]:
         for conn in psutil.Process().net_connections(kind="tcp")
         if conn.status == psutil.CONN_LISTEN
     }
-
-
-def port_of(endpoint: str) -> int:
-    return int(endpoint.rsplit(":", 1)[1])
 
 
 def is_loopback(address: str) -> bool:

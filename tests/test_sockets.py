@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import zmq
 from apps.last_word import reply_once_and_exit
+from helpers import WAIT_MS, delivered, pair, port_of
 
 import zmqtest
 from zmqtest import SocketTimeout, TestSocket, ZmqTestError, make_sock, parse_endpoint
@@ -31,28 +32,9 @@ from zmqtest import SocketTimeout, TestSocket, ZmqTestError, make_sock, parse_en
 if TYPE_CHECKING:
     from conftest import Sockets
 
-WAIT_MS = 5000
-"""Upper bound for a delivery that should take well under a millisecond on loopback."""
-
 LOOPBACK = r"tcp://127\.0\.0\.1:(\d+)"
 AGO = r"[0-9.e-]+ s ago"
 """How a timeout message says how long ago something happened (the figure varies)."""
-
-
-def port_of(endpoint: str) -> int:
-    return int(endpoint.rsplit(":", 1)[1])
-
-
-def delivered(sock: zmq.Socket[Any]) -> None:
-    """Wait (bounded) until a message is ready on ``sock``."""
-    assert sock.poll(WAIT_MS, zmq.POLLIN), f"nothing arrived on {sock!r} within {WAIT_MS} ms"
-
-
-def pair(socks: Sockets, **options: Any) -> tuple[TestSocket, TestSocket]:
-    """A bound PAIR 'server' and a PAIR 'client' connected to it."""
-    server = socks(zmq.PAIR, bind=("", 0), name="server", **options)
-    client = socks(zmq.PAIR, connect=server.endpoint, name="client", **options)
-    return server, client
 
 
 def local_of(tb: Any, function: str, variable: str) -> Any:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 import zmq
+from helpers import WAIT_MS, pair
 
 import zmqtest.transcript
 from zmqtest import ProcessTest, SocketTimeout, TestSocket, make_sock
@@ -50,17 +51,6 @@ SUBPROCESS_DEADLINE = 90.0
 """Seconds an inner pytest run may take before pytester kills it."""
 INNER = ("-p", "no:randomly", "-p", "no:cacheprovider", "-W", "error")
 MIB = 1 << 20
-WAIT_MS = 5000
-
-
-def pair(socks: Sockets, **options: Any) -> tuple[TestSocket, TestSocket]:
-    server = socks(zmq.PAIR, bind=("", 0), name="server", **options)
-    client = socks(zmq.PAIR, connect=server.endpoint, name="client", **options)
-    return server, client
-
-
-def delivered(sock: zmq.Socket[Any]) -> None:
-    assert sock.poll(WAIT_MS, zmq.POLLIN), f"nothing arrived on {sock!r} within {WAIT_MS} ms"
 
 
 def kinds(transcript: Transcript) -> list[tuple[str, str, Any]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import zmq
+from helpers import pair
 
 from zmqtest import ProcessTest, SocketTimeout, TestSocket, recv, send, sequencehtml
 from zmqtest.codecs import MsgpackCodec
@@ -40,12 +40,6 @@ INNER = ("-p", "no:randomly", "-p", "no:cacheprovider", "-W", "error")
 MIB = 1 << 20
 
 
-def pair(socks: Sockets) -> tuple[TestSocket, TestSocket]:
-    server = socks(zmq.PAIR, bind=("", 0), name="server", timeout=5)
-    client = socks(zmq.PAIR, connect=server.endpoint, name="client", timeout=5)
-    return server, client
-
-
 class Talk(ProcessTest):
     def conversation(self, client: TestSocket, server: TestSocket) -> Any:
         yield send(client, [], ["ping", 1])
@@ -63,7 +57,7 @@ class Talk(ProcessTest):
 def test_every_kind_of_event_round_trips_through_the_file(socks: Sockets, tmp_path: Path) -> None:
     with recording(Transcript()) as transcript:
         transcript.phase("call")
-        server, client = pair(socks)
+        server, client = pair(socks, timeout=5)
         Talk().run(Talk().conversation, client, server)
         client.send_multipart([b"id", b"", b"\xff\x00 not json"])
         server.recv_multipart()
@@ -126,7 +120,7 @@ def test_every_kind_of_event_round_trips_through_the_file(socks: Sockets, tmp_pa
 def test_a_frame_over_the_kept_size_is_its_head_and_size_unless_the_transcript_keeps_frames_whole(
     socks: Sockets,
 ) -> None:
-    server, client = pair(socks)
+    server, client = pair(socks, timeout=5)
     big = os.urandom(MIB)
     frames = [str(n).encode() for n in range(20)] + [big]
     with recording(Transcript()) as clipping:
@@ -157,7 +151,7 @@ def _lines(recorded: Recorded) -> list[str]:
 def test_a_codec_that_decodes_to_other_than_json_gives_the_bodys_repr(socks: Sockets) -> None:
     pytest.importorskip("msgpack")
     codec = MsgpackCodec()
-    server, client = pair(socks)
+    server, client = pair(socks, timeout=5)
     with recording(Transcript(codec=codec)) as transcript:
         client.send(codec.encode({"blob": b"\x00\x01", "n": 1}))
         client.send(codec.encode(["ping", 1]))
@@ -192,7 +186,7 @@ def test_file_names_are_safe_and_distinct_for_distinct_test_ids() -> None:
 
 def test_the_diagram_escapes_what_the_peers_sent_and_the_command_makes_a_page(socks: Sockets, tmp_path: Path) -> None:
     with recording(Transcript()) as transcript:
-        server, client = pair(socks)
+        server, client = pair(socks, timeout=5)
         client.send(b'["<script>alert(1)</script>", "&amp;"]')
         server.recv()
         note("<b>worker</b>", "started <now>")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import zmq
+from helpers import WAIT_MS, delivered, pair
 
 import zmqtest.sendrecv
 from zmqtest import SocketTimeout, TestSocket, ZmqTestError
@@ -40,8 +41,6 @@ LONG = 30.0
 """A timeout the tests must never reach: a death ends the wait long before."""
 PROMPT = 1.0
 """Generous bound for "at once" (the design target is 250 ms; loaded CI machines are slow)."""
-WAIT_MS = 5000
-
 
 # --- children (module level: forkserver children import them by name) ----------------------------------------------
 
@@ -174,16 +173,6 @@ def fakes() -> Iterator[Callable[[str], PipeProcess]]:
     yield make
     for fake in made:
         fake.close()
-
-
-def pair(socks: Sockets, **options: Any) -> tuple[TestSocket, TestSocket]:
-    server = socks(zmq.PAIR, bind=("", 0), name="server", **options)
-    client = socks(zmq.PAIR, connect=server.endpoint, name="client", **options)
-    return server, client
-
-
-def delivered(sock: zmq.Socket[Any]) -> None:
-    assert sock.poll(WAIT_MS, zmq.POLLIN), f"nothing arrived on {sock!r} within {WAIT_MS} ms"
 
 
 Polls = list[tuple[list[Any], int]]
