@@ -173,6 +173,9 @@ def test_the_loader_names_the_line_it_cannot_read(tmp_path: Path) -> None:
         loads('{"zmqtest_transcript": 2, "participants": []}')
     with pytest.raises(FormatError, match="empty: no header line"):
         loads("")
+    unknown = '{"zmqtest_transcript": 1, "participants": []}\n{"t": 1.0, "who": "a", "kind": "sent", "text": "x"}'
+    with pytest.raises(FormatError, match=r":2: .*an event of kind 'sent': the kinds are send, recv, skipped, error,"):
+        loads(unknown)
 
 
 def test_file_names_are_safe_and_distinct_for_distinct_test_ids() -> None:

@@ -268,7 +268,7 @@ class AsyncTestSocket(zmq.asyncio.Socket, TestSocket):
             start_over(self)
         return error
 
-    def _recorded(self, kind: str, frames: Sequence[Any], at: float | None = None) -> None:
+    def _recorded(self, kind: transcript.EventKind, frames: Sequence[Any], at: float | None = None) -> None:
         record = transcript.current()
         if record is not None:
             record.message(self, kind, frames, at)

@@ -15,11 +15,15 @@ import random
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from zmqtest.rendering import Clipped
 from zmqtest.zmtp import Item, Message, ZmtpParser
 
-__all__ = ["Cut", "Cutter", "Fault", "Faults", "Selector", "release_time"]
+__all__ = ["Cut", "Cutter", "Fault", "FaultKind", "Faults", "Selector", "release_time"]
+
+FaultKind = Literal["delay", "drop", "duplicate", "hold", "slow"]
+"""What a fault does: delay, hold and slow work on bytes; drop and duplicate on whole messages."""
 
 Selector = Callable[[list[bytes]], bool]
 """``matching=``: called with a message's frames (those over 64 KiB as their first 256 bytes); True selects it."""
@@ -34,7 +38,7 @@ class Fault:
     the frames), all that are given. ``hits`` counts the messages (or chunks) it changed.
     """
 
-    kind: str
+    kind: FaultKind
     to: str | None = None
     seconds: float = 0.0
     jitter: float = 0.0

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from zmqtest.managed import ManagedProcess
     from zmqtest.processes import ProcessManager
     from zmqtest.readiness import Readiness
+    from zmqtest.settings import StartMethod
 
 __all__ = [
     "FORKSERVER_PRELOAD",
@@ -59,7 +60,7 @@ class Launch:
     expected: Readiness | None
     timeout: float
     stop: Callable[[], object] | None
-    method: str | None
+    method: StartMethod | None
     env: Mapping[str, str] | None
     cwd: str | os.PathLike[str] | None
     patches: Mapping[str, object] | None

@@ -40,16 +40,20 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from zmqtest import backstop, control, transcript
 from zmqtest.errors import ProcessError, ProcessExited
 from zmqtest.groups import OwnGroup, descendants, main_thread, proc_stat, status_text
 from zmqtest.launch import Launch
 from zmqtest.output import OutputLines, labelled_tail
-from zmqtest.settings import Settings, parse_timeout
+from zmqtest.settings import Settings, StartMethod, parse_timeout
 from zmqtest.stopstages import BY_ITSELF, StopStages
 
-__all__ = ["ManagedProcess"]
+__all__ = ["ManagedProcess", "ProcessKind"]
+
+ProcessKind = Literal["process", "command"]
+"""What was started: a ``multiprocessing.Process``, or a command line."""
 
 SIGINT_REPEAT = 0.1
 """How often a stopping process's main thread is checked for a lost SIGINT (see ``_interrupt``)."""
@@ -70,11 +74,11 @@ class ManagedProcess:
 
     name: str
     pid: int
-    kind: str
+    kind: ProcessKind
     """``"process"`` (a multiprocessing.Process) or ``"command"`` (a command line)."""
     argv: list[str] | None
     """The command line (commands only)."""
-    start_method: str | None
+    start_method: StartMethod | None
     """fork, forkserver or spawn (Process targets only)."""
     process: multiprocessing.process.BaseProcess | None
     popen: subprocess.Popen[bytes] | None
@@ -98,14 +102,14 @@ class ManagedProcess:
         *,
         name: str,
         pid: int,
-        kind: str,
+        kind: ProcessKind,
         stdout_path: Path,
         stderr_path: Path,
         settings: Settings,
         process: multiprocessing.process.BaseProcess | None = None,
         popen: subprocess.Popen[bytes] | None = None,
         argv: list[str] | None = None,
-        start_method: str | None = None,
+        start_method: StartMethod | None = None,
         stop: Callable[[], object] | None = None,
         expect_exit: int | bool | None = None,
         mark: str | None = None,

@@ -70,7 +70,7 @@ from zmqtest.launch import (
 from zmqtest.logcollector import LogCollector, collecting
 from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess
 from zmqtest.readiness import NotReady, Readiness, Ready, readiness
-from zmqtest.settings import Settings, current, parse_timeout
+from zmqtest.settings import Settings, StartMethod, current, parse_timeout
 from zmqtest.targets import check_options, check_target, default_name
 from zmqtest.teardown import InThread, sigint_deferred, step
 from zmqtest.waiting import watching
@@ -169,7 +169,7 @@ class ProcessManager:
         ready: Ready = None,
         ready_timeout: float | None = None,
         stop: Callable[[], object] | None = None,
-        start_method: str | None = None,
+        start_method: StartMethod | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         patches: Mapping[str, object] | None = None,

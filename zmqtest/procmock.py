@@ -144,7 +144,7 @@ class ProcMock(Mock):
         self,
         *,
         name: str | None = None,
-        start_method: str | BaseContext | None = None,
+        start_method: settings.StartMethod | BaseContext | None = None,
         timeout: float | None = None,
         alive: bool = False,
         exitcode: int | None = None,

@@ -158,7 +158,7 @@ def _received_into(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -
     return (memoryview(args[0] if args else kwargs["buffer"])[:result],)
 
 
-_FRAMES: dict[str, tuple[str, Callable[[tuple[Any, ...], dict[str, Any], Any], Any]]] = {
+_FRAMES: dict[str, tuple[transcript.EventKind, Callable[[tuple[Any, ...], dict[str, Any], Any], Any]]] = {
     "send": ("send", _sent),
     "send_multipart": ("send", _sent_multipart),
     "recv": ("recv", _received),
@@ -247,7 +247,8 @@ def waiting(name: str, flags_at: int | None) -> Any:
     reentrant = name not in _OWN and name not in ("send", "recv")
     sending = name.startswith("send")
     event = zmq.POLLOUT if sending else zmq.POLLIN
-    recorded, frames_of = _FRAMES.get(name, ("", None))
+    recorded: transcript.EventKind
+    recorded, frames_of = _FRAMES.get(name, ("recv", None))  # no frames_of: nothing recorded (nor stamped before)
     stamped_before = recorded == "send"  # a send is stamped when asked for: the peer may answer before it returns
     gave_up_reply = not sending  # a receive that gave up: on a REQ, the reply may still come (see start_over)
 

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from zmqtest.options import FLAG, OPTIONS
 
@@ -27,8 +27,12 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 1.0
 """Seconds a mimic socket waits for a send or receive when nothing else is set."""
-START_METHODS = ("fork", "forkserver", "spawn")
-TRANSCRIPT_WHEN = ("failed", "always", "never")
+StartMethod = Literal["fork", "forkserver", "spawn"]
+"""How a ``multiprocessing.Process`` under test starts (a type checker catches a misspelt one)."""
+TranscriptWhen = Literal["failed", "always", "never"]
+"""Which test reports show the transcript."""
+START_METHODS: tuple[StartMethod, ...] = get_args(StartMethod)
+TRANSCRIPT_WHEN: tuple[TranscriptWhen, ...] = get_args(TranscriptWhen)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -39,13 +43,13 @@ class Settings:
 
     timeout: float = DEFAULT_TIMEOUT
     """Seconds a mimic socket waits for a send or receive."""
-    start_method: str = "forkserver"
+    start_method: StartMethod = "forkserver"
     """How multiprocessing children start: fork, forkserver or spawn (not the interpreter's default)."""
     startup_timeout: float = 10.0
     """Seconds a process under test may take to start and become ready."""
     stop_grace: float = 2.0
     """Seconds each stop stage (stop message or SIGINT, then SIGTERM, then SIGKILL) waits for the process."""
-    transcript: str = "failed"
+    transcript: TranscriptWhen = "failed"
     """Which test reports show the transcript of messages and process events: failed, always or never."""
     strict: bool = False
     """Fail a test whose mimic sockets still hold unread messages at its end."""
@@ -146,17 +150,17 @@ def parse_deadline(value: object, where: str) -> float | None:
     return seconds or None
 
 
-def parse_start_method(value: object, where: str) -> str:
+def parse_start_method(value: object, where: str) -> StartMethod:
     """Check a multiprocessing start method name."""
     if isinstance(value, str) and value.strip() in START_METHODS:
-        return value.strip()
+        return cast(StartMethod, value.strip())
     raise ValueError(f"invalid start method {value!r} from {where}: expected one of {', '.join(START_METHODS)}")
 
 
-def parse_transcript(value: object, where: str) -> str:
+def parse_transcript(value: object, where: str) -> TranscriptWhen:
     """Check when the transcript is shown."""
     if isinstance(value, str) and value.strip().lower() in TRANSCRIPT_WHEN:
-        return value.strip().lower()
+        return cast(TranscriptWhen, value.strip().lower())
     raise ValueError(f"invalid transcript setting {value!r} from {where}: expected one of {', '.join(TRANSCRIPT_WHEN)}")
 
 

@@ -28,7 +28,7 @@ import re
 
 from zmqtest.errors import ZmqTestError
 from zmqtest.rendering import show_message
-from zmqtest.transcriptfile import TEXT_WIDTH, Event, Participant, Recorded
+from zmqtest.transcriptfile import TEXT_WIDTH, Event, EventKind, Participant, Recorded
 
 __all__ = ["PlayedSide", "TapReplayError", "is_tap_recording", "played_side", "tapped_peers"]
 
@@ -106,7 +106,7 @@ class _Side:
         self.connection = 0
         """The connection the unmarked events are on: the last one made."""
         self.subscriptions: list[bytes] = []
-        self.messages: list[tuple[Event, str, int]] = []
+        self.messages: list[tuple[Event, EventKind, int]] = []
         """(wire event, ``send`` or ``recv``, connection number)."""
 
     def read(self, event: Event) -> None:
@@ -184,7 +184,7 @@ class _Side:
         played = dataclasses.replace(recorded, participants=participants, events=tuple(events))
         return PlayedSide(self.peer, kind, self.connects, self.routing_id, tuple(self.subscriptions), played)
 
-    def _event(self, event: Event, kind: str, connection: int) -> Event | None:
+    def _event(self, event: Event, kind: EventKind, connection: int) -> Event | None:
         try:
             frames = event.whole_frames()
         except ValueError as problem:

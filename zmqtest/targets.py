@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from zmqtest.compat import process_target
 from zmqtest.errors import StartError
-from zmqtest.settings import Settings, parse_start_method
+from zmqtest.settings import Settings, StartMethod, parse_start_method
 
 __all__ = ["check_options", "check_picklable_target", "check_target", "default_name"]
 
@@ -26,7 +26,7 @@ def check_target(
     cwd: str | os.PathLike[str] | None,
     patches: Mapping[str, object] | None,
     settings: Settings,
-) -> tuple[list[str] | None, str | None]:
+) -> tuple[list[str] | None, StartMethod | None]:
     """Check what start() is to start; return its command line (``None`` for a Process) and start method.
 
     A Process gets the start method asked for (default: the ``settings``'); a command line, none.

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from operator import itemgetter
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec
@@ -51,7 +51,11 @@ if TYPE_CHECKING:
 
 from zmqtest.rendering import HEAD_BYTES, Clipped, More, codec_name, fit, show_message
 
-__all__ = ["Transcript", "current", "failed", "for_run", "note", "recording"]
+__all__ = ["EventKind", "Transcript", "current", "failed", "for_run", "note", "recording"]
+
+EventKind = Literal["send", "recv", "skipped", "error", "note", "wire", "phase"]
+"""What an event is: a mimic's message sent, received, or passed over (``skipped``); a wait that failed; a note
+(a process event, a log record, a test's or a tap's event); a message a tap saw (``wire``); a test phase."""
 
 _perf_counter = perf_counter
 
@@ -146,7 +150,7 @@ class Transcript:
         self.whole = whole
         """Keep every frame of every message whole (a recording to replay), not just what a report needs."""
         self.codec = codec
-        self.events: deque[tuple[float, Any, str, Any]] = deque(maxlen=max_events)
+        self.events: deque[tuple[float, Any, EventKind, Any]] = deque(maxlen=max_events)
         self._append = self.events.append
         self.sockets: weakref.WeakSet[TestSocket] = weakref.WeakSet()
         self._processes: dict[str, Process] = {}
@@ -155,7 +159,7 @@ class Transcript:
 
     # --- recording (hot: called on every send and receive) ----------------------------------------------------------
 
-    def message(self, sock: TestSocket, kind: str, frames: Sequence[Any], at: float | None = None) -> None:
+    def message(self, sock: TestSocket, kind: EventKind, frames: Sequence[Any], at: float | None = None) -> None:
         """Record the frames ``sock`` sent (``kind`` ``"send"``) or received (``"recv"``) at ``at`` (default: now)."""
         if self.recording:
             who = sock.__dict__["_who"] or self.mimic(sock)
@@ -363,7 +367,7 @@ class _Diagram:
     LABEL = 12
     """Longest column label; longer names are cut (the legend has them whole)."""
 
-    def __init__(self, transcript: Transcript, events: list[tuple[float, Any, str, Any]], width: int) -> None:
+    def __init__(self, transcript: Transcript, events: list[tuple[float, Any, EventKind, Any]], width: int) -> None:
         self.transcript = transcript
         self.events = events
         self.width = width

@@ -40,21 +40,22 @@ import time
 from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, get_args
 
 from zmqtest.rendering import Clipped, More, codec_name, show_message
-from zmqtest.transcript import Mimic, Process, Transcript
+from zmqtest.transcript import EventKind, Mimic, Process, Transcript
 
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec
 
-__all__ = ["FORMAT", "Event", "Participant", "Recorded", "dump", "file_name", "load", "loads", "write"]
+__all__ = ["FORMAT", "Event", "EventKind", "Participant", "Recorded", "dump", "file_name", "load", "loads", "write"]
 
 FORMAT = 1
 """The version of the file's layout, in the header's ``zmqtest_transcript``."""
 TEXT_WIDTH = 2000
 """Characters of a message's ``text`` (as the transcript's diagram would show it, uncut up to this)."""
-MESSAGES = ("send", "recv", "skipped")
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
+MESSAGES: tuple[EventKind, ...] = ("send", "recv", "skipped")
 
 Frame = bytes | Clipped | More
 
@@ -77,7 +78,7 @@ class Event:
     at: float
     """Seconds since the test began, to the microsecond."""
     who: str
-    kind: str
+    kind: EventKind
     text: str
     frames: tuple[Frame, ...] = ()
     body: Any = None
@@ -162,7 +163,7 @@ def _described(who: Any) -> tuple[str, str, str, str | None]:
     return base, type(who).__name__.lower(), str(describe()) if callable(describe) else base, None
 
 
-def _event(at: float, who: str, kind: str, data: Any, codec: Codec | None, ids: dict[Any, str]) -> Event:
+def _event(at: float, who: str, kind: EventKind, data: Any, codec: Codec | None, ids: dict[Any, str]) -> Event:
     if kind == "wire":  # (receiver, frames or text, mark): what a tap saw
         target, what, mark = data
         prefix = f"{mark} " if mark else ""
@@ -330,6 +331,8 @@ def _header(row: Any) -> dict[str, Any]:
 
 def _read_event(row: dict[str, Any]) -> Event:
     kind = row["kind"]
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"an event of kind {kind!r}: the kinds are {', '.join(EVENT_KINDS)}")
     if kind not in MESSAGES and "frames" not in row:
         return Event(float(row["t"]), row["who"], kind, row["text"], to=row.get("to"))
     return Event(
