@@ -437,3 +437,43 @@ def test_importing_zmqtest_does_not_import_msgpack() -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("codec", "says"),
+    [
+        ("raw", r"TestBad\.codec is 'raw', not a codec: .* e\.g\. RawCodec\(\) \(from zmqtest import RawCodec\)"),
+        ("msgpack", r"is 'msgpack', not a codec: .* e\.g\. MsgpackCodec\(\)"),
+        (RawCodec, r"TestBad\.codec is <class '.*RawCodec'>, a class, not a codec: make one, RawCodec\(\)"),
+        (json, r"is <module 'json' .*not a codec: one is an object with encode\(body\) -> bytes and decode\(frame\)"),
+    ],
+)
+def test_a_class_with_something_else_as_its_codec_fails_where_it_is_defined(codec: object, says: str) -> None:
+    # not at the first send, as str.encode's "argument 'encoding' must be str, not bytes"
+    given = codec
+    with pytest.raises(TypeError, match=says):
+
+        class TestBad(ProcessTest):
+            codec = given  # type: ignore[assignment]
+
+
+def test_a_codec_set_on_the_instance_is_checked_when_the_test_runs(socks: Sockets) -> None:
+    test = ProcessTest()
+    test.codec = "raw"  # type: ignore[misc]  # as a setup_method might
+
+    def conversation() -> Any:
+        yield ("send", socks(zmq.PAIR, bind=("", 0)), [], b"x")
+
+    with pytest.raises(TypeError, match=r"ProcessTest\.codec is 'raw', not a codec: .* RawCodec\(\)"):
+        test.run(conversation)
+    test.codec = RawCodec()  # type: ignore[misc]
+    sent: list[Any] = []
+
+    def fine() -> Any:
+        server = socks(zmq.PAIR, bind=("", 0))
+        client = socks(zmq.PAIR, connect=server.endpoint)
+        yield ("send", client, [], b"x")
+        sent.append((yield ("recv", server)))
+
+    test.run(fine)
+    assert sent == [[b"x"]]

@@ -271,6 +271,47 @@ def test_a_failing_tests_report_shows_each_process_with_its_state_and_output(pyt
     )
 
 
+SHARED_TESTS = """
+from zmqtest import ProcessManager
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory):
+    with ProcessManager(tmp_path_factory.mktemp("shared")) as processes:
+        yield start(processes.start, Child(), name="shared")
+
+
+def test_passes(shared, zmq_process_factory):
+    start(zmq_process_factory, Child(), name="own")
+
+
+def test_fails(shared, zmq_process_factory):
+    start(zmq_process_factory, Child(), name="own")
+    assert False, "the test's own failure"
+"""
+
+
+def test_a_failing_tests_report_shows_a_wider_fixtures_process_too(pytester: pytest.Pytester, mark: str) -> None:
+    pytester.makepyfile(test_inner=inner_module(SHARED_TESTS))
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*AssertionError: the test's own failure",
+            "*- zmqtest process own (call) -*",
+            "own (pid *, running)",
+            "*- zmqtest process shared (call) -*",
+            "(started before this test, by a wider fixture: the tail may hold earlier output)",
+            "shared (pid *, running)",
+            "--- stdout of shared (last 20 lines of *shared-1.stdout) ---",
+            "hello from the child, pid *",
+        ]
+    )
+    assert result.stdout.str().count("- zmqtest process shared (call) -") == 1  # not in the passing test's report
+    assert len(recorded_pids(pytester)) == 3  # the shared one started once
+    assert left_behind(mark) == []
+
+
 EXIT3_TESTS = """
 @pytest.fixture(params=["process", "command"])
 def target(request):

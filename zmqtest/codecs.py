@@ -210,6 +210,28 @@ class MsgpackCodec(Codec):
             raise ValueError(f"not msgpack: {type(exc).__name__}{f': {exc}' if str(exc) else ''}") from exc
 
 
+_BY_NAME = {"json": "JsonCodec()", "raw": "RawCodec()", "msgpack": "MsgpackCodec()"}
+
+
+def check_codec(codec: object, where: str) -> None:
+    """Raise a TypeError that says what a codec is, if ``codec`` is not one (a name, a class, ...).
+
+    Checked where a codec is set, so that ``codec = "raw"`` fails there, not as a puzzling error from
+    ``str.encode`` at the first send.
+    """
+    __tracebackhide__ = True
+    methods = callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None))
+    if methods and not isinstance(codec, (str, bytes, type)):
+        return
+    if isinstance(codec, type):
+        fix = f"a class, not a codec: make one, {codec.__name__}()"
+    else:
+        make = _BY_NAME.get(codec.lower(), "RawCodec()") if isinstance(codec, str) else "RawCodec()"
+        fix = f"not a codec: one is an object with encode(body) -> bytes and decode(frame), e.g. {make} "
+        fix += f"(from zmqtest import {make[:-2]})"
+    raise TypeError(f"{where} is {_short(codec)}, {fix}")
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

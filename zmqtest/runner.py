@@ -31,7 +31,7 @@ import zmq
 
 from zmqtest import transcript
 from zmqtest.barriers import wait_for_subscriber, wait_until_receiving
-from zmqtest.codecs import Codec, JsonCodec
+from zmqtest.codecs import Codec, JsonCodec, check_codec
 from zmqtest.errors import EventError, ZmqTestError, add_context
 from zmqtest.events import (
     AnyEvent,
@@ -85,6 +85,13 @@ class ProcessTest:
     """The collector ``("log", ...)`` waits on: set it to your own :class:`~zmqtest.logcollector.LogCollector` (say in
     ``setup_method``, when the test starts its process itself); ``None``: the current one (the process
     manager's, e.g. ``zmq_process_factory``'s)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check a ``codec`` set on the class where it is set: ``codec = "raw"`` fails at import, saying what to do."""
+        __tracebackhide__ = True
+        super().__init_subclass__(**kwargs)
+        if "codec" in vars(cls):
+            check_codec(cls.codec, f"{cls.__qualname__}.codec")
 
     def send(
         self,
@@ -305,6 +312,9 @@ class ProcessTest:
     def run(self, testfunc: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Drive the generator test ``testfunc(*args, **kwargs)`` to its end."""
         __tracebackhide__ = True
+        codec = self.codec
+        if type(codec) is not JsonCodec:  # the default needs no check; one set in setup_method is checked here
+            check_codec(codec, f"{type(self).__qualname__}.codec")
         if inspect.isasyncgenfunction(testfunc):  # a conversation on an event loop: zmqtest.asyncrunner
             from zmqtest.asyncrunner import converse
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from zmqtest.settings import Settings
     from zmqtest.transcript import Transcript
 
+SHARED = "(started before this test, by a wider fixture: the tail may hold earlier output)"
+"""The first line of the report's section on a process the test did not start but ran beside."""
 _REAPER_REPORTED = pytest.StashKey[bool]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
 _TRANSCRIPT: pytest.StashKey[Transcript] = pytest.StashKey()
@@ -281,15 +283,27 @@ def pytest_runtest_makereport(
         if report.failed:
             text += _export(item, report, record, outcome, text)
         report.sections.append((f"zmqtest transcript ({report.when})", text))
-    manager = item.stash.get(PROCESSES, None)
-    if report.failed and manager is not None:
-        for process in manager.processes:
+    if report.failed:
+        manager = item.stash.get(PROCESSES, None)
+        own = list(manager.processes) if manager is not None else []
+        for process in own:
             report.sections.append((f"zmqtest process {process.name} ({report.when})", process.report()))
+        for process in _shared_processes(own):
+            text = f"{SHARED}\n{process.report()}"
+            report.sections.append((f"zmqtest process {process.name} ({report.when})", text))
     reaper_problem = _reaper_problem()
     if reaper_problem is not None and not item.config.stash.get(_REAPER_REPORTED, False):
         item.config.stash[_REAPER_REPORTED] = True
         report.user_properties = [*report.user_properties, (REAPER_PROBLEM, reaper_problem)]  # not the item's list
     return report
+
+
+def _shared_processes(own: list[Any]) -> list[Any]:
+    """Return the processes under test that the test did not start but watched: a session or module fixture's."""
+    from zmqtest.managed import ManagedProcess
+    from zmqtest.waiting import any_watched
+
+    return [p for p in dict.fromkeys(any_watched()) if isinstance(p, ManagedProcess) and p not in own]
 
 
 def _export(item: pytest.Item, report: pytest.TestReport, record: Transcript, outcome: str | None, text: str) -> str:
