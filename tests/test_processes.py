@@ -829,6 +829,7 @@ def test_bad_arguments(manager: ProcessManager, tmp_path: Path) -> None:
         f"could not start no-such-program: FileNotFoundError: [Errno 2] No such file or directory: "
         f"'{tmp_path / 'no-such-program'}'\ncommand: {tmp_path / 'no-such-program'} --flag"
     )
+    assert info.value.__suppress_context__  # a report shows the test's line and this, not subprocess's insides
     manager.close()
     with pytest.raises(ProcessError, match="closed"):
         manager.start(Behave("obey"))

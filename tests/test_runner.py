@@ -364,6 +364,12 @@ def _a_helper(loop: Any) -> Conversation:
             ],
             id="bool-json-load-index",
         ),
+        pytest.param(
+            lambda loop: ("recv", loop.connected, 0.5),
+            EventError,
+            ["json_load_index of a recv", "got 0.5 (a timeout goes by keyword: yield recv(sock, timeout=...))"],
+            id="a-timeout-as-json-load-index",
+        ),
         pytest.param(lambda loop: (b"double", 1), EventError, ["unknown action b'double'"], id="bytes-name"),
         pytest.param(lambda loop: (print, 1), EventError, ["unknown action <built-in function print>"], id="callable"),
         pytest.param(lambda loop: ("_private",), EventError, ["unknown action '_private'"], id="private-name"),
@@ -449,7 +455,11 @@ def _a_helper(loop: Any) -> Conversation:
         pytest.param(
             sent_then_received([b"1"], 2),
             MessageError,
-            ["cannot decode frame 2 of a 1-frame message on PAIR socket 'connected'", "[b'1']"],
+            [
+                "cannot decode frame 2 of a 1-frame message on PAIR socket 'connected'",
+                "[b'1'] (json_load_index, the item after the socket in ('recv', sock, ...), is the index of the frame",
+                "a timeout goes by keyword: yield recv(sock, timeout=2))",
+            ],
             id="fewer-frames-than-index",
         ),
     ],

@@ -194,6 +194,7 @@ def start_session(
     Both :func:`run` and :meth:`ProcessManager.start <zmqtest.processes.ProcessManager.start>` start command lines
     this way.
     """
+    __tracebackhide__ = True  # a StartError is reported at the test's line
     try:
         return subprocess.Popen(
             argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, start_new_session=True, close_fds=True
@@ -202,7 +203,7 @@ def start_session(
         raise StartError(
             f"could not start {name}: {type(exc).__name__}: {exc}\ncommand: {shlex.join(argv)}"
             + (f"\nin directory: {os.fspath(cwd)}" if cwd is not None else "")
-        ) from exc
+        ) from None  # the message says it all: the OSError's traceback would only show subprocess's insides
 
 
 def _check_argv(argv: object) -> list[str]:

@@ -148,7 +148,8 @@ def decode_frame(codec: Codec, frames: list[Any], index: int, sock: Any) -> list
     except (IndexError, TypeError):
         raise MessageError(
             f"cannot decode frame {index!r} of a {len(frames)}-frame message on {_where(sock)}: "
-            f"{_frames_preview(frames)}"
+            f"{_frames_preview(frames)} (json_load_index, the item after the socket in ('recv', sock, ...), is the "
+            f"index of the frame to decode; a timeout goes by keyword: yield recv(sock, timeout={index!r}))"
         ) from None
     try:
         frames[index] = codec.decode(frame)

@@ -140,6 +140,7 @@ def start_command(
 
     A log endpoint that ``env`` sets is kept: ours only replaces one this process inherited.
     """
+    __tracebackhide__ = True  # a StartError is reported at the test's line
     environment = dict(os.environ if env is None else env)
     environment.setdefault("PYTHONUNBUFFERED", "1")
     environment.update(

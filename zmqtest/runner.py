@@ -475,7 +475,7 @@ def _check_receive(sock: object, json_load_index: object) -> None:
     if json_load_index is not None and (isinstance(json_load_index, bool) or not isinstance(json_load_index, int)):
         raise EventError(
             f"json_load_index of a recv must be the index of the frame to decode (an int, -1: the last) or None "
-            f"for raw frames, got {short(json_load_index)}"
+            f"for raw frames, got {short(json_load_index)} (a timeout goes by keyword: yield recv(sock, timeout=...))"
         )
 
 
