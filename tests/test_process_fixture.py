@@ -301,7 +301,7 @@ def test_a_failing_tests_report_shows_a_wider_fixtures_process_too(pytester: pyt
             "*- zmqtest process own (call) -*",
             "own (pid *, running)",
             "*- zmqtest process shared (call) -*",
-            "(started before this test, by a wider fixture: the tail may hold earlier output)",
+            "(started by a fixture's own ProcessManager, not zmq_process_factory: the tail may hold earlier output)",
             "shared (pid *, running)",
             "--- stdout of shared (last 20 lines of *shared-1.stdout) ---",
             "hello from the child, pid *",

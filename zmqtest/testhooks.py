@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from zmqtest.settings import Settings
     from zmqtest.transcript import Transcript
 
-SHARED = "(started before this test, by a wider fixture: the tail may hold earlier output)"
+SHARED = "(started by a fixture's own ProcessManager, not zmq_process_factory: the tail may hold earlier output)"
 """The first line of the report's section on a process the test did not start but ran beside."""
 _REAPER_REPORTED = pytest.StashKey[bool]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
