@@ -46,6 +46,7 @@ from zmqtest.logs import (
     LogEntry,
     LogForwarder,
     LogQuery,
+    collecting,
     current_collector,
     forward,
     parse_level,
@@ -646,6 +647,32 @@ def test_the_timeout_error_names_what_was_awaited_and_what_came(
     assert lines[1] == f"  7 records received (1 returned by earlier waits), the last {SHOWN_ENTRIES}:"
     assert lines[2:] == [f"    MainProcess INFO zt.seven: record {number}" for number in range(2, 7)]
     assert missed.value.timeout == SHORT_WAIT
+
+
+def test_a_record_that_went_to_the_collector_in_force_before_is_named_on_timeout(
+    forwarder: LogForwarder, collector: LogCollector
+) -> None:
+    # a session fixture's process manager, then the test's: the test waits on its own, the record went to the first
+    logging.getLogger("zt.shared").info("tick 5")
+    with LogCollector(transport="ipc") as inner, pytest.raises(WaitTimeout) as missed:
+        inner.wait_for("tick 5", timeout=SHORT_WAIT)
+    lines = str(missed.value).splitlines()
+    assert lines[1:] == [
+        "  no record arrived here",
+        f"  a matching record went to a collector in force before this one, {collector.endpoint} (a fixture's "
+        "ProcessManager's, say): MainProcess INFO zt.shared: tick 5; to wait on it, set the test's logs to that "
+        "manager's logs, or call its wait_for()",
+    ]
+    assert collector.wait_for("tick 5").message == "tick 5"  # looking did not take it
+    with (
+        LogCollector(transport="ipc") as inner,
+        collecting(collector),  # made current again: the collectors in force before each other
+        collecting(inner),
+        pytest.raises(WaitTimeout) as nowhere,
+    ):
+        inner.wait_for("tick 6", timeout=SHORT_WAIT)
+    assert "no record arrived at all" in str(nowhere.value)
+    assert "in force before" not in str(nowhere.value)
 
 
 # --- the wire format --------------------------------------------------------------------------------------------------

@@ -193,6 +193,8 @@ class LogCollector:
         self.forgotten = 0
         """How many unclaimed records were forgotten because more than MAX_ENTRIES were waiting."""
         self._tokens: list[Any] = []
+        self._outer: LogCollector | None = None
+        """The collector in force when this one came in force (a wider fixture's): where a lost record may be."""
         self._endpoints: Any = None
         self.socket: zmq.Socket[Any] = self.context.socket(zmq.PULL)
         try:
@@ -288,8 +290,10 @@ class LogCollector:
         if race(self.socket, deadline, processes, waiting_for, look=look, grace=DEATH_GRACE, report=summary):
             return new[0]
         transcript.note(None, f"{query}: none within {seconds:g} s")
+        elsewhere = self._elsewhere(query)
+        came = self._summary() if self.received or not elsewhere else "no record arrived here"
         raise WaitTimeout(
-            f"{waiting_for()}: none within {seconds:g} s{describe_watched(processes)}\n  {self._summary()}",
+            f"{waiting_for()}: none within {seconds:g} s{describe_watched(processes)}\n  {came}{elsewhere}",
             what=str(query),
             timeout=seconds,
         )
@@ -355,6 +359,23 @@ class LogCollector:
         logged = time.perf_counter() - max(0.0, entry.received - entry.created)  # wall clock to perf_counter
         transcript.note(entry.process, f"log {entry.level} {entry.logger}: {entry.message}", at=logged)
 
+    def _elsewhere(self, query: LogQuery) -> str:
+        """Say where a matching record went instead, if a collector in force before this one has one."""
+        outer, seen = self._outer, {id(self)}
+        while outer is not None and id(outer) not in seen:  # a collector made current again may close a loop
+            seen.add(id(outer))
+            if not outer.closed and os.getpid() == outer._pid:
+                outer.drain()
+                found = next((entry for entry in outer._pending if query.matches(entry)), None)
+                if found is not None:
+                    return (
+                        f"\n  a matching record went to a collector in force before this one, {outer.endpoint} (a "
+                        f"fixture's ProcessManager's, say): {_short(str(found), 120)}; to wait on it, set the test's "
+                        "logs to that manager's logs, or call its wait_for()"
+                    )
+            outer = outer._outer
+        return ""
+
     def _summary(self) -> str:
         if not self.received:
             return (
@@ -392,8 +413,13 @@ class LogCollector:
             self._endpoints.close()
 
     def __enter__(self) -> LogCollector:
+        self._in_force_after(_current.get())
         self._tokens.append(_current.set(self))
         return self
+
+    def _in_force_after(self, outer: LogCollector | None) -> None:
+        if outer is not self and self._outer is None:
+            self._outer = outer
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -409,6 +435,7 @@ class LogCollector:
 
 def collecting(collector: LogCollector) -> AbstractContextManager[LogCollector]:
     """Make ``collector`` the current one inside the ``with`` block (without closing it after)."""
+    collector._in_force_after(_current.get())
     return in_force(_current, collector)
 
 
