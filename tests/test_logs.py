@@ -51,6 +51,7 @@ from zmqtest.logs import (
     forward,
     parse_level,
 )
+from zmqtest.waiting import wait_until
 
 THIS_FILE = Path(__file__).name
 LOG_APP = Path(__file__).parent / "apps" / "log_app.py"
@@ -660,8 +661,8 @@ def test_a_record_that_went_to_the_collector_in_force_before_is_named_on_timeout
     assert lines[1:] == [
         "  no record arrived here",
         f"  a matching record went to a collector in force before this one, {collector.endpoint} (a fixture's "
-        "ProcessManager's, say): MainProcess INFO zt.shared: tick 5; to wait on it, set the test's logs to that "
-        "manager's logs, or call its wait_for()",
+        "ProcessManager's, say): MainProcess INFO zt.shared: tick 5; to wait on it, set the test's logs to it (a "
+        "process's .logs is its manager's collector), or call its wait_for()",
     ]
     assert collector.wait_for("tick 5").message == "tick 5"  # looking did not take it
     with (
@@ -840,6 +841,24 @@ def test_a_collector_can_bind_an_endpoint_given_to_a_process_started_before_it(t
         finally:
             app.join(10)
     assert app.exitcode == 0
+
+
+def test_a_shared_process_is_waited_on_through_its_logs_while_another_manager_collects(tmp_path: Path) -> None:
+    """A session fixture's process and the test's own: each one's records go to its manager's collector."""
+    with ProcessManager(tmp_path / "shared") as shared_manager:
+        shared = shared_manager.start(LogApp(), ready=READY)
+        assert shared.logs is shared_manager.logs
+        # arrived (and still unclaimed: entries only reads), so that the error below can name it
+        wait_until(lambda: any(entry.pid == shared.pid for entry in shared.logs.entries), what="its first record")
+        with ProcessManager(tmp_path / "own") as own_manager:
+            own = own_manager.start(LogApp(), ready=READY)
+            assert own.logs is own_manager.logs is current_collector()
+            assert f"started {own.pid}" in own.logs.wait_for("started", timeout=10).message
+            with pytest.raises(
+                WaitTimeout, match=f"went to a collector in force before this one.*started {shared.pid}"
+            ):
+                own.logs.wait_for(f"started {shared.pid}", timeout=0.2)
+            assert shared.logs.wait_for(f"started {shared.pid}", timeout=10).pid == shared.pid
 
 
 @pytest.mark.parametrize("kind", ["fork", "forkserver", "spawn"])

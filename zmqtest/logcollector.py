@@ -371,7 +371,7 @@ class LogCollector:
                     return (
                         f"\n  a matching record went to a collector in force before this one, {outer.endpoint} (a "
                         f"fixture's ProcessManager's, say): {_short(str(found), 120)}; to wait on it, set the test's "
-                        "logs to that manager's logs, or call its wait_for()"
+                        "logs to it (a process's .logs is its manager's collector), or call its wait_for()"
                     )
             outer = outer._outer
         return ""

@@ -40,7 +40,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from zmqtest import backstop, control, transcript
 from zmqtest.errors import ProcessError, ProcessExited
@@ -49,6 +49,9 @@ from zmqtest.launch import Launch
 from zmqtest.output import OutputLines, labelled_tail
 from zmqtest.settings import Settings, StartMethod, parse_timeout
 from zmqtest.stopstages import BY_ITSELF, StopStages
+
+if TYPE_CHECKING:
+    from zmqtest.logcollector import LogCollector
 
 __all__ = ["ManagedProcess", "ProcessKind"]
 
@@ -254,6 +257,13 @@ class ManagedProcess:
         """Return the reading position in its stdout and stderr that readiness and :meth:`wait_for_output` share."""
         self._output = self._output or OutputLines(self.stdout_path, self.stderr_path)
         return self._output
+
+    @property
+    def logs(self) -> LogCollector:
+        """Return the collector its log records go to: its manager's (a test waits on it with ``self.logs = ...``)."""
+        if self.launch is None:
+            raise ProcessError(f"{self.name} was not started by a ProcessManager: it has no log collector")
+        return self.launch.manager.logs
 
     # Mid-test control (pause, resume, restart, wait for output): see zmqtest.control.
     pause = control.pause
