@@ -60,7 +60,7 @@ def converse(test: ProcessTest, testfunc: Callable[..., Any], args: tuple[Any, .
     __tracebackhide__ = True
     check_for_unyielded_events(testfunc)
     conversation = testfunc(*args, **kwargs)
-    with transcript.for_run(test.codec), codec_in_force(test.codec):
+    with transcript.for_run(test.codec), codec_in_force(test.codec, f"{type(test).__qualname__}.codec"):
         try:
             run(_drive(test, conversation))
         finally:
@@ -257,11 +257,11 @@ def _option_error(action: str, problem: str) -> EventError:
 def _at_yield(exc: Exception, event: AnyEvent, conversation: AsyncGenerator[AnyEvent, Any]) -> Exception:
     """Name the event and the yield line in ``exc``; zmqtest's and pyzmq's errors lose their traceback."""
     from zmqtest.events import short as _short
-    from zmqtest.runner import _relative
+    from zmqtest.rendering import relative_path
 
     frame = conversation.ag_frame  # type: ignore[attr-defined]
     where = (
-        f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}"
+        f"{relative_path(frame.f_code.co_filename)}:{frame.f_lineno}"
         if isinstance(frame, types.FrameType)
         else conversation.__qualname__  # type: ignore[attr-defined]
     )

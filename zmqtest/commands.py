@@ -34,14 +34,13 @@ from zmqtest.compat import require_watcher
 from zmqtest.errors import ProcessError, StartError, WaitTimeout
 from zmqtest.groups import MARK, clear_group, descendants, start_time, status_text, wait_gone
 from zmqtest.settings import parse_timeout
+from zmqtest.stopstages import KILL_WAIT
 from zmqtest.watchers import Watch
 
 __all__ = ["DEFAULT_RUN_TIMEOUT", "RunResult", "RunTimeout", "run", "start_session"]
 
 DEFAULT_RUN_TIMEOUT = 30.0
 """Seconds a program may run before :func:`run` kills it."""
-KILL_WAIT = 5.0
-"""Seconds to wait for a SIGKILLed process to be gone (it can only be slow in the kernel)."""
 TAIL_LINES = 20
 """Lines of output an error message quotes."""
 

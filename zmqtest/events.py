@@ -129,8 +129,11 @@ def current_codec() -> Codec | None:
 
 
 @contextmanager
-def codec_in_force(codec: Codec) -> Iterator[None]:
-    """Make ``codec`` the current one inside the ``with`` block (a ProcessTest's run)."""
+def codec_in_force(codec: Codec, where: str) -> Iterator[None]:
+    """Make ``codec`` the current one inside the ``with`` block (a ProcessTest's run); ``where`` names it if bad."""
+    from zmqtest.codecs import check_codec  # loaded by then: the test's class has a codec
+
+    check_codec(codec, where)  # one set in setup_method may be anything
     token = _codec.set(codec)
     try:
         yield

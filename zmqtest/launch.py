@@ -20,7 +20,7 @@ import pickle
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from zmqtest import backstop, childcoverage
 from zmqtest.commands import start_session
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORKSERVER_PRELOAD",
     "Launch",
+    "ProcessKind",
     "copy_process",
     "create_files",
     "pickling_problem",
@@ -43,6 +44,9 @@ __all__ = [
     "start_command",
     "take_over",
 ]
+
+ProcessKind = Literal["process", "command"]
+"""What was started: a ``multiprocessing.Process``, or a command line."""
 
 
 @dataclasses.dataclass

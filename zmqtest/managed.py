@@ -40,32 +40,20 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from zmqtest import backstop, control, transcript
 from zmqtest.errors import ProcessError, ProcessExited
 from zmqtest.groups import OwnGroup, descendants, main_thread, proc_stat, status_text
-from zmqtest.launch import Launch
+from zmqtest.launch import Launch, ProcessKind
+from zmqtest.logcollector import LogCollector
 from zmqtest.output import OutputLines, labelled_tail
 from zmqtest.settings import Settings, StartMethod, parse_timeout
-from zmqtest.stopstages import BY_ITSELF, StopStages
+from zmqtest.stopstages import BY_ITSELF, CODE_WAIT, GROUP_WAIT, KILL_WAIT, StopStages
 
-if TYPE_CHECKING:
-    from zmqtest.logcollector import LogCollector
-
-__all__ = ["ManagedProcess", "ProcessKind"]
-
-ProcessKind = Literal["process", "command"]
-"""What was started: a ``multiprocessing.Process``, or a command line."""
+__all__ = ["ManagedProcess"]
 
 SIGINT_REPEAT = 0.1
 """How often a stopping process's main thread is checked for a lost SIGINT (see ``_interrupt``)."""
-KILL_WAIT = 5.0
-"""Seconds to wait for a SIGKILLed process (it can only be slow in the kernel, e.g. on a hung disk)."""
-GROUP_WAIT = 2.0
-"""Seconds to wait for the rest of a process group to die after its SIGKILL."""
-CODE_WAIT = 1.0
-"""Seconds to wait for the exit code once the process has ended (a forkserver reports it a moment later)."""
 
 
 class ManagedProcess:
@@ -78,7 +66,6 @@ class ManagedProcess:
     name: str
     pid: int
     kind: ProcessKind
-    """``"process"`` (a multiprocessing.Process) or ``"command"`` (a command line)."""
     argv: list[str] | None
     """The command line (commands only)."""
     start_method: StartMethod | None

@@ -68,9 +68,10 @@ from zmqtest.launch import (
     take_over,
 )
 from zmqtest.logcollector import LogCollector, collecting
-from zmqtest.managed import CODE_WAIT, GROUP_WAIT, KILL_WAIT, ManagedProcess
+from zmqtest.managed import ManagedProcess
 from zmqtest.readiness import NotReady, Readiness, Ready, readiness
 from zmqtest.settings import Settings, StartMethod, current, parse_timeout
+from zmqtest.stopstages import stop_limit
 from zmqtest.targets import check_options, check_target, default_name
 from zmqtest.teardown import InThread, sigint_deferred, step
 from zmqtest.waiting import watching
@@ -442,7 +443,7 @@ class ProcessManager:
         for stop in stops[1:]:  # the first runs here, in result(): one process costs no thread
             with step(f"starting a thread for {stop.name}", problems, cut):  # a failed start: result() stops it here
                 stop.start()
-        deadline = time.monotonic() + _stop_limit(self.settings)
+        deadline = time.monotonic() + stop_limit(self.settings.timeout, self.settings.stop_grace)
         for handle, stop in zip(handles, stops, strict=True):
             with step(stop.name, problems, cut):
                 try:
@@ -451,11 +452,6 @@ class ProcessManager:
                     with step(f"killing {handle.name} (pid {handle.pid})", problems, cut):
                         handle.kill_now()
                     raise
-
-
-def _stop_limit(settings: Settings) -> float:
-    """The longest a stop can take: a stop action (bounded by the harness timeout), two graces, the bounded waits."""
-    return settings.timeout + 2 * settings.stop_grace + KILL_WAIT + GROUP_WAIT + 3 * CODE_WAIT
 
 
 def _not_ready(handle: ManagedProcess, reason: NotReady, expected: Readiness, timeout: float) -> StartError:

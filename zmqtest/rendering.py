@@ -8,6 +8,7 @@ data never runs on frames the test did not decode itself).
 from __future__ import annotations
 
 import json
+import os
 from codecs import getincrementaldecoder
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from zmqtest.codecs import Codec
 
-__all__ = ["HEAD_BYTES", "Clipped", "More", "codec_name", "fit", "show_frame", "show_message"]
+__all__ = ["HEAD_BYTES", "Clipped", "More", "codec_name", "fit", "relative_path", "show_frame", "show_message"]
 
 HEAD_BYTES = 256
 """Of a frame it does not keep whole, the transcript keeps this many first bytes (and its length)."""
@@ -113,3 +114,12 @@ def fit(text: str, limit: int) -> str:
     """``text`` on one line, ``limit`` characters at most."""
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def relative_path(path: str) -> str:
+    """Return ``path`` relative to the working directory if it lies below it (as a traceback shows it), else as is."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return relative if not relative.startswith("..") else path

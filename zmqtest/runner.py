@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
-import os
 import re
 import types
 from collections.abc import Callable, Generator, Sequence
@@ -47,6 +46,7 @@ from zmqtest.events import (
 )
 from zmqtest.logcollector import LogCollector, LogEntry, LogLevel, LogText, current_collector, wait_arguments
 from zmqtest.managed import ManagedProcess
+from zmqtest.rendering import relative_path
 from zmqtest.settings import current_timeout, parse_timeout
 from zmqtest.skipping import nothing_arrives, receive_skipping
 from zmqtest.sockets import TestSocket
@@ -312,9 +312,6 @@ class ProcessTest:
     def run(self, testfunc: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Drive the generator test ``testfunc(*args, **kwargs)`` to its end."""
         __tracebackhide__ = True
-        codec = self.codec
-        if type(codec) is not JsonCodec:  # the default needs no check; one set in setup_method is checked here
-            check_codec(codec, f"{type(self).__qualname__}.codec")
         if inspect.isasyncgenfunction(testfunc):  # a conversation on an event loop: zmqtest.asyncrunner
             from zmqtest.asyncrunner import converse
 
@@ -330,7 +327,7 @@ class ProcessTest:
             )
         try:
             # the test's transcript (without pytest, one shown on failure); its codec, for wait_for_message
-            with transcript.for_run(self.codec), codec_in_force(self.codec):
+            with transcript.for_run(self.codec), codec_in_force(self.codec, f"{type(self).__qualname__}.codec"):
                 try:
                     self._drive(gen)
                 finally:
@@ -354,7 +351,7 @@ class ProcessTest:
                 if stop.value is not None:
                     code = gen.gi_code
                     raise EventError(
-                        f"test generator {gen.__qualname__} ({_relative(code.co_filename)}:{code.co_firstlineno}) "
+                        f"test generator {gen.__qualname__} ({relative_path(code.co_filename)}:{code.co_firstlineno}) "
                         f"returned {short(stop.value)}: "
                         "a ProcessTest test ends without a value (assert on what it received instead)"
                     ) from None
@@ -453,7 +450,7 @@ def _at_yield(exc: Exception, event: AnyEvent, gen: types.GeneratorType[AnyEvent
     while isinstance(gen.gi_yieldfrom, types.GeneratorType):
         gen = gen.gi_yieldfrom
     frame = gen.gi_frame
-    where = f"{_relative(frame.f_code.co_filename)}:{frame.f_lineno}" if frame is not None else gen.__qualname__
+    where = f"{relative_path(frame.f_code.co_filename)}:{frame.f_lineno}" if frame is not None else gen.__qualname__
     add_context(exc, f"  event: {short(event)} at {where}")
     if isinstance(exc, (ZmqTestError, zmq.ZMQError)):
         exc = exc.with_traceback(None)
@@ -498,11 +495,3 @@ def _process(process: object, action: str) -> ManagedProcess:
             f"got {short(process)}"
         )
     return process
-
-
-def _relative(path: str) -> str:
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return path
-    return relative if not relative.startswith("..") else path

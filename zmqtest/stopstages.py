@@ -1,4 +1,4 @@
-"""The stop stages that reached a process under test, and what they make a clean end of it.
+"""The stop stages that reached a process under test, what they make a clean end of it, and how long they wait.
 
 A process is stopped stage by stage (a stop action or SIGINT, then SIGTERM, then
 SIGKILL: :meth:`~zmqtest.managed.ManagedProcess.stop`). Which stages reached it decides
@@ -16,10 +16,21 @@ from __future__ import annotations
 import signal
 from collections.abc import Sequence
 
-__all__ = ["BY_ITSELF", "StopStages"]
+__all__ = ["BY_ITSELF", "CODE_WAIT", "GROUP_WAIT", "KILL_WAIT", "StopStages", "stop_limit"]
 
 BY_ITSELF = "exited by itself"
 """What stopped a process that ended before any stop stage reached it."""
+KILL_WAIT = 5.0
+"""Seconds to wait for a SIGKILLed process to be gone (it can only be slow in the kernel, e.g. on a hung disk)."""
+GROUP_WAIT = 2.0
+"""Seconds to wait for the rest of a process group to die after its SIGKILL."""
+CODE_WAIT = 1.0
+"""Seconds to wait for the exit code once the process has ended (a forkserver reports it a moment later)."""
+
+
+def stop_limit(timeout: float, grace: float) -> float:
+    """Return the longest a stop can take: a stop action (bounded by ``timeout``), two graces, the bounded waits."""
+    return timeout + 2 * grace + KILL_WAIT + GROUP_WAIT + 3 * CODE_WAIT
 
 
 class StopStages:
