@@ -18,7 +18,10 @@ pytest must still tear everything down (the ipc directory is removed), print its
 summary line, and leave no process. Under pytest-xdist the second Ctrl-C also reaches
 the controller while it waits for its workers to finish, and xdist ends it with a raw
 traceback and no summary line (it does so without zmqtest too: a worker whose fixture
-takes 3 s to tear down, Ctrl-C twice); so the summary is required of the serial run only.
+takes 3 s to tear down, Ctrl-C twice); when the second lands while the controller is still
+formatting the first (a slow, loaded machine), not even its ``!!! KeyboardInterrupt !!!``
+line is printed (seen in CI, 2026-12-04). So both lines are required of the serial run only;
+what zmqtest answers for (the ipc directory, the processes) is required of both.
 
 Each run is watched from outside (:class:`~inner_runs.Ledger`), and what is left
 is counted 10 s after it at most.
@@ -195,10 +198,10 @@ def test_ctrl_c_twice_removes_the_ipc_directory_prints_the_summary_and_leaves_no
         f"{len(ledger.seen)} seen from outside ({len(pids)} under test and grandchildren); in {seconds:.1f} s",
     )
     assert pressed == ["running", "stopping"], output
-    assert re.search(r"^!+ KeyboardInterrupt !+$", output, re.MULTILINE), output
     assert ipc_dirs, output
     assert ipc_left == [], output
     assert left == [], output
     assert len(pids) == 6, output
     if variant == "serial":  # see the module docstring for xdist's controller
+        assert re.search(r"^!+ KeyboardInterrupt !+$", output, re.MULTILINE), output
         assert summary, output
